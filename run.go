@@ -1,0 +1,179 @@
+package orcheo
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// RunStatus is the state of a run. Transitions: pending → running →
+// succeeded | failed | cancelled, and pending → cancelled.
+type RunStatus string
+
+const (
+	RunPending   RunStatus = "pending"
+	RunRunning   RunStatus = "running"
+	RunSucceeded RunStatus = "succeeded"
+	RunFailed    RunStatus = "failed"
+	RunCancelled RunStatus = "cancelled"
+)
+
+// RunStatuses lists every status, in lifecycle order.
+var RunStatuses = []RunStatus{RunPending, RunRunning, RunSucceeded, RunFailed, RunCancelled}
+
+// Valid reports whether s is a known status.
+func (s RunStatus) Valid() bool {
+	for _, v := range RunStatuses {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Terminal reports whether no further transition leaves s.
+func (s RunStatus) Terminal() bool {
+	return s == RunSucceeded || s == RunFailed || s == RunCancelled
+}
+
+// What created a run.
+const (
+	TriggerManual  = "manual"
+	TriggerWebhook = "webhook"
+	TriggerCron    = "cron"
+)
+
+// Run is one execution of one workflow version.
+type Run struct {
+	ID             string          `json:"id"`
+	WorkflowID     string          `json:"workflow_id"`
+	VersionID      string          `json:"version_id"`
+	Version        int             `json:"version"`
+	Status         RunStatus       `json:"status"`
+	TriggeredBy    string          `json:"triggered_by"`
+	Input          json.RawMessage `json:"input"`
+	Output         json.RawMessage `json:"output,omitempty"`
+	Error          string          `json:"error,omitempty"`
+	Attempt        int             `json:"attempt"`
+	MaxAttempts    int             `json:"max_attempts"`
+	IdempotencyKey string          `json:"idempotency_key,omitempty"`
+	ScheduledFor   *time.Time      `json:"scheduled_for,omitempty"`
+	NotBefore      *time.Time      `json:"not_before,omitempty"`
+	LeaseUntil     *time.Time      `json:"lease_until,omitempty"`
+	WorkerID       string          `json:"worker_id,omitempty"`
+	CreatedAt      time.Time       `json:"created_at"`
+	EnqueuedAt     *time.Time      `json:"enqueued_at,omitempty"`
+	StartedAt      *time.Time      `json:"started_at,omitempty"`
+	CompletedAt    *time.Time      `json:"completed_at,omitempty"`
+
+	// Steps is filled in by FindRunByID only.
+	Steps []*RunStep `json:"steps,omitempty"`
+}
+
+// Validate returns EINVALID if a new run's fields are not acceptable.
+func (r *Run) Validate() error {
+	if r.WorkflowID == "" || r.VersionID == "" {
+		return Errorf(EINVALID, "run needs a workflow and a version")
+	}
+	switch r.TriggeredBy {
+	case TriggerManual, TriggerWebhook, TriggerCron:
+	default:
+		return Errorf(EINVALID, "unknown trigger %q", r.TriggeredBy)
+	}
+	if len(r.Input) > 0 && !json.Valid(r.Input) {
+		return Errorf(EINVALID, "run input must be JSON")
+	}
+	if len(r.IdempotencyKey) > 255 {
+		return Errorf(EINVALID, "idempotency key must be at most 255 characters")
+	}
+	return nil
+}
+
+// StepStatus is the outcome of one node.
+type StepStatus string
+
+const (
+	StepSucceeded StepStatus = "succeeded"
+	StepFailed    StepStatus = "failed"
+	StepSkipped   StepStatus = "skipped"
+)
+
+// RunStep records one node of one attempt of a run.
+type RunStep struct {
+	RunID       string          `json:"run_id"`
+	Attempt     int             `json:"attempt"`
+	Seq         int             `json:"seq"`
+	Node        string          `json:"node"`
+	NodeType    string          `json:"type"`
+	Status      StepStatus      `json:"status"`
+	Output      json.RawMessage `json:"output,omitempty"`
+	Error       string          `json:"error,omitempty"`
+	StartedAt   time.Time       `json:"started_at"`
+	CompletedAt *time.Time      `json:"completed_at,omitempty"`
+}
+
+// RunFilter selects runs. Nil fields do not filter.
+type RunFilter struct {
+	WorkflowID *string
+	Status     *RunStatus
+	Offset     int
+	Limit      int
+}
+
+// RunCompletion is what a worker reports at the end of an attempt.
+type RunCompletion struct {
+	Status RunStatus // RunSucceeded or RunFailed
+	Output json.RawMessage
+	Error  string
+	Steps  []*RunStep
+}
+
+// RunService stores runs and moves them through their lifecycle. Every
+// transition is one conditional update, so concurrent callers cannot both
+// win it.
+type RunService interface {
+	// CreateRun stores run as pending and fills in its ID, Status, Attempt,
+	// CreatedAt and EnqueuedAt (set optimistically: the caller enqueues it
+	// next and calls MarkRunUnenqueued if that fails). If run has an
+	// IdempotencyKey already used for its workflow, the existing run is
+	// returned with created=false and nothing is stored.
+	CreateRun(ctx context.Context, run *Run) (existing *Run, created bool, err error)
+
+	// FindRunByID returns a run with its steps. Returns ENOTFOUND.
+	FindRunByID(ctx context.Context, id string) (*Run, error)
+
+	// FindRuns returns runs matching filter, newest first, without steps,
+	// and the total count ignoring Offset and Limit.
+	FindRuns(ctx context.Context, filter RunFilter) ([]*Run, int, error)
+
+	// ClaimRun moves a pending run to running for workerID, increments its
+	// attempt and sets its lease. Returns ECONFLICT if the run is not
+	// pending (a duplicate delivery, or a cancelled run) and ENOTFOUND if it
+	// does not exist.
+	ClaimRun(ctx context.Context, id, workerID string, leaseUntil time.Time) (*Run, error)
+
+	// CompleteRun ends attempt of a running run with c and stores c.Steps.
+	// Returns ECONFLICT if the run is no longer running that attempt, so a
+	// worker that lost its claim cannot overwrite the run.
+	CompleteRun(ctx context.Context, id string, attempt int, c RunCompletion) (*Run, error)
+
+	// CancelRun cancels a pending run. Returns ECONFLICT if the run is not
+	// pending, ENOTFOUND if it does not exist.
+	CancelRun(ctx context.Context, id string) (*Run, error)
+
+	// MarkRunUnenqueued records that enqueuing a pending run failed, so that
+	// ClaimUnenqueuedRuns returns it later.
+	MarkRunUnenqueued(ctx context.Context, id string) error
+
+	// ClaimUnenqueuedRuns marks up to limit pending runs that are not
+	// enqueued as enqueued now and returns their ids; the caller enqueues
+	// them and calls MarkRunUnenqueued for any that fail again.
+	ClaimUnenqueuedRuns(ctx context.Context, limit int) ([]string, error)
+}
+
+// RunQueue hands runs to workers. Implemented by tasks/ on machinery.
+type RunQueue interface {
+	// EnqueueRun publishes the execute_run task for a run id. Delivering a
+	// run twice is harmless: the worker's claim skips the duplicate.
+	EnqueueRun(ctx context.Context, runID string) error
+}

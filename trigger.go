@@ -1,0 +1,59 @@
+package orcheo
+
+import (
+	"context"
+	"net/http"
+	"strings"
+)
+
+// WebhookConfig configures a workflow's webhook trigger. New verification
+// options are added as fields; the store keeps the whole config as JSON.
+type WebhookConfig struct {
+	Enabled bool `json:"enabled"`
+	// Methods lists the HTTP methods the webhook accepts; empty means POST.
+	Methods []string `json:"methods,omitempty"`
+}
+
+// WebhookMethods are the methods a webhook may be configured to accept.
+var WebhookMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// Validate normalises Methods to upper case and returns EINVALID for an
+// unsupported method.
+func (c *WebhookConfig) Validate() error {
+	for i, m := range c.Methods {
+		m = strings.ToUpper(m)
+		ok := false
+		for _, allowed := range WebhookMethods {
+			ok = ok || m == allowed
+		}
+		if !ok {
+			return Errorf(EINVALID, "methods: %q is not one of GET, POST, PUT, PATCH, DELETE", c.Methods[i])
+		}
+		c.Methods[i] = m
+	}
+	return nil
+}
+
+// AllowsMethod reports whether the webhook accepts method.
+func (c *WebhookConfig) AllowsMethod(method string) bool {
+	if len(c.Methods) == 0 {
+		return method == http.MethodPost
+	}
+	for _, m := range c.Methods {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
+
+// TriggerService stores trigger configuration.
+type TriggerService interface {
+	// FindWebhookConfig returns the workflow's webhook config, or a disabled
+	// zero config if none was ever set.
+	FindWebhookConfig(ctx context.Context, workflowID string) (*WebhookConfig, error)
+
+	// SetWebhookConfig replaces the workflow's webhook config. Returns
+	// ENOTFOUND if the workflow does not exist.
+	SetWebhookConfig(ctx context.Context, workflowID string, cfg *WebhookConfig) error
+}

@@ -1,0 +1,113 @@
+package orcheo
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"time"
+)
+
+// Workflow is a named, versioned automation. Its handle is a stable,
+// human-friendly reference; its versions are immutable.
+type Workflow struct {
+	ID         string     `json:"id"`
+	Handle     string     `json:"handle"`
+	Name       string     `json:"name"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ArchivedAt *time.Time `json:"archived_at,omitempty"`
+
+	// LatestVersion and LatestVersionID are filled in by the store from the
+	// newest row of workflow_versions.
+	LatestVersion   int    `json:"latest_version"`
+	LatestVersionID string `json:"latest_version_id"`
+}
+
+var handleRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Validate returns EINVALID if the workflow's fields are not acceptable.
+func (w *Workflow) Validate() error {
+	if !handleRE.MatchString(w.Handle) {
+		return Errorf(EINVALID, "handle %q must be 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit", w.Handle)
+	}
+	if IsID(w.Handle) {
+		return Errorf(EINVALID, "handle %q must not look like an id", w.Handle)
+	}
+	if len(w.Name) > 200 {
+		return Errorf(EINVALID, "name must be at most 200 characters")
+	}
+	return nil
+}
+
+// Archived reports whether the workflow was archived; archived workflows
+// accept no new runs.
+func (w *Workflow) Archived() bool { return w.ArchivedAt != nil }
+
+// WorkflowVersion is one immutable definition of a workflow. Runs keep the
+// version they were created with.
+type WorkflowVersion struct {
+	ID         string          `json:"id"`
+	WorkflowID string          `json:"workflow_id"`
+	Version    int             `json:"version"`
+	Definition json.RawMessage `json:"definition"`
+	CreatedAt  time.Time       `json:"created_at"`
+}
+
+// WorkflowFilter selects workflows. Nil fields do not filter.
+type WorkflowFilter struct {
+	Handle          *string
+	IncludeArchived bool
+	Offset          int
+	Limit           int
+}
+
+// WorkflowService stores workflows and their versions.
+type WorkflowService interface {
+	// FindWorkflowByRef returns the workflow whose id or handle is ref,
+	// archived or not. Returns ENOTFOUND if there is none.
+	FindWorkflowByRef(ctx context.Context, ref string) (*Workflow, error)
+
+	// FindWorkflows returns the workflows matching filter, newest first, and
+	// the total number of matches ignoring Offset and Limit.
+	FindWorkflows(ctx context.Context, filter WorkflowFilter) ([]*Workflow, int, error)
+
+	// CreateWorkflow stores wf with definition as its version 1 and fills in
+	// wf's ID, CreatedAt and latest version. The definition must already be
+	// compiled by the engine. Returns ECONFLICT if the handle is taken.
+	CreateWorkflow(ctx context.Context, wf *Workflow, definition json.RawMessage) (*WorkflowVersion, error)
+
+	// CreateWorkflowVersion stores definition as the next version of the
+	// workflow. Returns ENOTFOUND if the workflow does not exist and
+	// ECONFLICT if it is archived.
+	CreateWorkflowVersion(ctx context.Context, workflowID string, definition json.RawMessage) (*WorkflowVersion, error)
+
+	// FindWorkflowVersions returns all versions of a workflow, oldest first.
+	FindWorkflowVersions(ctx context.Context, workflowID string) ([]*WorkflowVersion, error)
+
+	// FindWorkflowVersionByID returns one version. Returns ENOTFOUND.
+	FindWorkflowVersionByID(ctx context.Context, id string) (*WorkflowVersion, error)
+
+	// ArchiveWorkflow marks the workflow archived; archiving twice is a
+	// no-op. Returns ENOTFOUND.
+	ArchiveWorkflow(ctx context.Context, id string) (*Workflow, error)
+}
+
+// Engine compiles and executes workflow definitions. Implemented by engine/.
+type Engine interface {
+	// Compile parses a JSON or YAML definition, validates it and returns its
+	// canonical JSON form, which is what the store keeps. Returns EINVALID
+	// with a message naming the node and field at fault.
+	Compile(definition []byte) (json.RawMessage, error)
+
+	// Execute runs a compiled definition for run. Failures of the workflow
+	// are reported in Execution.Err, never as a panic. Cancelling ctx stops
+	// execution before the next node.
+	Execute(ctx context.Context, definition json.RawMessage, run *Run) *Execution
+}
+
+// Execution is the result of executing a workflow once.
+type Execution struct {
+	Output json.RawMessage
+	Steps  []*RunStep
+	// Err is the run's failure, if any; its message is stored on the run.
+	Err error
+}
