@@ -49,6 +49,7 @@ type Run struct {
 	WorkflowID     string          `json:"workflow_id"`
 	VersionID      string          `json:"version_id"`
 	Version        int             `json:"version"`
+	Queue          string          `json:"queue"`
 	Status         RunStatus       `json:"status"`
 	TriggeredBy    string          `json:"triggered_by"`
 	Input          json.RawMessage `json:"input"`
@@ -70,8 +71,12 @@ type Run struct {
 	Steps []*RunStep `json:"steps,omitempty"`
 }
 
-// Validate returns EINVALID if a new run's fields are not acceptable.
+// Validate returns EINVALID if a new run's fields are not acceptable and
+// fills in the default queue.
 func (r *Run) Validate() error {
+	if r.Queue == "" {
+		r.Queue = DefaultQueue
+	}
 	if r.WorkflowID == "" || r.VersionID == "" {
 		return Errorf(EINVALID, "run needs a workflow and a version")
 	}
@@ -167,13 +172,15 @@ type RunService interface {
 
 	// ClaimUnenqueuedRuns marks up to limit pending runs that are not
 	// enqueued as enqueued now and returns their ids; the caller enqueues
-	// them and calls MarkRunUnenqueued for any that fail again.
-	ClaimUnenqueuedRuns(ctx context.Context, limit int) ([]string, error)
+	// them and calls MarkRunUnenqueued for any that fail again. Only ID and
+	// Queue are filled in.
+	ClaimUnenqueuedRuns(ctx context.Context, limit int) ([]*Run, error)
 }
 
 // RunQueue hands runs to workers. Implemented by tasks/ on machinery.
 type RunQueue interface {
-	// EnqueueRun publishes the execute_run task for a run id. Delivering a
-	// run twice is harmless: the worker's claim skips the duplicate.
-	EnqueueRun(ctx context.Context, runID string) error
+	// EnqueueRun publishes the execute_run task for run.ID on run.Queue.
+	// Delivering a run twice is harmless: the worker's claim skips the
+	// duplicate.
+	EnqueueRun(ctx context.Context, run *Run) error
 }

@@ -10,9 +10,12 @@ import (
 // Workflow is a named, versioned automation. Its handle is a stable,
 // human-friendly reference; its versions are immutable.
 type Workflow struct {
-	ID         string     `json:"id"`
-	Handle     string     `json:"handle"`
-	Name       string     `json:"name"`
+	ID     string `json:"id"`
+	Handle string `json:"handle"`
+	Name   string `json:"name"`
+	// Queue is the task queue its runs are sent to; workers listen on one
+	// or more queues. Empty means DefaultQueue.
+	Queue      string     `json:"queue"`
 	CreatedAt  time.Time  `json:"created_at"`
 	ArchivedAt *time.Time `json:"archived_at,omitempty"`
 
@@ -22,15 +25,27 @@ type Workflow struct {
 	LatestVersionID string `json:"latest_version_id"`
 }
 
-var handleRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+var (
+	handleRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	queueRE  = handleRE
+)
 
-// Validate returns EINVALID if the workflow's fields are not acceptable.
+// DefaultQueue is the queue of workflows that name none.
+const DefaultQueue = "default"
+
+// Validate returns EINVALID if the workflow's fields are not acceptable
+// and fills in the default queue.
 func (w *Workflow) Validate() error {
 	if !handleRE.MatchString(w.Handle) {
 		return Errorf(EINVALID, "handle %q must be 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit", w.Handle)
 	}
 	if IsID(w.Handle) {
 		return Errorf(EINVALID, "handle %q must not look like an id", w.Handle)
+	}
+	if w.Queue == "" {
+		w.Queue = DefaultQueue
+	} else if !queueRE.MatchString(w.Queue) {
+		return Errorf(EINVALID, "queue %q must be 1-63 characters of a-z, 0-9, '-' or '_'", w.Queue)
 	}
 	if len(w.Name) > 200 {
 		return Errorf(EINVALID, "name must be at most 200 characters")
