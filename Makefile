@@ -1,0 +1,34 @@
+# orcheo — the two commands a fresh clone needs are `make dev` and `make test`.
+GO ?= go
+BIN := bin/orcheo
+
+.PHONY: build dev test test-short bench vet deps clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/orcheo
+
+# Run API + worker in one process on embedded defaults (SQLite + in-process Redis).
+dev: build
+	./$(BIN) dev
+
+# The whole test suite. Real-service tests use the local PostgreSQL and Redis
+# when they answer (scripts/test-env.sh); CI sets CI=true so none may skip.
+test: deps
+	eval "$$(scripts/test-env.sh)" && $(GO) test -count=1 -timeout 12m ./...
+
+# Unit tests only, no real services.
+test-short:
+	env -u ORCHEO_TEST_DATABASE_URL -u ORCHEO_TEST_REDIS_URL $(GO) test -short ./...
+
+bench: deps
+	eval "$$(scripts/test-env.sh)" && $(GO) test -run '^$$' -bench . -benchmem ./...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+deps:
+	@scripts/install-deps.sh
+
+clean:
+	rm -rf bin

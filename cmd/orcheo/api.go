@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/db"
+	"github.com/orcheo/orcheo/engine"
+	"github.com/orcheo/orcheo/server"
+	"github.com/orcheo/orcheo/tasks"
+	"github.com/sirupsen/logrus"
+)
+
+// apiCommand serves the HTTP API. It stores runs, enqueues them, and runs
+// the requeuer that enqueues runs whose first enqueue failed.
+type apiCommand struct {
+	*env
+	cfg Config
+}
+
+func (c *apiCommand) Run(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("api")
+	fs.StringVar(&c.cfg.HTTPAddr, "addr", c.cfg.HTTPAddr, "listen address (ORCHEO_HTTP_ADDR)")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	if c.cfg.DatabaseURL == "" {
+		return orcheo.Errorf(orcheo.EINVALID, "ORCHEO_DATABASE_URL is not set (orcheo dev runs without it)")
+	}
+	if c.cfg.APIToken == "" {
+		return orcheo.Errorf(orcheo.EINVALID, "ORCHEO_API_TOKEN is not set: the API refuses to serve management endpoints without a token")
+	}
+	log, err := newLogger(c.cfg, c.stderr)
+	if err != nil {
+		return err
+	}
+	a := &apiMain{cfg: c.cfg, log: log}
+	if err := a.Open(ctx); err != nil {
+		a.Close()
+		return err
+	}
+	log.WithFields(logrus.Fields{"url": a.server.URL(), "database": a.store.Backend}).Info("api listening")
+	<-ctx.Done()
+	log.Info("api shutting down")
+	return a.Close()
+}
+
+// apiMain is the API process: store, queue, HTTP server and requeuer.
+type apiMain struct {
+	cfg      Config
+	log      *logrus.Logger
+	store    *db.Store
+	queue    *tasks.Queue
+	server   *server.Server
+	requeuer *tasks.Requeuer
+}
+
+// Open opens the store (migrating it), connects the queue and starts
+// serving. On error the caller still calls Close.
+func (a *apiMain) Open(ctx context.Context) error {
+	var err error
+	if a.store, err = db.Open(ctx, a.cfg.DatabaseURL); err != nil {
+		return err
+	}
+	if a.queue, err = tasks.NewQueue(a.tasksConfig(), a.log.WithField("component", "queue")); err != nil {
+		return err
+	}
+	s := server.NewServer()
+	s.Workflows, s.Runs, s.Triggers = a.store.Workflows, a.store.Runs, a.store.Triggers
+	s.Queue = a.queue
+	s.Engine = engine.New(engine.Options{Logger: a.log.WithField("component", "engine")})
+	s.Token = a.cfg.APIToken
+	s.Addr = a.cfg.HTTPAddr
+	s.MaxBodyBytes = a.cfg.MaxBodyBytes
+	s.Logger = a.log.WithField("component", "http")
+	s.ReadyChecks = map[string]orcheo.Pinger{"database": a.store, "redis": a.queue}
+	a.server = s
+	if err := s.Open(); err != nil {
+		return err
+	}
+	a.requeuer = tasks.NewRequeuer(tasks.RequeuerConfig{
+		Runs: a.store.Runs, Queue: a.queue, Interval: a.cfg.RequeueEvery,
+		Logger: a.log.WithField("component", "requeuer"),
+	})
+	a.requeuer.Start(ctx)
+	return nil
+}
+
+// Close stops serving first, so no request is cut between storing a run and
+// enqueueing it, then stops the rest.
+func (a *apiMain) Close() error {
+	var first error
+	if a.server != nil {
+		first = a.server.Close()
+	}
+	if a.requeuer != nil {
+		a.requeuer.Stop()
+	}
+	if a.queue != nil {
+		if err := a.queue.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	if a.store != nil {
+		if err := a.store.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (a *apiMain) tasksConfig() tasks.Config {
+	return a.cfg.tasksConfig()
+}
+
+// tasksConfig is the part of Config the queue and worker read.
+func (c Config) tasksConfig() tasks.Config {
+	return tasks.Config{
+		RedisURL:        c.RedisURL,
+		Prefix:          c.RedisPrefix,
+		Queues:          c.Queues,
+		Concurrency:     c.Concurrency,
+		ResultBackend:   c.ResultBackend,
+		ResultsExpireIn: time.Hour,
+		LeaseDuration:   c.LeaseDuration,
+	}
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orcheo/orcheo"
+)
+
+// Config is every setting orcheo reads from its environment. Each variable
+// is documented once, in docs/configuration.md; nothing else reads the
+// environment.
+type Config struct {
+	DatabaseURL   string        // ORCHEO_DATABASE_URL
+	RedisURL      string        // REDIS_URL
+	RedisPrefix   string        // ORCHEO_REDIS_PREFIX
+	HTTPAddr      string        // ORCHEO_HTTP_ADDR
+	APIToken      string        // ORCHEO_API_TOKEN
+	MaxBodyBytes  int64         // ORCHEO_MAX_BODY_BYTES
+	Concurrency   int           // ORCHEO_WORKER_CONCURRENCY
+	Queues        []string      // ORCHEO_QUEUES
+	ResultBackend string        // ORCHEO_RESULT_BACKEND
+	LeaseDuration time.Duration // ORCHEO_LEASE_DURATION
+	RequeueEvery  time.Duration // ORCHEO_REQUEUE_INTERVAL
+	LogLevel      string        // ORCHEO_LOG_LEVEL
+	LogFormat     string        // ORCHEO_LOG_FORMAT
+	DataDir       string        // ORCHEO_DATA_DIR (orcheo dev only)
+
+	// Client side: the CLI's commands that talk to a running API.
+	URL   string // ORCHEO_URL
+	Token string // ORCHEO_TOKEN, or ORCHEO_API_TOKEN when unset
+}
+
+// DefaultConfig returns the configuration used when no variable is set.
+func DefaultConfig() Config {
+	return Config{
+		RedisURL:      "redis://127.0.0.1:6379/0",
+		RedisPrefix:   "orcheo",
+		HTTPAddr:      "127.0.0.1:8080",
+		MaxBodyBytes:  1 << 20,
+		Concurrency:   10,
+		Queues:        []string{orcheo.DefaultQueue},
+		ResultBackend: "redis",
+		LeaseDuration: 5 * time.Minute,
+		RequeueEvery:  5 * time.Second,
+		LogLevel:      "info",
+		LogFormat:     "auto",
+		URL:           "http://127.0.0.1:8080",
+	}
+}
+
+// ConfigFromEnv reads the environment over DefaultConfig. getenv is
+// os.Getenv except in tests.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := DefaultConfig()
+	str := func(name string, dst *string) {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			*dst = v
+		}
+	}
+	var errs []string
+	integer := func(name string, dst *int) {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				errs = append(errs, fmt.Sprintf("%s=%q: want a positive whole number", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	duration := func(name string, dst *time.Duration) {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Sprintf("%s=%q: want a positive duration such as 30s or 5m", name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	str("ORCHEO_DATABASE_URL", &c.DatabaseURL)
+	str("REDIS_URL", &c.RedisURL)
+	str("ORCHEO_REDIS_PREFIX", &c.RedisPrefix)
+	str("ORCHEO_HTTP_ADDR", &c.HTTPAddr)
+	str("ORCHEO_API_TOKEN", &c.APIToken)
+	maxBody := int(c.MaxBodyBytes)
+	integer("ORCHEO_MAX_BODY_BYTES", &maxBody)
+	c.MaxBodyBytes = int64(maxBody)
+	integer("ORCHEO_WORKER_CONCURRENCY", &c.Concurrency)
+	if v := strings.TrimSpace(getenv("ORCHEO_QUEUES")); v != "" {
+		c.Queues = splitList(v)
+	}
+	str("ORCHEO_RESULT_BACKEND", &c.ResultBackend)
+	duration("ORCHEO_LEASE_DURATION", &c.LeaseDuration)
+	duration("ORCHEO_REQUEUE_INTERVAL", &c.RequeueEvery)
+	str("ORCHEO_LOG_LEVEL", &c.LogLevel)
+	str("ORCHEO_LOG_FORMAT", &c.LogFormat)
+	str("ORCHEO_DATA_DIR", &c.DataDir)
+	str("ORCHEO_URL", &c.URL)
+	c.Token = c.APIToken
+	str("ORCHEO_TOKEN", &c.Token)
+	switch c.ResultBackend {
+	case "redis", "none":
+	default:
+		errs = append(errs, fmt.Sprintf("ORCHEO_RESULT_BACKEND=%q: want redis or none", c.ResultBackend))
+	}
+	switch c.LogFormat {
+	case "auto", "json", "text":
+	default:
+		errs = append(errs, fmt.Sprintf("ORCHEO_LOG_FORMAT=%q: want auto, json or text", c.LogFormat))
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+// dataDir is where orcheo dev keeps its SQLite file: ORCHEO_DATA_DIR, else
+// $XDG_DATA_HOME/orcheo, else ~/.local/share/orcheo.
+func (c Config) dataDir() (string, error) {
+	if c.DataDir != "" {
+		return c.DataDir, nil
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "orcheo"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find a data directory (set ORCHEO_DATA_DIR): %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "orcheo"), nil
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

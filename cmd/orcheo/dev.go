@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/engine"
+	"github.com/orcheo/orcheo/examples"
+)
+
+// devCommand runs the API and a worker in one process on embedded
+// defaults: a SQLite file in the data directory and an in-process Redis.
+// Pending runs survive a restart: the in-process Redis starts empty, so dev
+// enqueues every pending run again on start.
+type devCommand struct {
+	*env
+	cfg Config
+}
+
+func (c *devCommand) Run(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("dev")
+	fs.StringVar(&c.cfg.HTTPAddr, "addr", c.cfg.HTTPAddr, "listen address (ORCHEO_HTTP_ADDR)")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	if c.cfg.APIToken == "" && !isLoopback(c.cfg.HTTPAddr) {
+		return orcheo.Errorf(orcheo.EINVALID, "orcheo dev without ORCHEO_API_TOKEN listens on loopback only; %q is not", c.cfg.HTTPAddr)
+	}
+	dbPath := ""
+	if c.cfg.DatabaseURL == "" {
+		dir, err := c.cfg.dataDir()
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+		dbPath = filepath.Join(dir, "orcheo.db")
+		c.cfg.DatabaseURL = "sqlite:" + dbPath
+	}
+	redis := miniredis.NewMiniRedis()
+	if err := redis.StartAddr("127.0.0.1:0"); err != nil {
+		return fmt.Errorf("start in-process redis: %w", err)
+	}
+	defer redis.Close()
+	c.cfg.RedisURL = "redis://" + redis.Addr() + "/0"
+	// The in-process Redis has nothing worth a result backend's round trips.
+	c.cfg.ResultBackend = "none"
+
+	log, err := newLogger(c.cfg, c.stderr)
+	if err != nil {
+		return err
+	}
+	a := &apiMain{cfg: c.cfg, log: log}
+	defer a.Close()
+	if err := a.Open(ctx); err != nil {
+		return err
+	}
+	w, err := startWorker(ctx, c.cfg, a.store, log)
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	if err := requeuePending(ctx, a.store.Runs, a.queue); err != nil {
+		return err
+	}
+	if err := installExamples(ctx, a.store.Workflows, a.store.Triggers); err != nil {
+		return err
+	}
+	c.banner(a.server.URL(), dbPath)
+	<-ctx.Done()
+	log.Info("dev shutting down")
+	return nil
+}
+
+// banner tells a first-time user where orcheo is and what to type next.
+func (c *devCommand) banner(url, dbPath string) {
+	where := dbPath
+	if where == "" {
+		where = "ORCHEO_DATABASE_URL"
+	}
+	auth := ""
+	if c.cfg.APIToken != "" {
+		auth = ` -H "Authorization: Bearer $ORCHEO_API_TOKEN"`
+	}
+	fmt.Fprintf(c.stdout, `orcheo dev is running at %s
+  database: %s
+  redis:    in-process
+Trigger the example workflow "hello":
+  curl -X POST %s/api/workflows/hello/triggers/webhook -H 'Content-Type: application/json' -d '{"name":"Ada"}'
+Then look at the run:
+  curl%s %s/api/runs
+  ORCHEO_URL=%s ./bin/orcheo runs list
+Stop with Ctrl-C.
+`, url, where, url, auth, url, url)
+}
+
+// requeuePending enqueues every pending run: the in-process Redis of a
+// previous dev session is gone, and with it their messages.
+func requeuePending(ctx context.Context, runs orcheo.RunService, queue orcheo.RunQueue) error {
+	status := orcheo.RunPending
+	for offset := 0; ; {
+		page, _, err := runs.FindRuns(ctx, orcheo.RunFilter{Status: &status, Offset: offset, Limit: 500})
+		if err != nil {
+			return fmt.Errorf("find pending runs: %w", err)
+		}
+		for _, r := range page {
+			if err := queue.EnqueueRun(ctx, r); err != nil {
+				return fmt.Errorf("enqueue pending run %s: %w", r.ID, err)
+			}
+		}
+		if len(page) < 500 {
+			return nil
+		}
+		offset += len(page)
+	}
+}
+
+// installExamples creates each shipped example workflow that does not exist
+// yet, and enables the webhook of "hello" for the banner's curl.
+func installExamples(ctx context.Context, workflows orcheo.WorkflowService, triggers orcheo.TriggerService) error {
+	eng := engine.New(engine.Options{})
+	files := examples.Files()
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		handle := strings.TrimSuffix(name, filepath.Ext(name))
+		if _, err := workflows.FindWorkflowByRef(ctx, handle); err == nil {
+			continue
+		} else if orcheo.ErrorCode(err) != orcheo.ENOTFOUND {
+			return err
+		}
+		def, err := eng.Compile(files[name])
+		if err != nil {
+			return fmt.Errorf("example %s: %w", name, err)
+		}
+		wf := &orcheo.Workflow{Handle: handle, Name: "Example: " + handle}
+		if err := wf.Validate(); err != nil {
+			return err
+		}
+		if _, err := workflows.CreateWorkflow(ctx, wf, def); err != nil {
+			return fmt.Errorf("install example %s: %w", name, err)
+		}
+		if handle == "hello" {
+			if err := triggers.SetWebhookConfig(ctx, wf.ID, &orcheo.WebhookConfig{Enabled: true}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// isLoopback reports whether a listen address binds a loopback interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,146 @@
+// Command orcheo is the one binary of orcheo: the API server, the worker,
+// the all-in-one dev mode, migrations, and the CLI that talks to the API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/orcheo/orcheo"
+)
+
+const usage = `orcheo runs workflows from webhooks, schedules and manual calls.
+
+Usage: orcheo <command> [arguments]
+
+Processes:
+  api                      serve the HTTP API (PostgreSQL or SQLite + Redis)
+  worker                   execute runs from Redis [--concurrency N] [--queues q1,q2]
+  dev                      API + worker in one process on embedded defaults
+  migrate                  apply database migrations and exit
+
+Client (talks to ORCHEO_URL with ORCHEO_TOKEN):
+  workflows create -f FILE [--handle H] [--name N] [--queue Q]
+  workflows update REF -f FILE        store a new version
+  workflows list | show REF | versions REF | archive REF
+  workflows run REF [--input JSON] [--wait] [--timeout D]
+  runs list [--workflow REF] [--status S] [--limit N]
+  runs show ID | cancel ID
+  triggers webhook enable REF [--methods POST,PUT] | disable REF | show REF
+  status                   API health and readiness
+
+Read commands accept --json. Configuration is read from the environment:
+see docs/configuration.md.
+`
+
+// command is one subcommand: its own flags, its own Run.
+type command interface {
+	Run(ctx context.Context, args []string) error
+}
+
+// env is what a command sees of the process: tests replace it.
+type env struct {
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	if err := e.run(ctx, os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		if orcheo.ErrorCode(err) == orcheo.EINTERNAL {
+			fmt.Fprintln(os.Stderr, "orcheo:", err)
+		} else {
+			fmt.Fprintln(os.Stderr, "orcheo:", orcheo.ErrorMessage(err))
+		}
+		os.Exit(1)
+	}
+}
+
+// run dispatches args to a subcommand.
+func (e *env) run(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(e.stdout, usage)
+		return nil
+	}
+	cfg, err := ConfigFromEnv(e.getenv)
+	if err != nil {
+		return err
+	}
+	cmds := map[string]command{
+		"api":       &apiCommand{env: e, cfg: cfg},
+		"worker":    &workerCommand{env: e, cfg: cfg},
+		"dev":       &devCommand{env: e, cfg: cfg},
+		"migrate":   &migrateCommand{env: e, cfg: cfg},
+		"workflows": &group{name: "workflows", cmds: workflowCommands(e, cfg)},
+		"runs":      &group{name: "runs", cmds: runCommands(e, cfg)},
+		"triggers":  &group{name: "triggers", cmds: triggerCommands(e, cfg)},
+		"status":    &statusCommand{env: e, cfg: cfg},
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		return orcheo.Errorf(orcheo.EINVALID, "unknown command %q (orcheo help lists them)", args[0])
+	}
+	return cmd.Run(ctx, args[1:])
+}
+
+// group is a command with subcommands, such as "runs".
+type group struct {
+	name string
+	cmds map[string]command
+}
+
+func (g *group) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return orcheo.Errorf(orcheo.EINVALID, "orcheo %s needs a subcommand (orcheo help lists them)", g.name)
+	}
+	cmd, ok := g.cmds[args[0]]
+	if !ok {
+		return orcheo.Errorf(orcheo.EINVALID, "unknown command \"%s %s\" (orcheo help lists them)", g.name, args[0])
+	}
+	return cmd.Run(ctx, args[1:])
+}
+
+// parseArgs parses flags that may come before, between or after positional
+// arguments ("runs show ID --json") and returns the positional ones.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, orcheo.Errorf(orcheo.EINVALID, "%s", err.Error())
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+func (e *env) newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}
+
+// wantArgs checks the number of positional arguments; usage is the
+// command's synopsis.
+func wantArgs(usage string, got []string, names ...string) error {
+	if len(got) != len(names) {
+		return orcheo.Errorf(orcheo.EINVALID, "usage: orcheo %s", usage)
+	}
+	return nil
+}

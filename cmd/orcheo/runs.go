@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/orcheo/orcheo"
+)
+
+func runCommands(e *env, cfg Config) map[string]command {
+	return map[string]command{
+		"list":   &runsList{env: e, cfg: cfg},
+		"show":   &runsShow{env: e, cfg: cfg},
+		"cancel": &runsCancel{env: e, cfg: cfg},
+	}
+}
+
+type runsList struct {
+	*env
+	cfg Config
+}
+
+func (c *runsList) Run(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("runs list")
+	workflow := fs.String("workflow", "", "only runs of this workflow (id or handle)")
+	status := fs.String("status", "", "only runs with this status: "+statusList())
+	limit := fs.Int("limit", 50, "at most this many runs (1-1000)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("runs list [--workflow REF] [--status S]", pos); err != nil {
+		return err
+	}
+	if *status != "" && !orcheo.RunStatus(*status).Valid() {
+		return orcheo.Errorf(orcheo.EINVALID, "--status %q is not one of %s", *status, statusList())
+	}
+	runs, total, err := c.cfg.newClient().FindRuns(ctx, *workflow, *status, *limit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, map[string]interface{}{"runs": runs, "total": total})
+	}
+	t := newTable(c.stdout, "ID", "WORKFLOW", "VERSION", "STATUS", "TRIGGER", "ATTEMPT", "CREATED", "DURATION")
+	for _, r := range runs {
+		t.row(r.ID, r.WorkflowID, strconv.Itoa(r.Version), string(r.Status), r.TriggeredBy,
+			strconv.Itoa(r.Attempt), formatTime(&r.CreatedAt), formatDuration(r.StartedAt, r.CompletedAt))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if total > len(runs) {
+		fmt.Fprintf(c.stdout, "(%d of %d runs; use --limit for more)\n", len(runs), total)
+	}
+	return nil
+}
+
+func statusList() string {
+	names := make([]string, len(orcheo.RunStatuses))
+	for i, s := range orcheo.RunStatuses {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+type runsShow struct {
+	*env
+	cfg Config
+}
+
+func (c *runsShow) Run(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("runs show")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("runs show ID", pos, "ID"); err != nil {
+		return err
+	}
+	run, err := c.cfg.newClient().FindRunByID(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, run)
+	}
+	return printRun(c.stdout, run)
+}
+
+// printRun shows a run for people: status, timings, steps, output or error.
+func printRun(w io.Writer, r *orcheo.Run) error {
+	fmt.Fprintf(w, "Run       %s\nWorkflow  %s (version %d)\nStatus    %s\nTrigger   %s\nAttempt   %d of %d\n",
+		r.ID, r.WorkflowID, r.Version, r.Status, r.TriggeredBy, r.Attempt, r.MaxAttempts)
+	fmt.Fprintf(w, "Created   %s\nStarted   %s\nFinished  %s\nDuration  %s\n",
+		formatTime(&r.CreatedAt), formatTime(r.StartedAt), formatTime(r.CompletedAt), formatDuration(r.StartedAt, r.CompletedAt))
+	if r.Error != "" {
+		fmt.Fprintf(w, "Error     %s\n", r.Error)
+	}
+	if len(r.Output) > 0 && string(r.Output) != "null" {
+		fmt.Fprintf(w, "Output    %s\n", r.Output)
+	}
+	if len(r.Steps) == 0 {
+		fmt.Fprintln(w, "Steps     none")
+		return nil
+	}
+	fmt.Fprintln(w, "Steps:")
+	t := newTable(w, "  #", "ATTEMPT", "NODE", "TYPE", "STATUS", "DURATION", "OUTPUT / ERROR")
+	for _, s := range r.Steps {
+		detail := string(s.Output)
+		if s.Error != "" {
+			detail = s.Error
+		}
+		if len(detail) > 80 {
+			detail = detail[:77] + "..."
+		}
+		started := s.StartedAt
+		t.row("  "+strconv.Itoa(s.Seq), strconv.Itoa(s.Attempt), s.Node, s.NodeType, string(s.Status),
+			formatDuration(&started, s.CompletedAt), detail)
+	}
+	return t.flush()
+}
+
+type runsCancel struct {
+	*env
+	cfg Config
+}
+
+func (c *runsCancel) Run(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("runs cancel")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("runs cancel ID", pos, "ID"); err != nil {
+		return err
+	}
+	run, err := c.cfg.newClient().CancelRun(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "run %s %s\n", run.ID, run.Status)
+	return nil
+}

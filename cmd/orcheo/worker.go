@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+
+	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/db"
+	"github.com/orcheo/orcheo/engine"
+	"github.com/orcheo/orcheo/tasks"
+	"github.com/sirupsen/logrus"
+)
+
+// workerCommand executes runs from the queues, Celery-style:
+// orcheo worker --concurrency 8 --queues default,reports.
+type workerCommand struct {
+	*env
+	cfg Config
+}
+
+func (c *workerCommand) Run(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("worker")
+	fs.IntVar(&c.cfg.Concurrency, "concurrency", c.cfg.Concurrency, "runs executed at once (ORCHEO_WORKER_CONCURRENCY)")
+	queues := fs.String("queues", "", "comma-separated queues to consume (ORCHEO_QUEUES)")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	if *queues != "" {
+		c.cfg.Queues = splitList(*queues)
+	}
+	if c.cfg.Concurrency < 1 {
+		return orcheo.Errorf(orcheo.EINVALID, "--concurrency must be at least 1")
+	}
+	if c.cfg.DatabaseURL == "" {
+		return orcheo.Errorf(orcheo.EINVALID, "ORCHEO_DATABASE_URL is not set (orcheo dev runs without it)")
+	}
+	log, err := newLogger(c.cfg, c.stderr)
+	if err != nil {
+		return err
+	}
+	store, err := db.Open(ctx, c.cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	w, err := startWorker(ctx, c.cfg, store, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("worker stopping: finishing runs in flight")
+	w.Stop()
+	return nil
+}
+
+// startWorker builds and starts a worker on store.
+func startWorker(ctx context.Context, cfg Config, store *db.Store, log *logrus.Logger) (*tasks.Worker, error) {
+	w := tasks.NewWorker(cfg.tasksConfig())
+	w.Runs, w.Workflows = store.Runs, store.Workflows
+	w.Engine = engine.New(engine.Options{Logger: log.WithField("component", "engine")})
+	w.Logger = log.WithField("component", "worker")
+	if err := w.Start(ctx); err != nil {
+		return nil, err
+	}
+	log.WithFields(logrus.Fields{"worker_id": w.ID, "queues": cfg.Queues, "concurrency": cfg.Concurrency}).Info("worker started")
+	return w, nil
+}
