@@ -1,0 +1,65 @@
+package mock
+
+import (
+	"context"
+	"time"
+
+	"github.com/orcheo/orcheo"
+)
+
+var _ orcheo.RunService = (*RunService)(nil)
+
+// RunService is a mock orcheo.RunService.
+type RunService struct {
+	CreateRunFn           func(ctx context.Context, run *orcheo.Run) (*orcheo.Run, bool, error)
+	FindRunByIDFn         func(ctx context.Context, id string) (*orcheo.Run, error)
+	FindRunsFn            func(ctx context.Context, filter orcheo.RunFilter) ([]*orcheo.Run, int, error)
+	ClaimRunFn            func(ctx context.Context, id, workerID string, leaseUntil time.Time) (*orcheo.Run, error)
+	CompleteRunFn         func(ctx context.Context, id string, attempt int, c orcheo.RunCompletion) (*orcheo.Run, error)
+	CancelRunFn           func(ctx context.Context, id string) (*orcheo.Run, error)
+	MarkRunUnenqueuedFn   func(ctx context.Context, id string) error
+	ClaimUnenqueuedRunsFn func(ctx context.Context, limit int) ([]*orcheo.Run, error)
+}
+
+func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Run, bool, error) {
+	return s.CreateRunFn(ctx, run)
+}
+
+func (s *RunService) FindRunByID(ctx context.Context, id string) (*orcheo.Run, error) {
+	return s.FindRunByIDFn(ctx, id)
+}
+
+func (s *RunService) FindRuns(ctx context.Context, filter orcheo.RunFilter) ([]*orcheo.Run, int, error) {
+	return s.FindRunsFn(ctx, filter)
+}
+
+func (s *RunService) ClaimRun(ctx context.Context, id, workerID string, leaseUntil time.Time) (*orcheo.Run, error) {
+	return s.ClaimRunFn(ctx, id, workerID, leaseUntil)
+}
+
+func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c orcheo.RunCompletion) (*orcheo.Run, error) {
+	return s.CompleteRunFn(ctx, id, attempt, c)
+}
+
+func (s *RunService) CancelRun(ctx context.Context, id string) (*orcheo.Run, error) {
+	return s.CancelRunFn(ctx, id)
+}
+
+func (s *RunService) MarkRunUnenqueued(ctx context.Context, id string) error {
+	return s.MarkRunUnenqueuedFn(ctx, id)
+}
+
+func (s *RunService) ClaimUnenqueuedRuns(ctx context.Context, limit int) ([]*orcheo.Run, error) {
+	return s.ClaimUnenqueuedRunsFn(ctx, limit)
+}
+
+var _ orcheo.RunQueue = (*RunQueue)(nil)
+
+// RunQueue is a mock orcheo.RunQueue.
+type RunQueue struct {
+	EnqueueRunFn func(ctx context.Context, run *orcheo.Run) error
+}
+
+func (q *RunQueue) EnqueueRun(ctx context.Context, run *orcheo.Run) error {
+	return q.EnqueueRunFn(ctx, run)
+}

@@ -1,0 +1,23 @@
+package mock
+
+import (
+	"context"
+
+	"github.com/orcheo/orcheo"
+)
+
+var _ orcheo.TriggerService = (*TriggerService)(nil)
+
+// TriggerService is a mock orcheo.TriggerService.
+type TriggerService struct {
+	FindWebhookConfigFn func(ctx context.Context, workflowID string) (*orcheo.WebhookConfig, error)
+	SetWebhookConfigFn  func(ctx context.Context, workflowID string, cfg *orcheo.WebhookConfig) error
+}
+
+func (s *TriggerService) FindWebhookConfig(ctx context.Context, workflowID string) (*orcheo.WebhookConfig, error) {
+	return s.FindWebhookConfigFn(ctx, workflowID)
+}
+
+func (s *TriggerService) SetWebhookConfig(ctx context.Context, workflowID string, cfg *orcheo.WebhookConfig) error {
+	return s.SetWebhookConfigFn(ctx, workflowID, cfg)
+}

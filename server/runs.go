@@ -1,0 +1,201 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/gorilla/mux"
+	"github.com/orcheo/orcheo"
+	"github.com/sirupsen/logrus"
+)
+
+func (s *Server) registerRunRoutes(r *mux.Router) {
+	r.HandleFunc("/workflows/{ref}/runs", s.handleRunCreate).Methods(http.MethodPost)
+	r.HandleFunc("/runs", s.handleRunList).Methods(http.MethodGet)
+	r.HandleFunc("/runs/{id}", s.handleRunView).Methods(http.MethodGet)
+	r.HandleFunc("/runs/{id}/cancel", s.handleRunCancel).Methods(http.MethodPost)
+}
+
+// idempotencyHeader dedupes run creation, on manual runs and webhooks.
+const idempotencyHeader = "Idempotency-Key"
+
+type runCreateRequest struct {
+	Input          json.RawMessage `json:"input"`
+	IdempotencyKey string          `json:"idempotency_key"`
+}
+
+// handleRunCreate starts a manual run of the workflow's latest version: 202
+// with the new run, or 200 with the earlier run when the idempotency key
+// (body field or Idempotency-Key header) was used before. An empty body
+// means input {}.
+func (s *Server) handleRunCreate(w http.ResponseWriter, r *http.Request) {
+	var req runCreateRequest
+	if err := decodeJSON(r, &req, true); err != nil {
+		Error(w, r, err)
+		return
+	}
+	key := req.IdempotencyKey
+	if h := r.Header.Get(idempotencyHeader); h != "" {
+		if key != "" && key != h {
+			Error(w, r, orcheo.Errorf(orcheo.EINVALID, "idempotency_key and the Idempotency-Key header differ"))
+			return
+		}
+		key = h
+	}
+	input := req.Input
+	if len(input) == 0 || string(input) == "null" {
+		input = json.RawMessage(`{}`)
+	}
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), mux.Vars(r)["ref"])
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	run, created, err := s.startRun(r, wf, orcheo.TriggerManual, input, key)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	encodeJSON(w, r, runStatus(created), run)
+}
+
+// runStatus is 202 for a new run and 200 for an idempotent repeat.
+func runStatus(created bool) int {
+	if created {
+		return http.StatusAccepted
+	}
+	return http.StatusOK
+}
+
+// startRun stores a pending run of wf's latest version and enqueues it. It is
+// the one run-creation path for manual calls and webhooks, kept to one insert
+// and one publish. A failed enqueue is logged and recorded with
+// MarkRunUnenqueued, and the run is still returned: the requeuer publishes it
+// later, so a 2xx always means the run will execute. When key was used
+// before, the existing run is returned with created=false and nothing is
+// enqueued.
+func (s *Server) startRun(r *http.Request, wf *orcheo.Workflow, trigger string, input json.RawMessage, key string) (run *orcheo.Run, created bool, err error) {
+	if wf.Archived() {
+		return nil, false, orcheo.Errorf(orcheo.ECONFLICT, "workflow %q is archived", wf.Handle)
+	}
+	run = &orcheo.Run{
+		WorkflowID:     wf.ID,
+		VersionID:      wf.LatestVersionID,
+		Version:        wf.LatestVersion,
+		Queue:          wf.Queue,
+		TriggeredBy:    trigger,
+		Input:          input,
+		IdempotencyKey: key,
+	}
+	if err := run.Validate(); err != nil {
+		return nil, false, err
+	}
+	existing, created, err := s.Runs.CreateRun(r.Context(), run)
+	if err != nil {
+		return nil, false, err
+	} else if !created {
+		return existing, false, nil
+	}
+	if existing != nil {
+		run = existing
+	}
+
+	// From here the run exists: finish the hand-off even if the caller hangs
+	// up, or the run would wait for the requeuer for no reason.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), enqueueTimeout)
+	defer cancel()
+	if err := s.Queue.EnqueueRun(ctx, run); err != nil {
+		logger := loggerFrom(r).WithFields(logrus.Fields{"run_id": run.ID, "workflow_id": wf.ID})
+		logger.WithError(err).Warn("enqueue run; leaving it to the requeuer")
+		if err := s.Runs.MarkRunUnenqueued(ctx, run.ID); err != nil {
+			logger.WithError(err).Error("mark run unenqueued")
+		}
+		run.EnqueuedAt = nil
+	}
+	return run, true, nil
+}
+
+type runListResponse struct {
+	Runs  []*orcheo.Run `json:"runs"`
+	Total int           `json:"total"`
+}
+
+// handleRunList lists runs newest first, optionally of one workflow (id or
+// handle; unknown → 404) and one status (unknown → 400). limit defaults to
+// runsListLimitDefault.
+func (s *Server) handleRunList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var filter orcheo.RunFilter
+	var err error
+	if filter.Limit, filter.Offset, err = parsePage(q.Get("limit"), q.Get("offset"), runsListLimitDefault); err != nil {
+		Error(w, r, err)
+		return
+	}
+	if v := q.Get("status"); v != "" {
+		st := orcheo.RunStatus(v)
+		if !st.Valid() {
+			Error(w, r, orcheo.Errorf(orcheo.EINVALID, "status %q is not one of pending, running, succeeded, failed, cancelled", v))
+			return
+		}
+		filter.Status = &st
+	}
+	if ref := q.Get("workflow"); ref != "" {
+		wf, err := s.Workflows.FindWorkflowByRef(r.Context(), ref)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		filter.WorkflowID = &wf.ID
+	}
+	runs, total, err := s.Runs.FindRuns(r.Context(), filter)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if runs == nil {
+		runs = []*orcheo.Run{}
+	}
+	encodeJSON(w, r, http.StatusOK, &runListResponse{Runs: runs, Total: total})
+}
+
+// runID returns the {id} route variable, or ENOTFOUND if it cannot be an id
+// (so the store never sees a malformed one).
+func runID(r *http.Request) (string, error) {
+	id := mux.Vars(r)["id"]
+	if !orcheo.IsID(id) {
+		return "", orcheo.Errorf(orcheo.ENOTFOUND, "run %q not found", id)
+	}
+	return id, nil
+}
+
+// handleRunView returns one run with its steps.
+func (s *Server) handleRunView(w http.ResponseWriter, r *http.Request) {
+	id, err := runID(r)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	run, err := s.Runs.FindRunByID(r.Context(), id)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	encodeJSON(w, r, http.StatusOK, run)
+}
+
+// handleRunCancel cancels a pending run: 200 with the run, 409 if it is no
+// longer pending.
+func (s *Server) handleRunCancel(w http.ResponseWriter, r *http.Request) {
+	id, err := runID(r)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	run, err := s.Runs.CancelRun(r.Context(), id)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	encodeJSON(w, r, http.StatusOK, run)
+}

@@ -1,0 +1,185 @@
+// Package server is orcheo's HTTP API: workflows, runs, webhook triggers and
+// health, on gorilla/mux. Handlers depend only on the root interfaces, which
+// cmd/orcheo fills with the real store, queue and engine.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/orcheo/orcheo"
+	"github.com/sirupsen/logrus"
+)
+
+// Defaults used when the corresponding Server field is zero.
+const (
+	MaxBodyBytesDefault  = 1 << 20
+	ShutdownTimeout      = 10 * time.Second
+	readyCheckTimeout    = 3 * time.Second
+	enqueueTimeout       = 10 * time.Second
+	readHeaderTimeout    = 10 * time.Second
+	idleTimeout          = 120 * time.Second
+	runsListLimitDefault = 50
+	listLimitMax         = 1000
+)
+
+// Server is the HTTP API. Assign its fields before Open; they are read on
+// every request and must not change while it serves.
+type Server struct {
+	Workflows orcheo.WorkflowService
+	Runs      orcheo.RunService
+	Triggers  orcheo.TriggerService
+	Queue     orcheo.RunQueue
+	Engine    orcheo.Engine
+
+	// Token is the bearer token required on the management endpoints
+	// (/api/* except the webhook route). "" disables authentication, which
+	// is only acceptable on a loopback address (orcheo dev).
+	Token string
+
+	Logger logrus.FieldLogger
+
+	// Addr is the address Open listens on, e.g. "127.0.0.1:8080" or ":0".
+	Addr string
+
+	// MaxBodyBytes caps every request body; larger bodies get 413.
+	MaxBodyBytes int64
+
+	// ReadyChecks are pinged by /readyz, by name ("database", "redis").
+	ReadyChecks map[string]orcheo.Pinger
+
+	// VerifyWebhook, if set, is called for every webhook request of an
+	// enabled trigger with the raw request body, before anything is stored.
+	// A non-nil error is answered through Error (use EUNAUTHORIZED for a bad
+	// signature) and no run is created. It is the hook for the HMAC and
+	// shared-secret checks configured on the trigger.
+	VerifyWebhook func(r *http.Request, wf *orcheo.Workflow, cfg *orcheo.WebhookConfig, rawBody []byte) error
+
+	ln      net.Listener
+	server  *http.Server
+	router  *mux.Router
+	handler http.Handler
+}
+
+// NewServer returns a Server with its routes registered and defaults set;
+// the caller assigns the services, then calls Open.
+func NewServer() *Server {
+	s := &Server{
+		Logger:       logrus.StandardLogger(),
+		MaxBodyBytes: MaxBodyBytesDefault,
+		ReadyChecks:  map[string]orcheo.Pinger{},
+		router:       mux.NewRouter(),
+	}
+	s.router.NotFoundHandler = http.HandlerFunc(s.handleNotFound)
+	s.router.MethodNotAllowedHandler = http.HandlerFunc(s.handleMethodNotAllowed)
+
+	s.registerHealthRoutes(s.router)
+	api := s.router.PathPrefix("/api").Subrouter()
+	api.NotFoundHandler = s.router.NotFoundHandler
+	api.MethodNotAllowedHandler = s.router.MethodNotAllowedHandler
+	s.registerWorkflowRoutes(api)
+	s.registerRunRoutes(api)
+	s.registerWebhookRoutes(api)
+
+	// Outermost first: a panic anywhere is recovered inside the request log,
+	// so the log line shows the 500.
+	s.handler = s.logRequests(s.recoverPanics(s.limitBody(s.authenticate(s.router))))
+	s.server = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+	}
+	return s
+}
+
+// Handler returns the complete handler, middleware included, for tests and
+// for embedding the API in another server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Open listens on Addr and then serves in a goroutine, so a busy port is
+// reported here rather than lost in the background.
+func (s *Server) Open() error {
+	if s.Workflows == nil || s.Runs == nil || s.Triggers == nil || s.Queue == nil || s.Engine == nil {
+		return fmt.Errorf("server: Workflows, Runs, Triggers, Queue and Engine must be set")
+	}
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.Addr, err)
+	}
+	s.ln = ln
+	go func() {
+		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.Logger.WithError(err).WithField("component", "api").Error("serve")
+		}
+	}()
+	return nil
+}
+
+// Close stops accepting connections and waits up to ShutdownTimeout for
+// in-flight requests. It is safe to call on a server that was never opened.
+func (s *Server) Close() error {
+	if s.ln == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	return s.server.Shutdown(ctx)
+}
+
+// Port returns the port Open listens on (useful with ":0"), or 0 if the
+// server is not open.
+func (s *Server) Port() int {
+	if s.ln == nil {
+		return 0
+	}
+	return s.ln.Addr().(*net.TCPAddr).Port
+}
+
+// URL returns the base URL of the open server. A wildcard host is reported
+// as 127.0.0.1, which is what a local client dials.
+func (s *Server) URL() string {
+	host := "127.0.0.1"
+	if s.ln != nil {
+		if ip := s.ln.Addr().(*net.TCPAddr).IP; ip != nil && !ip.IsUnspecified() {
+			host = ip.String()
+		}
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(s.Port()))
+}
+
+func (s *Server) maxBodyBytes() int64 {
+	if s.MaxBodyBytes <= 0 {
+		return MaxBodyBytesDefault
+	}
+	return s.MaxBodyBytes
+}
+
+// handleNotFound answers unknown routes.
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	Error(w, r, orcheo.Errorf(orcheo.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
+}
+
+// handleMethodNotAllowed answers a known route with a wrong method, listing
+// the methods the route does accept in Allow.
+func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) > 0 {
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+	}
+	Error(w, r, orcheo.Errorf(orcheo.EMETHOD, "method %s is not allowed on %s", r.Method, r.URL.Path))
+}

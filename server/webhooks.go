@@ -1,0 +1,215 @@
+package server
+
+import (
+	"encoding/json"
+	"mime"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/orcheo/orcheo"
+)
+
+func (s *Server) registerWebhookRoutes(r *mux.Router) {
+	// No Methods() here: the trigger's config decides which methods it
+	// accepts, and the handler answers 405 with its own Allow header. The
+	// authentication middleware lets this exact path through without the
+	// bearer token (see isWebhookPath).
+	r.HandleFunc("/workflows/{ref}/triggers/webhook", s.handleWebhook)
+	r.HandleFunc("/workflows/{ref}/triggers/webhook/config", s.handleWebhookConfigView).Methods(http.MethodGet)
+	r.HandleFunc("/workflows/{ref}/triggers/webhook/config", s.handleWebhookConfigUpdate).Methods(http.MethodPut)
+}
+
+// webhookInput is the input of a run created by a webhook.
+type webhookInput struct {
+	Method string `json:"method"`
+	// Body is the parsed JSON body when the request declared a JSON content
+	// type, the raw body as a string otherwise, and null when empty.
+	Body     json.RawMessage        `json:"body"`
+	Headers  map[string]string      `json:"headers"`
+	Query    map[string]interface{} `json:"query"`
+	SourceIP string                 `json:"source_ip"`
+}
+
+// handleWebhook creates a run from a third-party call. Checks, in order:
+// unknown workflow 404; trigger disabled 409; method not configured 405 with
+// Allow; body over MaxBodyBytes 413; VerifyWebhook (over the raw bytes);
+// malformed JSON under a JSON content type 400; archived workflow 409. Then
+// 202 with the run, or 200 with the earlier run for a repeated
+// Idempotency-Key.
+func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), mux.Vars(r)["ref"])
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	cfg, err := s.Triggers.FindWebhookConfig(r.Context(), wf.ID)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if !cfg.Enabled {
+		Error(w, r, orcheo.Errorf(orcheo.ECONFLICT, "webhook trigger is disabled"))
+		return
+	}
+	if !cfg.AllowsMethod(r.Method) {
+		allowed := cfg.Methods
+		if len(allowed) == 0 {
+			allowed = []string{http.MethodPost}
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		Error(w, r, orcheo.Errorf(orcheo.EMETHOD, "webhook does not accept %s", r.Method))
+		return
+	}
+	raw, err := readBody(r)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if s.VerifyWebhook != nil {
+		if err := s.VerifyWebhook(r, wf, cfg, raw); err != nil {
+			Error(w, r, err)
+			return
+		}
+	}
+	in, err := newWebhookInput(r, raw)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	input, err := json.Marshal(in)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	run, created, err := s.startRun(r, wf, orcheo.TriggerWebhook, input, r.Header.Get(idempotencyHeader))
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	encodeJSON(w, r, runStatus(created), run)
+}
+
+// newWebhookInput builds the run input from the request and its raw body.
+func newWebhookInput(r *http.Request, raw []byte) (*webhookInput, error) {
+	in := &webhookInput{
+		Method:   r.Method,
+		Body:     json.RawMessage("null"),
+		Headers:  map[string]string{},
+		Query:    map[string]interface{}{},
+		SourceIP: r.RemoteAddr,
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		in.SourceIP = host
+	}
+	if len(raw) > 0 {
+		if isJSONContentType(r.Header.Get("Content-Type")) {
+			if !json.Valid(raw) {
+				var v interface{}
+				return nil, jsonError(json.Unmarshal(raw, &v))
+			}
+			in.Body = raw
+		} else {
+			// A JSON string; invalid UTF-8 becomes U+FFFD.
+			in.Body, _ = json.Marshal(string(raw))
+		}
+	}
+	for name, values := range r.Header {
+		lower := strings.ToLower(name)
+		if isSecretName(lower) {
+			continue
+		}
+		in.Headers[lower] = strings.Join(values, ", ")
+	}
+	for name, values := range r.URL.Query() {
+		if isSecretName(strings.ToLower(name)) {
+			continue
+		}
+		if len(values) == 1 {
+			in.Query[name] = values[0]
+		} else {
+			in.Query[name] = values
+		}
+	}
+	return in, nil
+}
+
+// isJSONContentType reports whether a Content-Type is application/json or
+// a +json type such as application/vnd.github+json.
+func isJSONContentType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// secretHeaders are dropped from webhook input: they carry credentials, and
+// run inputs are shown to anyone who may read runs.
+var secretHeaders = map[string]bool{
+	"authorization":       true,
+	"proxy-authorization": true,
+	"cookie":              true,
+	"set-cookie":          true,
+}
+
+// secretWords mark header and query names that carry credentials
+// (X-Api-Key, X-Gitlab-Token, X-Webhook-Secret, ?access_token=…).
+var secretWords = []string{"token", "secret", "password", "passwd", "api-key", "apikey", "session"}
+
+// isSecretName reports whether a lower-case header or query parameter name
+// carries a credential. Signatures (X-Hub-Signature-256) are kept: they are
+// derived from the body and useless without the secret.
+func isSecretName(name string) bool {
+	if secretHeaders[name] {
+		return true
+	}
+	name = strings.ReplaceAll(name, "_", "-")
+	for _, w := range secretWords {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// handleWebhookConfigView returns the trigger's config (disabled if never
+// set). Secrets, once the config has any, are never returned.
+func (s *Server) handleWebhookConfigView(w http.ResponseWriter, r *http.Request) {
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), mux.Vars(r)["ref"])
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	cfg, err := s.Triggers.FindWebhookConfig(r.Context(), wf.ID)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	encodeJSON(w, r, http.StatusOK, cfg)
+}
+
+// handleWebhookConfigUpdate replaces the trigger's config after validating
+// it (unknown fields and unsupported methods are 400) and returns it.
+func (s *Server) handleWebhookConfigUpdate(w http.ResponseWriter, r *http.Request) {
+	var cfg orcheo.WebhookConfig
+	if err := decodeJSON(r, &cfg, false); err != nil {
+		Error(w, r, err)
+		return
+	}
+	if err := cfg.Validate(); err != nil {
+		Error(w, r, err)
+		return
+	}
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), mux.Vars(r)["ref"])
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if err := s.Triggers.SetWebhookConfig(r.Context(), wf.ID, &cfg); err != nil {
+		Error(w, r, err)
+		return
+	}
+	encodeJSON(w, r, http.StatusOK, &cfg)
+}
