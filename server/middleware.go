@@ -54,7 +54,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		logger := s.Logger.WithField("component", "api")
+		logger := s.Logger
 		r = r.WithContext(context.WithValue(r.Context(), loggerKey, logger))
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
