@@ -1,0 +1,162 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	mtasks "github.com/RichardKnop/machinery/v2/tasks"
+	"github.com/orcheo/orcheo"
+	"github.com/sirupsen/logrus"
+)
+
+const (
+	// claimRetryDelay is when a message whose claim hit a database error
+	// comes back (through machinery's delayed set).
+	claimRetryDelay = 5 * time.Second
+	// completeTimeout bounds recording a run's result, retries included.
+	completeTimeout = 30 * time.Second
+)
+
+// executeRun is the execute_run task. machinery passes a context it never
+// cancels; runs use the worker's runCtx instead, which Stop cancels.
+//
+// It returns nil for everything that must not come back: a duplicate or
+// not-claimable delivery (ECONFLICT), a missing run (ENOTFOUND), and a
+// finished run whether it succeeded or failed. Only a claim that could not
+// reach the database returns ErrRetryTaskLater, so the message is
+// re-published after claimRetryDelay.
+func (w *Worker) executeRun(_ context.Context, runID string) error {
+	ctx := w.runCtx
+	log := w.Logger.WithFields(logrus.Fields{"component": "worker", "worker_id": w.ID, "run_id": runID})
+	start := time.Now()
+
+	run, err := w.Runs.ClaimRun(ctx, runID, w.ID, start.Add(w.cfg.LeaseDuration))
+	switch orcheo.ErrorCode(err) {
+	case "":
+	case orcheo.ECONFLICT:
+		log.WithField("reason", orcheo.ErrorMessage(err)).Debug("run not claimable; delivery skipped")
+		return nil
+	case orcheo.ENOTFOUND:
+		log.Warn("run not found; delivery dropped")
+		return nil
+	default:
+		log.WithError(err).Error("claim run; retrying later")
+		return mtasks.NewErrRetryTaskLater(fmt.Sprintf("claim run %s: %v", runID, err), claimRetryDelay)
+	}
+	log = log.WithFields(logrus.Fields{"workflow_id": run.WorkflowID, "attempt": run.Attempt})
+	log.Debug("run claimed")
+
+	c := w.execute(ctx, run, log)
+	if c == nil {
+		return nil
+	}
+	w.complete(run, *c, log.WithField("duration", time.Since(start).String()))
+	return nil
+}
+
+// execute loads the run's version and executes it. It returns nil when the
+// worker's shutdown interrupted the run: the run is left running, and its
+// lease expiry hands it to the rescuer.
+func (w *Worker) execute(ctx context.Context, run *orcheo.Run, log logrus.FieldLogger) *orcheo.RunCompletion {
+	version, err := w.version(ctx, run.VersionID)
+	if err != nil {
+		if ctx.Err() != nil {
+			log.Warn("run interrupted by shutdown before it started; left for the rescuer")
+			return nil
+		}
+		log.WithError(err).Error("load workflow version")
+		msg := "load workflow version: " + orcheo.ErrorMessage(err)
+		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: msg}
+	}
+	exec := w.Engine.Execute(ctx, version.Definition, run)
+	if exec == nil {
+		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: "engine returned no result"}
+	}
+	if exec.Err != nil && ctx.Err() != nil && errors.Is(exec.Err, ctx.Err()) {
+		log.Warn("run interrupted by shutdown; left for the rescuer")
+		return nil
+	}
+	if exec.Err != nil {
+		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: exec.Err.Error(), Output: exec.Output, Steps: exec.Steps}
+	}
+	return &orcheo.RunCompletion{Status: orcheo.RunSucceeded, Output: exec.Output, Steps: exec.Steps}
+}
+
+// complete records c, retrying database errors for up to completeTimeout
+// (a database restart must not lose a finished run). It uses its own
+// context so a run that finished during shutdown is still recorded.
+func (w *Worker) complete(run *orcheo.Run, c orcheo.RunCompletion, log logrus.FieldLogger) {
+	log = log.WithField("status", string(c.Status))
+	ctx, cancel := context.WithTimeout(context.Background(), completeTimeout)
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	for {
+		_, err := w.Runs.CompleteRun(ctx, run.ID, run.Attempt, c)
+		switch orcheo.ErrorCode(err) {
+		case "":
+			// The run's error may quote workflow data, so it is stored on
+			// the run and logged only at debug.
+			log.Info("run finished")
+			if c.Status == orcheo.RunFailed {
+				log.WithField("error", c.Error).Debug("run failure")
+			}
+			return
+		case orcheo.ECONFLICT, orcheo.ENOTFOUND:
+			log.WithField("reason", orcheo.ErrorMessage(err)).Warn("lost claim; result discarded")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			log.WithError(err).Error("complete run; left for the rescuer")
+			return
+		case <-time.After(backoff):
+		}
+		log.WithError(err).Warn("complete run; retrying")
+		if backoff *= 2; backoff > 5*time.Second {
+			backoff = 5 * time.Second
+		}
+	}
+}
+
+// version returns a workflow version, from memory when possible: versions
+// are immutable.
+func (w *Worker) version(ctx context.Context, id string) (*orcheo.WorkflowVersion, error) {
+	if v := w.versions.get(id); v != nil {
+		return v, nil
+	}
+	v, err := w.Workflows.FindWorkflowVersionByID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("find workflow version %s: %w", id, err)
+	}
+	w.versions.put(v)
+	return v, nil
+}
+
+// versionCacheSize bounds the cache; it is cleared when full, which is
+// cheap because a miss costs one query.
+const versionCacheSize = 1024
+
+// versionCache holds immutable workflow versions by id. Safe for concurrent
+// use; the zero value is ready.
+type versionCache struct {
+	mu sync.RWMutex
+	m  map[string]*orcheo.WorkflowVersion
+}
+
+func (c *versionCache) get(id string) *orcheo.WorkflowVersion {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[id]
+}
+
+func (c *versionCache) put(v *orcheo.WorkflowVersion) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= versionCacheSize {
+		c.m = make(map[string]*orcheo.WorkflowVersion)
+	}
+	c.m[v.ID] = v
+}

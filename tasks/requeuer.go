@@ -1,0 +1,149 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/internal/startstop"
+	"github.com/sirupsen/logrus"
+)
+
+// Requeuer defaults.
+const (
+	RequeuerIntervalDefault  = 5 * time.Second
+	RequeuerBatchSizeDefault = 500
+)
+
+// RequeuerConfig configures a Requeuer.
+type RequeuerConfig struct {
+	// Runs finds pending runs whose enqueue failed (required).
+	Runs orcheo.RunService
+	// Queue publishes them again (required).
+	Queue orcheo.RunQueue
+	// Interval between passes; default RequeuerIntervalDefault.
+	Interval time.Duration
+	// BatchSize is how many runs one query claims; a pass repeats batches
+	// until one comes back short. Default RequeuerBatchSizeDefault.
+	BatchSize int
+	// Logger; default logrus's standard logger.
+	Logger logrus.FieldLogger
+}
+
+// Requeuer periodically enqueues pending runs whose enqueue failed (the
+// API marks them with MarkRunUnenqueued), so that a Redis outage delays
+// runs instead of losing them. Running several Requeuers is safe: each run
+// is claimed by one ClaimUnenqueuedRuns call, and a duplicate enqueue is
+// skipped by the worker's claim.
+type Requeuer struct {
+	startstop.BaseStartStop
+	cfg    RequeuerConfig
+	logger logrus.FieldLogger
+
+	// passDone, if set by a test, receives the result of every pass.
+	passDone chan requeueResult
+}
+
+var _ startstop.Service = (*Requeuer)(nil)
+
+// requeueResult is what one pass did.
+type requeueResult struct {
+	Enqueued int
+	Failed   int
+}
+
+// NewRequeuer fills zero fields of cfg with defaults. It panics if Runs or
+// Queue is nil or a field is negative: those are programmer errors.
+func NewRequeuer(cfg RequeuerConfig) *Requeuer {
+	if cfg.Interval == 0 {
+		cfg.Interval = RequeuerIntervalDefault
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = RequeuerBatchSizeDefault
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
+	cfg.mustValidate()
+	return &Requeuer{cfg: cfg, logger: cfg.Logger.WithField("component", "requeuer")}
+}
+
+func (c *RequeuerConfig) mustValidate() {
+	if c.Runs == nil || c.Queue == nil {
+		panic("tasks: RequeuerConfig needs Runs and Queue")
+	}
+	if c.Interval < 0 || c.BatchSize < 0 {
+		panic("tasks: RequeuerConfig Interval and BatchSize must not be negative")
+	}
+}
+
+// Start launches the requeuer's goroutine: one pass now, then one every
+// Interval, until Stop or ctx is done. Errors are logged, not returned.
+// Starting twice does nothing.
+func (r *Requeuer) Start(ctx context.Context) {
+	ctx, shouldStart, stopped := r.StartInit(ctx)
+	if !shouldStart {
+		return
+	}
+	go func() {
+		defer stopped()
+		ticker := time.NewTicker(r.cfg.Interval)
+		defer ticker.Stop()
+		for {
+			res, err := r.runOnce(ctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				r.logger.WithError(err).Error("requeue pass")
+			} else if res.Enqueued > 0 || res.Failed > 0 {
+				r.logger.WithFields(logrus.Fields{"enqueued": res.Enqueued, "failed": res.Failed}).Info("requeued runs")
+			}
+			if r.passDone != nil {
+				select {
+				case r.passDone <- res:
+				case <-ctx.Done():
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+		}
+	}()
+}
+
+// runOnce makes one pass: it claims unenqueued runs in batches and
+// enqueues them. When an enqueue fails (Redis is down), it marks that run
+// and the rest of the batch unenqueued again and ends the pass.
+func (r *Requeuer) runOnce(ctx context.Context) (requeueResult, error) {
+	var res requeueResult
+	for {
+		runs, err := r.cfg.Runs.ClaimUnenqueuedRuns(ctx, r.cfg.BatchSize)
+		if err != nil {
+			return res, fmt.Errorf("claim unenqueued runs: %w", err)
+		}
+		for i, run := range runs {
+			err := r.cfg.Queue.EnqueueRun(ctx, run)
+			if err == nil {
+				res.Enqueued++
+				continue
+			}
+			// Hand this run and the rest of the batch back: the next pass
+			// retries them.
+			for _, back := range runs[i:] {
+				res.Failed++
+				if merr := r.cfg.Runs.MarkRunUnenqueued(context.WithoutCancel(ctx), back.ID); merr != nil {
+					r.logger.WithError(merr).WithField("run_id", back.ID).Error("mark run unenqueued; it waits for the rescuer")
+				}
+			}
+			return res, fmt.Errorf("requeue: %w", err)
+		}
+		if len(runs) < r.cfg.BatchSize {
+			return res, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+	}
+}
