@@ -45,6 +45,7 @@ type errorBody struct {
 func Error(w http.ResponseWriter, r *http.Request, err error) {
 	code, message := orcheo.ErrorCode(err), orcheo.ErrorMessage(err)
 	if code == orcheo.EINTERNAL {
+		message = "Internal error"
 		loggerFrom(r).WithError(err).WithFields(map[string]interface{}{
 			"method": r.Method,
 			"path":   r.URL.Path,

@@ -11,10 +11,10 @@ import (
 )
 
 func (s *Server) registerRunRoutes(r *mux.Router) {
-	r.HandleFunc("/workflows/{ref}/runs", s.handleRunCreate).Methods(http.MethodPost)
-	r.HandleFunc("/runs", s.handleRunList).Methods(http.MethodGet)
-	r.HandleFunc("/runs/{id}", s.handleRunView).Methods(http.MethodGet)
-	r.HandleFunc("/runs/{id}/cancel", s.handleRunCancel).Methods(http.MethodPost)
+	r.HandleFunc("/api/workflows/{ref}/runs", s.handleRunCreate).Methods(http.MethodPost)
+	r.HandleFunc("/api/runs", s.handleRunList).Methods(http.MethodGet)
+	r.HandleFunc("/api/runs/{id}", s.handleRunView).Methods(http.MethodGet)
+	r.HandleFunc("/api/runs/{id}/cancel", s.handleRunCancel).Methods(http.MethodPost)
 }
 
 // idempotencyHeader dedupes run creation, on manual runs and webhooks.

@@ -81,12 +81,9 @@ func NewServer() *Server {
 	s.router.MethodNotAllowedHandler = http.HandlerFunc(s.handleMethodNotAllowed)
 
 	s.registerHealthRoutes(s.router)
-	api := s.router.PathPrefix("/api").Subrouter()
-	api.NotFoundHandler = s.router.NotFoundHandler
-	api.MethodNotAllowedHandler = s.router.MethodNotAllowedHandler
-	s.registerWorkflowRoutes(api)
-	s.registerRunRoutes(api)
-	s.registerWebhookRoutes(api)
+	s.registerWorkflowRoutes(s.router)
+	s.registerRunRoutes(s.router)
+	s.registerWebhookRoutes(s.router)
 
 	// Outermost first: a panic anywhere is recovered inside the request log,
 	// so the log line shows the 500.

@@ -16,9 +16,9 @@ func (s *Server) registerWebhookRoutes(r *mux.Router) {
 	// accepts, and the handler answers 405 with its own Allow header. The
 	// authentication middleware lets this exact path through without the
 	// bearer token (see isWebhookPath).
-	r.HandleFunc("/workflows/{ref}/triggers/webhook", s.handleWebhook)
-	r.HandleFunc("/workflows/{ref}/triggers/webhook/config", s.handleWebhookConfigView).Methods(http.MethodGet)
-	r.HandleFunc("/workflows/{ref}/triggers/webhook/config", s.handleWebhookConfigUpdate).Methods(http.MethodPut)
+	r.HandleFunc("/api/workflows/{ref}/triggers/webhook", s.handleWebhook)
+	r.HandleFunc("/api/workflows/{ref}/triggers/webhook/config", s.handleWebhookConfigView).Methods(http.MethodGet)
+	r.HandleFunc("/api/workflows/{ref}/triggers/webhook/config", s.handleWebhookConfigUpdate).Methods(http.MethodPut)
 }
 
 // webhookInput is the input of a run created by a webhook.

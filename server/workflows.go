@@ -10,12 +10,12 @@ import (
 )
 
 func (s *Server) registerWorkflowRoutes(r *mux.Router) {
-	r.HandleFunc("/workflows", s.handleWorkflowCreate).Methods(http.MethodPost)
-	r.HandleFunc("/workflows", s.handleWorkflowList).Methods(http.MethodGet)
-	r.HandleFunc("/workflows/{ref}", s.handleWorkflowView).Methods(http.MethodGet)
-	r.HandleFunc("/workflows/{ref}/versions", s.handleWorkflowVersionList).Methods(http.MethodGet)
-	r.HandleFunc("/workflows/{ref}/versions", s.handleWorkflowVersionCreate).Methods(http.MethodPost)
-	r.HandleFunc("/workflows/{ref}/archive", s.handleWorkflowArchive).Methods(http.MethodPost)
+	r.HandleFunc("/api/workflows", s.handleWorkflowCreate).Methods(http.MethodPost)
+	r.HandleFunc("/api/workflows", s.handleWorkflowList).Methods(http.MethodGet)
+	r.HandleFunc("/api/workflows/{ref}", s.handleWorkflowView).Methods(http.MethodGet)
+	r.HandleFunc("/api/workflows/{ref}/versions", s.handleWorkflowVersionList).Methods(http.MethodGet)
+	r.HandleFunc("/api/workflows/{ref}/versions", s.handleWorkflowVersionCreate).Methods(http.MethodPost)
+	r.HandleFunc("/api/workflows/{ref}/archive", s.handleWorkflowArchive).Methods(http.MethodPost)
 }
 
 // definitionField accepts a workflow definition either as a JSON object or

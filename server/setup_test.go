@@ -1,0 +1,182 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/client"
+	"github.com/orcheo/orcheo/server"
+	"github.com/sirupsen/logrus"
+	"gopkg.in/yaml.v3"
+)
+
+const testToken = "s3cret-token"
+
+// okDefinition is a valid one-node workflow definition.
+const okDefinition = `{"nodes":[{"id":"a","type":"set","values":{"x":"1"}}]}`
+
+// recordingQueue records enqueued run ids; with fail set it refuses them.
+type recordingQueue struct {
+	mu   sync.Mutex
+	ids  []string
+	fail bool
+}
+
+func (q *recordingQueue) EnqueueRun(ctx context.Context, run *orcheo.Run) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.fail {
+		return errors.New("redis: connection refused")
+	}
+	q.ids = append(q.ids, run.ID)
+	return nil
+}
+
+func (q *recordingQueue) enqueued() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]string(nil), q.ids...)
+}
+
+// env is a server on a real listener with a client pointed at it.
+type env struct {
+	srv    *server.Server
+	http   *httptest.Server
+	client *client.Client
+	queue  *recordingQueue
+	store  *testStore
+}
+
+type envOptions struct {
+	failQueue bool
+	noToken   bool
+	maxBody   int64
+}
+
+func newEnv(tb testing.TB, opts envOptions) *env {
+	tb.Helper()
+	st := openStore(tb)
+	q := &recordingQueue{fail: opts.failQueue}
+	s := server.NewServer()
+	s.Workflows, s.Runs, s.Triggers = st.Workflows, st.Runs, st.Triggers
+	s.Queue, s.Engine = q, newEngine()
+	if !opts.noToken {
+		s.Token = testToken
+	}
+	if opts.maxBody > 0 {
+		s.MaxBodyBytes = opts.maxBody
+	}
+	logger := logrus.New()
+	logger.SetOutput(testWriter{tb})
+	s.Logger = logger
+	ts := httptest.NewServer(s.Handler())
+	tb.Cleanup(ts.Close)
+	return &env{srv: s, http: ts, client: client.New(ts.URL, s.Token), queue: q, store: st}
+}
+
+// testWriter sends server logs to the test log.
+type testWriter struct{ tb testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.tb.Log(string(p))
+	return len(p), nil
+}
+
+// counts returns the number of workflows (archived too) and runs stored.
+func (e *env) counts(tb testing.TB) (workflows, runs int) {
+	tb.Helper()
+	ctx := context.Background()
+	_, workflows, err := e.store.Workflows.FindWorkflows(ctx, orcheo.WorkflowFilter{IncludeArchived: true, Limit: 1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, runs, err = e.store.Runs.FindRuns(ctx, orcheo.RunFilter{Limit: 1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return workflows, runs
+}
+
+// unchanged fails the test if the stored counts differ from before.
+func (e *env) unchanged(tb testing.TB, wantWorkflows, wantRuns int) {
+	tb.Helper()
+	if w, r := e.counts(tb); w != wantWorkflows || r != wantRuns {
+		tb.Fatalf("stored %d workflows and %d runs, want %d and %d", w, r, wantWorkflows, wantRuns)
+	}
+}
+
+// mustWorkflow creates a workflow with okDefinition.
+func (e *env) mustWorkflow(tb testing.TB, handle string) *orcheo.Workflow {
+	tb.Helper()
+	wf, err := e.client.CreateWorkflow(context.Background(), handle, handle, "", []byte(okDefinition))
+	if err != nil {
+		tb.Fatalf("create workflow %s: %v", handle, err)
+	}
+	return wf
+}
+
+// mustEnableWebhook enables the workflow's webhook for methods.
+func (e *env) mustEnableWebhook(tb testing.TB, ref string, methods ...string) {
+	tb.Helper()
+	if err := e.client.SetWebhookConfig(context.Background(), ref, &orcheo.WebhookConfig{Enabled: true, Methods: methods}); err != nil {
+		tb.Fatalf("enable webhook: %v", err)
+	}
+}
+
+// wantCode fails the test unless err is an application error with code.
+func wantCode(tb testing.TB, err error, code string) {
+	tb.Helper()
+	if got := orcheo.ErrorCode(err); got != code {
+		tb.Fatalf("error %v: code %q, want %q", err, got, code)
+	}
+	var e *orcheo.Error
+	if !errors.As(err, &e) {
+		tb.Fatalf("error %v is not an *orcheo.Error", err)
+	}
+}
+
+// testStore holds the services of the store under test.
+type testStore struct {
+	Workflows orcheo.WorkflowService
+	Runs      orcheo.RunService
+	Triggers  orcheo.TriggerService
+}
+
+func openStore(tb testing.TB) *testStore {
+	m := newMemStore()
+	return &testStore{Workflows: m, Runs: m, Triggers: m}
+}
+
+// fakeEngine compiles like engine/ does for what these tests send.
+type fakeEngine struct{}
+
+func newEngine() orcheo.Engine { return fakeEngine{} }
+
+func (fakeEngine) Compile(def []byte) (json.RawMessage, error) {
+	var doc struct {
+		Nodes []struct {
+			ID   string `yaml:"id"`
+			Type string `yaml:"type"`
+		} `yaml:"nodes"`
+	}
+	if err := yaml.Unmarshal(def, &doc); err != nil {
+		return nil, orcheo.Errorf(orcheo.EINVALID, "definition: %v", err)
+	}
+	for _, n := range doc.Nodes {
+		if n.Type != "set" && n.Type != "log" {
+			return nil, orcheo.Errorf(orcheo.EINVALID, "node %q: unknown type %q", n.ID, n.Type)
+		}
+	}
+	var v interface{}
+	_ = yaml.Unmarshal(def, &v)
+	return json.Marshal(v)
+}
+
+func (fakeEngine) Execute(ctx context.Context, def json.RawMessage, run *orcheo.Run) *orcheo.Execution {
+	return &orcheo.Execution{}
+}
