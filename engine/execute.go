@@ -1,0 +1,254 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/orcheo/orcheo"
+	"github.com/sirupsen/logrus"
+)
+
+// Execute runs a compiled definition for run and never panics.
+//
+// Nodes run one at a time in the graph's order, starting at the start node
+// and following edges; a node none of whose incoming edges was followed is
+// recorded as a skipped step. Each node run becomes a RunStep (Seq from 1,
+// Attempt = run.Attempt, timestamps from the engine's clock). The first
+// failing node fails the run: Execution.Err is a *NodeError reading
+// `node "<id>": <message>` and no later node runs.
+//
+// Cancelling ctx, the definition's run timeout and a node's timeout stop the
+// run: a running node's step fails with "cancelled", "timed out after …"
+// or "run timed out after …", and no further node starts. Execution.Err then
+// wraps context.Canceled or context.DeadlineExceeded, so callers can tell an
+// operator's cancel from a workflow failure with errors.Is.
+//
+// Execution.Output is the state (the merged values of every set node that
+// ran) as a JSON object, "{}" if none ran, also when the run failed.
+func (e *Engine) Execute(ctx context.Context, definition json.RawMessage, run *orcheo.Run) (x *orcheo.Execution) {
+	if run == nil {
+		run = &orcheo.Run{}
+	}
+	x = &orcheo.Execution{Output: json.RawMessage("{}")}
+	log := e.logger.WithFields(logrus.Fields{"component": "engine", "run_id": run.ID, "workflow_id": run.WorkflowID})
+	defer func() {
+		if r := recover(); r != nil {
+			log.WithField("stack", string(debug.Stack())).Errorf("engine panic: %v", r)
+			x.Err = fmt.Errorf("internal error: panic: %v", r)
+		}
+	}()
+
+	p, err := e.program(definition)
+	if err != nil {
+		x.Err = &invalidDefinition{err: err}
+		return x
+	}
+	ex := &executor{
+		engine: e,
+		prog:   p,
+		run:    run,
+		x:      x,
+		log:    log,
+		env: &exprEnv{
+			Steps: map[string]any{},
+			State: map[string]any{},
+			Run:   runInfo{ID: run.ID, Attempt: run.Attempt, TriggeredBy: run.TriggeredBy, WorkflowID: run.WorkflowID},
+		},
+	}
+	ex.execute(ctx)
+	return x
+}
+
+// executor holds the state of one Execute call. Only Execute's goroutine
+// touches it; a node's goroutine reads env but never writes it.
+type executor struct {
+	engine *Engine
+	prog   *program
+	run    *orcheo.Run
+	x      *orcheo.Execution
+	log    logrus.FieldLogger
+	env    *exprEnv
+}
+
+func (ex *executor) execute(ctx context.Context) {
+	p := ex.prog
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, p.timeout, &timeoutError{scope: "run", d: p.timeout})
+		defer cancel()
+	}
+	var input any = map[string]any{}
+	if len(ex.run.Input) > 0 {
+		if err := json.Unmarshal(ex.run.Input, &input); err != nil {
+			ex.x.Err = fmt.Errorf("run input is not valid JSON: %w", err)
+			return
+		}
+		if input == nil {
+			input = map[string]any{}
+		}
+	}
+	ex.env.Input = input
+
+	active := make([]bool, len(p.nodes))
+	active[p.graph.start] = true
+	for _, i := range p.graph.order {
+		n := p.nodes[i]
+		if !active[i] {
+			ex.addStep(n, orcheo.StepSkipped, ex.engine.now(), nil, "")
+			continue
+		}
+		if err := stopReason(ctx); err != nil {
+			ex.x.Err = fmt.Errorf("%w before node %q", err, n.id)
+			break
+		}
+		next, ok := ex.executeNode(ctx, i)
+		if !ok {
+			break
+		}
+		for _, t := range p.graph.out[i] {
+			if next == nil || contains(next, p.nodes[t].id) {
+				active[t] = true
+			}
+		}
+	}
+	out, err := marshal(ex.env.State)
+	if err != nil {
+		// State holds only values decoded from JSON, so this is a bug.
+		panic(fmt.Sprintf("encode state: %v", err))
+	}
+	ex.x.Output = out
+}
+
+// executeNode runs n, records its step and folds its output into the
+// environment. It returns the edge targets to follow (nil: all) and false
+// if the run must stop.
+func (ex *executor) executeNode(ctx context.Context, i int) ([]string, bool) {
+	n := ex.prog.nodes[i]
+	started := ex.engine.now()
+	scope := &Scope{Node: n.id, Type: n.typ, Run: ex.run, Logger: ex.log.WithField("node", n.id), env: ex.env}
+	res, err := ex.runAction(ctx, n, scope)
+	var raw json.RawMessage
+	var decoded any
+	if err == nil {
+		raw, decoded, err = normalise(res.Output)
+	}
+	var merge map[string]any
+	if err == nil && res.MergeState {
+		var isObject bool
+		if merge, isObject = decoded.(map[string]any); !isObject {
+			err = errors.New("output must be an object to merge into the state")
+		}
+	}
+	if err == nil {
+		for _, id := range res.Next {
+			if !ex.hasEdge(i, id) {
+				err = fmt.Errorf("chose %q, which is not the target of an edge from this node", id)
+			}
+		}
+	}
+	if err != nil {
+		ex.addStep(n, orcheo.StepFailed, started, nil, errorText(err))
+		ex.x.Err = &NodeError{Node: n.id, Err: err}
+		scope.Logger.WithField("type", n.typ).Debug("node failed")
+		return nil, false
+	}
+	for k, v := range merge {
+		ex.env.State[k] = v
+	}
+	ex.env.Steps[n.id] = map[string]any{"output": decoded}
+	ex.addStep(n, orcheo.StepSucceeded, started, raw, "")
+	scope.Logger.WithField("type", n.typ).Debug("node succeeded")
+	return res.Next, true
+}
+
+// runAction runs n's action in its own goroutine under the node's context,
+// so that a timeout or cancel ends the node even while an expression is
+// still evaluating; the abandoned evaluation finishes in the background and
+// its result is dropped. A panic in the action becomes the node's error.
+func (ex *executor) runAction(ctx context.Context, n *node, scope *Scope) (Result, error) {
+	if n.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, n.timeout, &timeoutError{scope: "node", d: n.timeout})
+		defer cancel()
+	}
+	type outcome struct {
+		res Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				scope.Logger.WithField("stack", string(debug.Stack())).Errorf("node panic: %v", r)
+				done <- outcome{err: fmt.Errorf("panic: %v", r)}
+			}
+		}()
+		res, err := n.action.Run(ctx, scope)
+		done <- outcome{res: res, err: err}
+	}()
+	select {
+	case o := <-done:
+		if o.err != nil && ctx.Err() != nil &&
+			(errors.Is(o.err, context.Canceled) || errors.Is(o.err, context.DeadlineExceeded)) {
+			return Result{}, stopReason(ctx)
+		}
+		return o.res, o.err
+	case <-ctx.Done():
+		select {
+		case o := <-done:
+			if o.err == nil {
+				return o.res, nil
+			}
+		default:
+		}
+		return Result{}, stopReason(ctx)
+	}
+}
+
+// hasEdge reports whether node i has an edge to the node id.
+func (ex *executor) hasEdge(i int, id string) bool {
+	for _, t := range ex.prog.graph.out[i] {
+		if ex.prog.nodes[t].id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// addStep records a step of n that started at started and ends now.
+func (ex *executor) addStep(n *node, status orcheo.StepStatus, started time.Time, output json.RawMessage, errText string) {
+	completed := ex.engine.now()
+	ex.x.Steps = append(ex.x.Steps, &orcheo.RunStep{
+		RunID:       ex.run.ID,
+		Attempt:     ex.run.Attempt,
+		Seq:         len(ex.x.Steps) + 1,
+		Node:        n.id,
+		NodeType:    n.typ,
+		Status:      status,
+		Output:      output,
+		Error:       errText,
+		StartedAt:   started,
+		CompletedAt: &completed,
+	})
+}
+
+// normalise encodes a node's output as JSON and decodes it back, so that
+// later expressions see exactly what the step records.
+func normalise(v any) (json.RawMessage, any, error) {
+	if v == nil {
+		return nil, nil, nil
+	}
+	raw, err := marshal(v)
+	if err != nil {
+		return nil, nil, fmt.Errorf("output is not JSON: %w", err)
+	}
+	var decoded any
+	if err := json.Unmarshal(raw, &decoded); err != nil {
+		return nil, nil, fmt.Errorf("output is not JSON: %w", err)
+	}
+	return raw, decoded, nil
+}

@@ -1,0 +1,124 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+)
+
+// exprEnv is the environment every expression is compiled and evaluated
+// against. Being a struct, it makes the compiler reject unknown top-level
+// names (a typo such as inptu.body fails at Compile, not in a run).
+type exprEnv struct {
+	Input any            `expr:"input"`
+	Steps map[string]any `expr:"steps"`
+	State map[string]any `expr:"state"`
+	Run   runInfo        `expr:"run"`
+}
+
+// runInfo is what expressions see of the run as `run`.
+type runInfo struct {
+	ID          string `expr:"id"`
+	Attempt     int    `expr:"attempt"`
+	TriggeredBy string `expr:"triggered_by"`
+	WorkflowID  string `expr:"workflow_id"`
+}
+
+// Expr is a compiled expression. It is immutable and safe for concurrent
+// use.
+type Expr struct {
+	source  string
+	field   string
+	program *vm.Program
+}
+
+// String returns the expression's source.
+func (e *Expr) String() string { return e.source }
+
+// eval runs the expression. Errors name the option the expression came from
+// and its position, on one line.
+func (e *Expr) eval(env *exprEnv) (any, error) {
+	v, err := vm.Run(e.program, env)
+	if err != nil {
+		return nil, fmt.Errorf("field %q: %s", e.field, exprErrorMessage(err))
+	}
+	return v, nil
+}
+
+// compileExpr compiles src for the option field. nodeIDs, when not nil,
+// lists the ids a `steps.<id>` reference may name.
+func compileExpr(field, src string, nodeIDs map[string]bool) (*Expr, error) {
+	p := &exprPatcher{nodeIDs: nodeIDs}
+	program, err := expr.Compile(src, expr.Env(exprEnv{}), expr.Patch(p))
+	if err != nil {
+		return nil, errors.New(exprErrorMessage(err))
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	return &Expr{source: src, field: field, program: program}, nil
+}
+
+// exprErrorMessage renders an expr error on one line: the message and its
+// line:column, without the multi-line source snippet.
+func exprErrorMessage(err error) string {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		if fe.Line > 0 {
+			return fmt.Sprintf("%s (%d:%d)", fe.Message, fe.Line, fe.Column+1)
+		}
+		return fe.Message
+	}
+	return err.Error()
+}
+
+// exprPatcher adjusts and checks an expression's syntax tree before type
+// checking:
+//
+//   - On the left of `??`, member access on nil yields nil instead of an
+//     error, as if every `.` were `?.`: `input.body.name ?? "world"` falls
+//     back when there is no body, which is what a reader expects.
+//   - `steps.<id>` must name a node of the definition.
+type exprPatcher struct {
+	nodeIDs map[string]bool
+	err     error
+}
+
+// Visit implements ast.Visitor. ast.Walk visits children before parents,
+// so nested `??` chains are handled innermost first.
+func (p *exprPatcher) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.BinaryNode:
+		if n.Operator != "??" {
+			return
+		}
+		left := n.Left
+		if chain, ok := left.(*ast.ChainNode); ok {
+			left = chain.Node
+		}
+		member, ok := left.(*ast.MemberNode)
+		if !ok {
+			return
+		}
+		for m := member; m != nil; {
+			m.Optional = true
+			next, _ := m.Node.(*ast.MemberNode)
+			m = next
+		}
+		if _, ok := n.Left.(*ast.ChainNode); !ok {
+			ast.Patch(&n.Left, &ast.ChainNode{Node: n.Left})
+		}
+	case *ast.MemberNode:
+		ident, ok := n.Node.(*ast.IdentifierNode)
+		if !ok || ident.Value != "steps" || p.nodeIDs == nil {
+			return
+		}
+		if name, ok := n.Property.(*ast.StringNode); ok && !p.nodeIDs[name.Value] && p.err == nil {
+			p.err = fmt.Errorf("unknown step %q", name.Value)
+		}
+	}
+}

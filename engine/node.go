@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"context"
+	"sort"
+
+	"github.com/orcheo/orcheo"
+	"github.com/sirupsen/logrus"
+)
+
+// NodeType is one kind of node ("set", "log", …). Implementations are
+// stateless and safe for concurrent use: Compile is called once per node of
+// every compiled definition, and the returned Action may run concurrently
+// for different runs.
+type NodeType interface {
+	// Compile decodes and validates the node's options through spec and
+	// returns the runnable node. Every option the node accepts must be read
+	// through spec; options left unread are reported as unknown. Errors
+	// should come from spec.Errorf so that they name the node and field.
+	Compile(spec *Spec) (Action, error)
+}
+
+// Action is a compiled node.
+type Action interface {
+	// Run executes the node once. ctx carries the node's deadline and the
+	// run's cancellation; an Action that waits on anything must honour it.
+	// A returned error fails the node and the run; its message is what the
+	// step and the run record.
+	Run(ctx context.Context, scope *Scope) (Result, error)
+}
+
+// Result is what a node produced.
+type Result struct {
+	// Output is the step's output. It must encode to JSON; nil records no
+	// output. Later expressions see it, after a JSON round trip, as
+	// steps.<id>.output.
+	Output any
+	// MergeState merges Output, which must then be a JSON object, into the
+	// run's state key by key.
+	MergeState bool
+	// Next lists the targets of the outgoing edges to follow. Nil follows
+	// every outgoing edge; a non-nil empty slice follows none. Branching
+	// node types use it to choose a path; nodes left unreached are recorded
+	// as skipped steps.
+	Next []string
+}
+
+// Scope is what a running node sees: the run, the expression environment
+// and a logger carrying the run's fields.
+type Scope struct {
+	// Node and Type identify the running node.
+	Node string
+	Type string
+	// Run is the run being executed. Actions must not modify it.
+	Run *orcheo.Run
+	// Logger carries run_id, workflow_id, component and node fields.
+	Logger logrus.FieldLogger
+
+	env *exprEnv
+}
+
+// Eval evaluates a compiled expression against the run's input, the outputs
+// of earlier steps, the state and the run.
+func (s *Scope) Eval(e *Expr) (any, error) {
+	return e.eval(s.env)
+}
+
+// builtinTypes holds the node types every Engine knows. Each node type's
+// file registers itself here from an init function.
+var builtinTypes = map[string]NodeType{}
+
+// typeNames returns the sorted names of types, for error messages.
+func typeNames(types map[string]NodeType) []string {
+	names := make([]string, 0, len(types))
+	for name := range types {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
