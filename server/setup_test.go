@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http/httptest"
 	"sync"
@@ -12,7 +11,6 @@ import (
 	"github.com/orcheo/orcheo/client"
 	"github.com/orcheo/orcheo/server"
 	"github.com/sirupsen/logrus"
-	"gopkg.in/yaml.v3"
 )
 
 const testToken = "s3cret-token"
@@ -152,31 +150,4 @@ func openStore(tb testing.TB) *testStore {
 	return &testStore{Workflows: m, Runs: m, Triggers: m}
 }
 
-// fakeEngine compiles like engine/ does for what these tests send.
-type fakeEngine struct{}
-
 func newEngine() orcheo.Engine { return fakeEngine{} }
-
-func (fakeEngine) Compile(def []byte) (json.RawMessage, error) {
-	var doc struct {
-		Nodes []struct {
-			ID   string `yaml:"id"`
-			Type string `yaml:"type"`
-		} `yaml:"nodes"`
-	}
-	if err := yaml.Unmarshal(def, &doc); err != nil {
-		return nil, orcheo.Errorf(orcheo.EINVALID, "definition: %v", err)
-	}
-	for _, n := range doc.Nodes {
-		if n.Type != "set" && n.Type != "log" {
-			return nil, orcheo.Errorf(orcheo.EINVALID, "node %q: unknown type %q", n.ID, n.Type)
-		}
-	}
-	var v interface{}
-	_ = yaml.Unmarshal(def, &v)
-	return json.Marshal(v)
-}
-
-func (fakeEngine) Execute(ctx context.Context, def json.RawMessage, run *orcheo.Run) *orcheo.Execution {
-	return &orcheo.Execution{}
-}
