@@ -146,5 +146,11 @@ func FromErrorStatusCode(status int) string {
 	return orcheo.EINTERNAL
 }
 
-// esc escapes one path segment (an id or a handle).
-func esc(s string) string { return url.PathEscape(s) }
+// esc escapes one path segment (an id or a handle). "." and ".." are
+// escaped too, so that no path cleaning turns them into another route.
+func esc(s string) string {
+	if s == "" || s == "." || s == ".." {
+		return strings.ReplaceAll(s, ".", "%2E")
+	}
+	return url.PathEscape(s)
+}

@@ -163,6 +163,12 @@ func TestAuth(t *testing.T) {
 			e.unchanged(t, wfs, runs)
 		})
 	}
+	t.Run("EncodedWebhookPath", func(t *testing.T) {
+		// Decoded, this is the (unauthenticated) webhook route; as routed,
+		// it is GET /api/workflows/{ref}, which needs the token.
+		resp, body := do(t, e, "GET", "/api/workflows/auth%2Ftriggers%2Fwebhook", "", "", "")
+		wantError(t, resp, body, 401, orcheo.EUNAUTHORIZED)
+	})
 	t.Run("ClientWrongToken", func(t *testing.T) {
 		_, _, err := client.New(e.http.URL, "wrong").FindWorkflows(context.Background(), false)
 		wantCode(t, err, orcheo.EUNAUTHORIZED)

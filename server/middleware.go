@@ -112,7 +112,7 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 // disables authentication (orcheo dev on loopback only).
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.Token == "" || !strings.HasPrefix(r.URL.Path, "/api/") || isWebhookPath(r.URL.Path) {
+		if s.Token == "" || !strings.HasPrefix(r.URL.Path, "/api/") || isWebhookPath(r.URL.EscapedPath()) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -133,8 +133,11 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// isWebhookPath reports whether path is /api/workflows/{ref}/triggers/webhook
-// exactly (not its /config sub-resource, which needs the token).
+// isWebhookPath reports whether the escaped path is
+// /api/workflows/{ref}/triggers/webhook exactly (not its /config
+// sub-resource, which needs the token). It must look at the same (escaped)
+// path the router matches, or an encoded ref could pass as the webhook route
+// while the router sends the request to a management route.
 func isWebhookPath(path string) bool {
 	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	return len(parts) == 5 && parts[0] == "api" && parts[1] == "workflows" && parts[2] != "" &&

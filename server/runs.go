@@ -47,7 +47,7 @@ func (s *Server) handleRunCreate(w http.ResponseWriter, r *http.Request) {
 	if len(input) == 0 || string(input) == "null" {
 		input = json.RawMessage(`{}`)
 	}
-	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), mux.Vars(r)["ref"])
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -162,7 +162,7 @@ func (s *Server) handleRunList(w http.ResponseWriter, r *http.Request) {
 // runID returns the {id} route variable, or ENOTFOUND if it cannot be an id
 // (so the store never sees a malformed one).
 func runID(r *http.Request) (string, error) {
-	id := mux.Vars(r)["id"]
+	id := pathVar(r, "id")
 	if !orcheo.IsID(id) {
 		return "", orcheo.Errorf(orcheo.ENOTFOUND, "run %q not found", id)
 	}

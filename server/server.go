@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -75,7 +76,9 @@ func NewServer() *Server {
 		Logger:       logrus.StandardLogger(),
 		MaxBodyBytes: MaxBodyBytesDefault,
 		ReadyChecks:  map[string]orcheo.Pinger{},
-		router:       mux.NewRouter(),
+		// Routes match the escaped path, so an id or handle holding "%2F" or
+		// ".." stays one segment instead of reaching another route.
+		router: mux.NewRouter().UseEncodedPath(),
 	}
 	s.router.NotFoundHandler = http.HandlerFunc(s.handleNotFound)
 	s.router.MethodNotAllowedHandler = http.HandlerFunc(s.handleMethodNotAllowed)
@@ -179,4 +182,13 @@ func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) 
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 	}
 	Error(w, r, orcheo.Errorf(orcheo.EMETHOD, "method %s is not allowed on %s", r.Method, r.URL.Path))
+}
+
+// pathVar returns the unescaped route variable name.
+func pathVar(r *http.Request, name string) string {
+	v := mux.Vars(r)[name]
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
 }

@@ -39,7 +39,7 @@ type webhookInput struct {
 // 202 with the run, or 200 with the earlier run for a repeated
 // Idempotency-Key.
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
-	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), mux.Vars(r)["ref"])
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -177,7 +177,7 @@ func isSecretName(name string) bool {
 // handleWebhookConfigView returns the trigger's config (disabled if never
 // set). Secrets, once the config has any, are never returned.
 func (s *Server) handleWebhookConfigView(w http.ResponseWriter, r *http.Request) {
-	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), mux.Vars(r)["ref"])
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -202,7 +202,7 @@ func (s *Server) handleWebhookConfigUpdate(w http.ResponseWriter, r *http.Reques
 		Error(w, r, err)
 		return
 	}
-	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), mux.Vars(r)["ref"])
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
 	if err != nil {
 		Error(w, r, err)
 		return

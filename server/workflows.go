@@ -145,7 +145,7 @@ func parsePage(limitStr, offsetStr string, def int) (limit, offset int, err erro
 
 // handleWorkflowView returns one workflow by id or handle, archived or not.
 func (s *Server) handleWorkflowView(w http.ResponseWriter, r *http.Request) {
-	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), mux.Vars(r)["ref"])
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -159,7 +159,7 @@ type versionListResponse struct {
 
 // handleWorkflowVersionList returns every version, oldest first.
 func (s *Server) handleWorkflowVersionList(w http.ResponseWriter, r *http.Request) {
-	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), mux.Vars(r)["ref"])
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -187,7 +187,7 @@ func (s *Server) handleWorkflowVersionCreate(w http.ResponseWriter, r *http.Requ
 		Error(w, r, err)
 		return
 	}
-	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), mux.Vars(r)["ref"])
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -211,7 +211,7 @@ func (s *Server) handleWorkflowVersionCreate(w http.ResponseWriter, r *http.Requ
 
 // handleWorkflowArchive archives a workflow (idempotent) and returns it.
 func (s *Server) handleWorkflowArchive(w http.ResponseWriter, r *http.Request) {
-	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), mux.Vars(r)["ref"])
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
 	if err != nil {
 		Error(w, r, err)
 		return
