@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -65,16 +66,20 @@ func compileExpr(field, src string, nodeIDs map[string]bool) (*Expr, error) {
 
 // exprErrorMessage renders an expr error on one line: the message and its
 // line:column, without the multi-line source snippet.
+// Go type names of the environment are replaced by what users write.
 func exprErrorMessage(err error) string {
+	msg := err.Error()
 	var fe *file.Error
 	if errors.As(err, &fe) {
+		msg = fe.Message
 		if fe.Line > 0 {
-			return fmt.Sprintf("%s (%d:%d)", fe.Message, fe.Line, fe.Column+1)
+			msg = fmt.Sprintf("%s (%d:%d)", fe.Message, fe.Line, fe.Column+1)
 		}
-		return fe.Message
 	}
-	return err.Error()
+	return envTypeNames.Replace(msg)
 }
+
+var envTypeNames = strings.NewReplacer("engine.runInfo", "run", "engine.exprEnv", "environment")
 
 // exprPatcher adjusts and checks an expression's syntax tree before type
 // checking:
