@@ -3,12 +3,15 @@ package server_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http/httptest"
 	"sync"
 	"testing"
 
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/client"
+	"github.com/orcheo/orcheo/db"
+	"github.com/orcheo/orcheo/engine"
 	"github.com/orcheo/orcheo/server"
 	"github.com/sirupsen/logrus"
 )
@@ -47,7 +50,7 @@ type env struct {
 	http   *httptest.Server
 	client *client.Client
 	queue  *recordingQueue
-	store  *testStore
+	store  *db.Store
 }
 
 type envOptions struct {
@@ -138,16 +141,20 @@ func wantCode(tb testing.TB, err error, code string) {
 	}
 }
 
-// testStore holds the services of the store under test.
-type testStore struct {
-	Workflows orcheo.WorkflowService
-	Runs      orcheo.RunService
-	Triggers  orcheo.TriggerService
+// openStore opens a fresh SQLite store for one test: the real store, so
+// that "stores nothing" is checked against what a server would keep.
+func openStore(tb testing.TB) *db.Store {
+	tb.Helper()
+	st, err := db.Open(context.Background(), "sqlite:"+tb.TempDir()+"/t.db")
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	tb.Cleanup(func() { _ = st.Close() })
+	return st
 }
 
-func openStore(tb testing.TB) *testStore {
-	m := newMemStore()
-	return &testStore{Workflows: m, Runs: m, Triggers: m}
+func newEngine() orcheo.Engine {
+	logger := logrus.New()
+	logger.SetOutput(io.Discard)
+	return engine.New(engine.Options{Logger: logger})
 }
-
-func newEngine() orcheo.Engine { return fakeEngine{} }

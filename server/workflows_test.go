@@ -108,7 +108,7 @@ func TestWorkflows(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, envOptions{})
 		wf := e.mustWorkflow(t, "ver")
-		v, err := e.client.CreateWorkflowVersion(ctx, "ver", []byte(`{"nodes":[{"id":"b","type":"log","message":"hi"}]}`))
+		v, err := e.client.CreateWorkflowVersion(ctx, "ver", []byte(`{"nodes":[{"id":"b","type":"set","values":{"y":"2"}}]}`))
 		if err != nil {
 			t.Fatal(err)
 		}
