@@ -273,3 +273,46 @@ func longString(n int) string {
 	}
 	return string(b)
 }
+
+// TestPostgres runs the run-creation paths against PostgreSQL, the
+// production store: manual and webhook runs, idempotency, a failed enqueue
+// and a refused request that must store nothing.
+func TestPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, envOptions{postgresDB: "server"})
+	e.mustWorkflow(t, "pg")
+	e.mustEnableWebhook(t, "pg")
+
+	run, err := e.client.StartRun(ctx, "pg", json.RawMessage(`{"a":1}`), "k1")
+	if err != nil || run.Status != orcheo.RunPending {
+		t.Fatalf("start %+v %v", run, err)
+	}
+	if again, err := e.client.StartRun(ctx, "pg", nil, "k1"); err != nil || again.ID != run.ID {
+		t.Fatalf("idempotent start %+v %v", again, err)
+	}
+	resp, body := webhook(t, e, "POST", "pg", "x=1", http.Header{"Content-Type": {"application/json"}, "Cookie": {"c=1"}}, `{"b":2}`)
+	_, in := acceptedRun(t, e, resp, body)
+	if string(in.Body) != `{"b":2}` || in.Query["x"] != "1" || in.Headers["cookie"] != "" {
+		t.Fatalf("webhook input %+v", in)
+	}
+	resp, body = webhook(t, e, "POST", "pg", "", http.Header{"Content-Type": {"application/json"}}, `{`)
+	wantError(t, resp, body, 400, orcheo.EINVALID)
+	e.unchanged(t, 1, 2)
+
+	e.queue.mu.Lock()
+	e.queue.fail = true
+	e.queue.mu.Unlock()
+	lost, err := e.client.StartRun(ctx, "pg", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := e.store.Runs.ClaimUnenqueuedRuns(ctx, 10)
+	if err != nil || len(ids) != 1 || ids[0].ID != lost.ID {
+		t.Fatalf("unenqueued %+v %v", ids, err)
+	}
+	runs, total, err := e.client.FindRuns(ctx, "pg", "pending", 0)
+	if err != nil || total != 3 || len(runs) != 3 {
+		t.Fatalf("runs %d %d %v", total, len(runs), err)
+	}
+}

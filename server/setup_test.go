@@ -12,6 +12,7 @@ import (
 	"github.com/orcheo/orcheo/client"
 	"github.com/orcheo/orcheo/db"
 	"github.com/orcheo/orcheo/engine"
+	"github.com/orcheo/orcheo/internal/testenv"
 	"github.com/orcheo/orcheo/server"
 	"github.com/sirupsen/logrus"
 )
@@ -57,11 +58,14 @@ type envOptions struct {
 	failQueue bool
 	noToken   bool
 	maxBody   int64
+	// postgresDB, if set, names the PostgreSQL database (testenv) to use
+	// instead of a SQLite file.
+	postgresDB string
 }
 
 func newEnv(tb testing.TB, opts envOptions) *env {
 	tb.Helper()
-	st := openStore(tb)
+	st := openStore(tb, opts.postgresDB)
 	q := &recordingQueue{fail: opts.failQueue}
 	s := server.NewServer()
 	s.Workflows, s.Runs, s.Triggers = st.Workflows, st.Runs, st.Triggers
@@ -143,9 +147,13 @@ func wantCode(tb testing.TB, err error, code string) {
 
 // openStore opens a fresh SQLite store for one test: the real store, so
 // that "stores nothing" is checked against what a server would keep.
-func openStore(tb testing.TB) *db.Store {
+func openStore(tb testing.TB, postgresDB string) *db.Store {
 	tb.Helper()
-	st, err := db.Open(context.Background(), "sqlite:"+tb.TempDir()+"/t.db")
+	dsn := "sqlite:" + tb.TempDir() + "/t.db"
+	if postgresDB != "" {
+		dsn = testenv.PostgresURL(tb, postgresDB)
+	}
+	st, err := db.Open(context.Background(), dsn)
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
