@@ -21,6 +21,7 @@ func TestCompile_Invalid(t *testing.T) {
 	}{
 		{"Empty", ``, []string{"definition is empty"}},
 		{"NotObject", `[1, 2]`, []string{"definition must be an object"}},
+		{"YAMLInfinity", "description: .inf\nnodes: [{id: a, type: log, message: '1'}]\n", []string{"+Inf is not a JSON number"}},
 		{"YAMLSyntax", "nodes: [\n  - id: a\n", []string{"neither JSON nor YAML"}},
 		{"SeveralYAMLDocuments", "nodes: []\n---\nnodes: []\n", []string{"single YAML document"}},
 		{"UnknownTopLevelKey", `{"nodes":[{"id":"a","type":"log","message":"1"}],"node":[]}`, []string{`field "node": unknown key`}},
@@ -174,6 +175,10 @@ func TestCompile_Minimal(t *testing.T) {
 	}{
 		{"JSON", `{"nodes":[{"id":"a","type":"log","message":"1"}]}`, `{"version":1,"nodes":[{"id":"a","type":"log","message":"1"}]}`},
 		{"YAMLNulls", "version:\ntimeout:\nnodes:\n  - id: a\n    type: log\n    message: '1'\n    level:\n", `{"version":1,"nodes":[{"id":"a","type":"log","message":"1"}]}`},
+		{"YAMLScalars", "description: 2026-01-01\nnodes:\n  - id: a\n    type: set\n    values: {1: '1', true: '2'}\n",
+			`{"version":1,"description":"2026-01-01","nodes":[{"id":"a","type":"set","values":{"1":"1","true":"2"}}]}`},
+		{"YAMLTimestamp", "description: 2026-01-01T10:00:00Z\nnodes: [{id: a, type: log, message: '1'}]\n",
+			`{"version":1,"description":"2026-01-01T10:00:00Z","nodes":[{"id":"a","type":"log","message":"1"}]}`},
 		{"YAMLFlow", `{nodes: [{id: a, type: log, message: "1"}]}`, `{"version":1,"nodes":[{"id":"a","type":"log","message":"1"}]}`},
 	}
 	e := engine.New(engine.Options{})

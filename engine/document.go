@@ -40,7 +40,8 @@ func documentJSON(data []byte) ([]byte, error) {
 }
 
 // jsonValue converts a value decoded by yaml.v3 into one encoding/json
-// accepts: mapping keys become strings, timestamps RFC 3339 text.
+// accepts: mapping keys become strings, timestamps text (a date alone as
+// YYYY-MM-DD, otherwise RFC 3339).
 func jsonValue(v any) (any, error) {
 	switch x := v.(type) {
 	case map[string]any:
@@ -72,6 +73,10 @@ func jsonValue(v any) (any, error) {
 		}
 		return x, nil
 	case time.Time:
+		// An unquoted date such as 2026-01-01 reads back as written.
+		if x.Equal(x.Truncate(24*time.Hour)) && x.Location() == time.UTC {
+			return x.Format(time.DateOnly), nil
+		}
 		return x.Format(time.RFC3339Nano), nil
 	case float64:
 		if math.IsInf(x, 0) || math.IsNaN(x) {
