@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -283,4 +284,39 @@ func mockServer() *server.Server {
 	logger.SetOutput(io.Discard)
 	s.Logger = logger
 	return s
+}
+
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	s := mockServer()
+	s.Addr = "127.0.0.1:0"
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Port() == 0 || s.URL() != "http://127.0.0.1:"+strconv.Itoa(s.Port()) {
+		t.Fatalf("port %d url %s", s.Port(), s.URL())
+	}
+	if err := client.New(s.URL(), "").Health(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Open listens first: a busy port fails at once.
+	busy := mockServer()
+	busy.Addr = "127.0.0.1:" + strconv.Itoa(s.Port())
+	if err := busy.Open(); err == nil {
+		busy.Close()
+		t.Fatal("Open on a busy port succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.New(s.URL(), "").Health(context.Background()); err == nil {
+		t.Fatal("server still answers after Close")
+	}
+	if err := server.NewServer().Close(); err != nil {
+		t.Fatalf("Close of a server never opened: %v", err)
+	}
+	if err := server.NewServer().Open(); err == nil {
+		t.Fatal("Open without services succeeded")
+	}
 }
