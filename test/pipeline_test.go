@@ -197,6 +197,18 @@ func TestAPIAndWorker(t *testing.T) {
 		}
 	})
 
+	t.Run("Status", func(t *testing.T) {
+		out, code := cli(t, s.env, "status")
+		if code != 0 || !strings.Contains(out, "database") || !strings.Contains(out, "redis") {
+			t.Fatalf("status: exit %d:\n%s", code, out)
+		}
+		// An API that does not answer is reported, with a non-zero exit.
+		down := append(append([]string{}, s.env...), fmt.Sprintf("ORCHEO_URL=http://127.0.0.1:%d", testenv.FreePort(t)))
+		if out, code := cli(t, down, "status"); code == 0 {
+			t.Fatalf("status of a dead API exited 0:\n%s", out)
+		}
+	})
+
 	t.Run("CLIErrors", func(t *testing.T) {
 		out, code := cli(t, s.env, "runs", "show", "00000000-0000-7000-8000-000000000000")
 		if code == 0 || !strings.Contains(out, "not found") {
