@@ -1,0 +1,440 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/db/internal/rules"
+)
+
+// RunService implements orcheo.RunService on PostgreSQL.
+type RunService struct{ db *DB }
+
+var _ orcheo.RunService = (*RunService)(nil)
+
+// NewRunService returns the run service of db.
+func NewRunService(db *DB) *RunService { return &RunService{db: db} }
+
+// runCols selects a run from "r" joined to its version "v".
+const runCols = `r.id, r.workflow_id, r.version_id, v.version, r.queue, r.status, r.triggered_by,
+	r.input, r.output, r.error, r.attempt, r.max_attempts, r.idempotency_key, r.scheduled_for,
+	r.not_before, r.lease_until, r.worker_id, r.created_at, r.enqueued_at, r.started_at, r.completed_at`
+
+// runFrom is the FROM clause for runCols over relation rel (a table or CTE).
+func runFrom(rel string) string {
+	return rel + ` r JOIN workflow_versions v ON v.id = r.version_id`
+}
+
+func scanRun(row pgx.Row) (*orcheo.Run, error) {
+	var (
+		r              orcheo.Run
+		status         string
+		input, output  []byte
+		key, workerID  *string
+		scheduledFor   *time.Time
+		notBefore      *time.Time
+		leaseUntil     *time.Time
+		enqueuedAt     *time.Time
+		startedAt      *time.Time
+		completedAt    *time.Time
+		createdAtLocal time.Time
+	)
+	if err := row.Scan(&r.ID, &r.WorkflowID, &r.VersionID, &r.Version, &r.Queue, &status, &r.TriggeredBy,
+		&input, &output, &r.Error, &r.Attempt, &r.MaxAttempts, &key, &scheduledFor,
+		&notBefore, &leaseUntil, &workerID, &createdAtLocal, &enqueuedAt, &startedAt, &completedAt); err != nil {
+		return nil, err
+	}
+	r.Status = orcheo.RunStatus(status)
+	r.Input, r.Output = input, output
+	if key != nil {
+		r.IdempotencyKey = *key
+	}
+	if workerID != nil {
+		r.WorkerID = *workerID
+	}
+	r.CreatedAt = createdAtLocal.UTC()
+	r.ScheduledFor, r.NotBefore, r.LeaseUntil = rules.TimePtr(scheduledFor), rules.TimePtr(notBefore), rules.TimePtr(leaseUntil)
+	r.EnqueuedAt, r.StartedAt, r.CompletedAt = rules.TimePtr(enqueuedAt), rules.TimePtr(startedAt), rules.TimePtr(completedAt)
+	return &r, nil
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func nullJSON(b []byte) *string {
+	if len(b) == 0 {
+		return nil
+	}
+	s := string(b)
+	return &s
+}
+
+// CreateRun stores run as pending in one statement, or returns the run that
+// already holds its idempotency key (or cron slot) with created=false.
+func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Run, bool, error) {
+	now := s.db.now()
+	in := *run
+	if err := rules.NewRun(&in, now); err != nil {
+		return nil, false, err
+	}
+	if !orcheo.IsID(in.WorkflowID) || !orcheo.IsID(in.VersionID) {
+		return nil, false, orcheo.Errorf(orcheo.ENOTFOUND, "workflow version %q of workflow %q not found", in.VersionID, in.WorkflowID)
+	}
+	// ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to
+	// commit, so the lookup below finds its row: two creates yield one run.
+	// The SELECT from workflow_versions checks the version belongs to the
+	// workflow and yields its number.
+	err := s.db.pool.QueryRow(ctx, `WITH ins AS (
+			INSERT INTO runs (id, workflow_id, version_id, queue, status, triggered_by, input, max_attempts,
+				idempotency_key, scheduled_for, not_before, created_at, enqueued_at)
+			SELECT $1, v.workflow_id, v.id, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $11
+			FROM workflow_versions v WHERE v.id = $3 AND v.workflow_id = $2
+			ON CONFLICT DO NOTHING
+			RETURNING id, version_id),
+		ev AS (
+			INSERT INTO run_events (run_id, at, kind, message)
+			SELECT id, $11, 'created', 'triggered by ' || $5::text FROM ins)
+		SELECT v.version FROM ins JOIN workflow_versions v ON v.id = ins.version_id`,
+		in.ID, in.WorkflowID, in.VersionID, in.Queue, in.TriggeredBy, []byte(in.Input), in.MaxAttempts,
+		nullString(in.IdempotencyKey), in.ScheduledFor, in.NotBefore, now).Scan(&in.Version)
+	if err == nil {
+		*run = in
+		return run, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, fmt.Errorf("create run: %w", FormatError(err))
+	}
+	existing, err := s.findDuplicate(ctx, &in)
+	if err != nil {
+		return nil, false, err
+	}
+	return existing, false, nil
+}
+
+// findDuplicate explains why CreateRun inserted nothing: it returns the run
+// holding in's idempotency key or cron slot, or ENOTFOUND for the version.
+func (s *RunService) findDuplicate(ctx context.Context, in *orcheo.Run) (*orcheo.Run, error) {
+	if in.IdempotencyKey != "" {
+		r, err := scanRun(s.db.pool.QueryRow(ctx, `SELECT `+runCols+` FROM `+runFrom("runs")+`
+			WHERE r.workflow_id = $1 AND r.idempotency_key = $2`, in.WorkflowID, in.IdempotencyKey))
+		if err == nil {
+			return r, nil
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("create run: find by idempotency key: %w", err)
+		}
+	}
+	if in.ScheduledFor != nil {
+		r, err := scanRun(s.db.pool.QueryRow(ctx, `SELECT `+runCols+` FROM `+runFrom("runs")+`
+			WHERE r.workflow_id = $1 AND r.scheduled_for = $2`, in.WorkflowID, in.ScheduledFor))
+		if err == nil {
+			return r, nil
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("create run: find by schedule slot: %w", err)
+		}
+	}
+	var ok bool
+	if err := s.db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM workflow_versions WHERE id = $1 AND workflow_id = $2)`,
+		in.VersionID, in.WorkflowID).Scan(&ok); err != nil {
+		return nil, fmt.Errorf("create run: check version: %w", err)
+	}
+	if !ok {
+		return nil, orcheo.Errorf(orcheo.ENOTFOUND, "workflow version %q of workflow %q not found", in.VersionID, in.WorkflowID)
+	}
+	return nil, orcheo.Errorf(orcheo.ECONFLICT, "run conflicts with an existing run of workflow %s", in.WorkflowID)
+}
+
+// FindRunByID returns a run with its steps ordered by attempt and seq.
+func (s *RunService) FindRunByID(ctx context.Context, id string) (*orcheo.Run, error) {
+	if !orcheo.IsID(id) {
+		return nil, rules.RunNotFound(id)
+	}
+	r, err := scanRun(s.db.pool.QueryRow(ctx, `SELECT `+runCols+` FROM `+runFrom("runs")+` WHERE r.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, rules.RunNotFound(id)
+	} else if err != nil {
+		return nil, fmt.Errorf("find run %s: %w", id, err)
+	}
+	rows, err := s.db.pool.Query(ctx, `SELECT run_id, attempt, seq, node, node_type, status, output, error,
+		started_at, completed_at FROM run_steps WHERE run_id = $1 ORDER BY attempt, seq`, id)
+	if err != nil {
+		return nil, fmt.Errorf("find steps of run %s: %w", id, err)
+	}
+	r.Steps, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*orcheo.RunStep, error) {
+		var st orcheo.RunStep
+		var status string
+		var output []byte
+		if err := row.Scan(&st.RunID, &st.Attempt, &st.Seq, &st.Node, &st.NodeType, &status, &output,
+			&st.Error, &st.StartedAt, &st.CompletedAt); err != nil {
+			return nil, err
+		}
+		st.Status, st.Output = orcheo.StepStatus(status), output
+		st.StartedAt, st.CompletedAt = st.StartedAt.UTC(), rules.TimePtr(st.CompletedAt)
+		return &st, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find steps of run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// FindRuns returns matching runs, newest first, and their total count.
+func (s *RunService) FindRuns(ctx context.Context, f orcheo.RunFilter) ([]*orcheo.Run, int, error) {
+	// The WHERE clause is built from the filters present, so each shape gets
+	// a plan that uses its index.
+	var (
+		conds []string
+		args  []any
+	)
+	if f.WorkflowID != nil {
+		if !orcheo.IsID(*f.WorkflowID) {
+			return nil, 0, nil
+		}
+		args = append(args, *f.WorkflowID)
+		conds = append(conds, "r.workflow_id = $"+strconv.Itoa(len(args)))
+	}
+	if f.Status != nil {
+		if !f.Status.Valid() {
+			return nil, 0, orcheo.Errorf(orcheo.EINVALID, "unknown run status %q", *f.Status)
+		}
+		args = append(args, string(*f.Status))
+		conds = append(conds, "r.status = $"+strconv.Itoa(len(args)))
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
+	}
+	n := len(args)
+	rows, err := s.db.pool.Query(ctx, `SELECT `+runCols+`, count(*) OVER () FROM `+runFrom("runs")+where+`
+		ORDER BY r.created_at DESC, r.id DESC LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2),
+		append(args, rules.Limit(f.Limit), rules.Offset(f.Offset))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("find runs: %w", err)
+	}
+	defer rows.Close()
+	var (
+		out   []*orcheo.Run
+		total int
+	)
+	for rows.Next() {
+		r, err := scanRun(countScanner{rows, &total})
+		if err != nil {
+			return nil, 0, fmt.Errorf("find runs: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("find runs: %w", err)
+	}
+	if len(out) == 0 && rules.Offset(f.Offset) > 0 {
+		if err := s.db.pool.QueryRow(ctx, `SELECT count(*) FROM runs r`+where, args...).Scan(&total); err != nil {
+			return nil, 0, fmt.Errorf("count runs: %w", err)
+		}
+	}
+	return out, total, nil
+}
+
+// countScanner scans a row whose last column is a window count.
+type countScanner struct {
+	rows  pgx.Rows
+	total *int
+}
+
+func (c countScanner) Scan(dest ...any) error { return c.rows.Scan(append(dest, c.total)...) }
+
+// ClaimRun moves a due pending run to running in one statement that also
+// writes the "claimed" event; only on failure does a second query tell
+// ENOTFOUND from ECONFLICT.
+func (s *RunService) ClaimRun(ctx context.Context, id, workerID string, leaseUntil time.Time) (*orcheo.Run, error) {
+	if !orcheo.IsID(id) {
+		return nil, rules.RunNotFound(id)
+	}
+	now := s.db.now()
+	r, err := scanRun(s.db.pool.QueryRow(ctx, `WITH r AS (
+			UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = $2,
+				lease_until = $3, started_at = $4
+			WHERE id = $1 AND status = 'pending' AND (not_before IS NULL OR not_before <= $4)
+			RETURNING *),
+		ev AS (
+			INSERT INTO run_events (run_id, at, kind, message)
+			SELECT id, $4, 'claimed', format('attempt %s by %s', attempt, $2::text) FROM r)
+		SELECT `+runCols+` FROM `+runFrom("r"),
+		id, nullString(workerID), rules.Time(leaseUntil), now))
+	if err == nil {
+		return r, nil
+	} else if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("claim run %s: %w", id, err)
+	}
+	var (
+		status    string
+		notBefore *time.Time
+	)
+	err = s.db.pool.QueryRow(ctx, `SELECT status, not_before FROM runs WHERE id = $1`, id).Scan(&status, &notBefore)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, rules.RunNotFound(id)
+	} else if err != nil {
+		return nil, fmt.Errorf("claim run %s: %w", id, err)
+	}
+	return nil, rules.NotPending(id, orcheo.RunStatus(status), notBefore, now)
+}
+
+// CompleteRun ends attempt of a running run. The update, the steps (all in
+// one INSERT … SELECT FROM unnest) and the event are one statement, so they
+// commit together in one round trip.
+func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c orcheo.RunCompletion) (*orcheo.Run, error) {
+	steps, err := rules.Completion(id, attempt, c)
+	if err != nil {
+		return nil, err
+	}
+	if !orcheo.IsID(id) {
+		return nil, rules.RunNotFound(id)
+	}
+	now := s.db.now()
+	n := len(steps)
+	var (
+		seqs                             = make([]int32, n)
+		nodes, types, statuses, stepErrs = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		outputs                          = make([]*string, n)
+		started                          = make([]time.Time, n)
+		completed                        = make([]*time.Time, n)
+	)
+	for i, st := range steps {
+		seqs[i], nodes[i], types[i], statuses[i] = int32(st.Seq), st.Node, st.NodeType, string(st.Status)
+		outputs[i], stepErrs[i], started[i], completed[i] = nullJSON(st.Output), st.Error, st.StartedAt, st.CompletedAt
+	}
+	message := c.Error
+	if c.Status == orcheo.RunSucceeded {
+		message = ""
+	}
+	message = fmt.Sprintf("attempt %d: %s", attempt, truncate(message, 1000))
+	r, err := scanRun(s.db.pool.QueryRow(ctx, `WITH r AS (
+			UPDATE runs SET status = $3, output = $4, error = $5, completed_at = $6, lease_until = NULL
+			WHERE id = $1 AND status = 'running' AND attempt = $2
+			RETURNING *),
+		steps AS (
+			INSERT INTO run_steps (run_id, attempt, seq, node, node_type, status, output, error, started_at, completed_at)
+			SELECT r.id, r.attempt, s.seq, s.node, s.node_type, s.status, s.output::jsonb, s.error, s.started_at, s.completed_at
+			FROM r, unnest($7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+				$13::timestamptz[], $14::timestamptz[])
+				AS s(seq, node, node_type, status, output, error, started_at, completed_at)),
+		ev AS (
+			INSERT INTO run_events (run_id, at, kind, message) SELECT id, $6, $3, $15 FROM r)
+		SELECT `+runCols+` FROM `+runFrom("r"),
+		id, attempt, string(c.Status), nullJSON(c.Output), c.Error, now,
+		seqs, nodes, types, statuses, outputs, stepErrs, started, completed, message))
+	if err == nil {
+		r.Steps = steps
+		return r, nil
+	} else if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("complete run %s: %w", id, FormatError(err))
+	}
+	var (
+		status  string
+		current int
+	)
+	err = s.db.pool.QueryRow(ctx, `SELECT status, attempt FROM runs WHERE id = $1`, id).Scan(&status, &current)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, rules.RunNotFound(id)
+	} else if err != nil {
+		return nil, fmt.Errorf("complete run %s: %w", id, err)
+	}
+	return nil, rules.NotRunningAttempt(id, attempt, orcheo.RunStatus(status), current)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// CancelRun cancels a pending run with its "cancelled" event in one
+// statement.
+func (s *RunService) CancelRun(ctx context.Context, id string) (*orcheo.Run, error) {
+	if !orcheo.IsID(id) {
+		return nil, rules.RunNotFound(id)
+	}
+	now := s.db.now()
+	r, err := scanRun(s.db.pool.QueryRow(ctx, `WITH r AS (
+			UPDATE runs SET status = 'cancelled', completed_at = $2, lease_until = NULL
+			WHERE id = $1 AND status = 'pending'
+			RETURNING *),
+		ev AS (
+			INSERT INTO run_events (run_id, at, kind, message) SELECT id, $2, 'cancelled', 'cancelled while pending' FROM r)
+		SELECT `+runCols+` FROM `+runFrom("r"), id, now))
+	if err == nil {
+		return r, nil
+	} else if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("cancel run %s: %w", id, err)
+	}
+	var status string
+	err = s.db.pool.QueryRow(ctx, `SELECT status FROM runs WHERE id = $1`, id).Scan(&status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, rules.RunNotFound(id)
+	} else if err != nil {
+		return nil, fmt.Errorf("cancel run %s: %w", id, err)
+	}
+	return nil, rules.NotCancellable(id, orcheo.RunStatus(status))
+}
+
+// MarkRunUnenqueued clears enqueued_at of a pending run. A run that is no
+// longer pending needs no enqueue, so that is not an error; a missing run
+// is ENOTFOUND.
+func (s *RunService) MarkRunUnenqueued(ctx context.Context, id string) error {
+	if !orcheo.IsID(id) {
+		return rules.RunNotFound(id)
+	}
+	var found bool
+	// The CTE updates; the outer query tells "not pending" from "missing"
+	// in the same round trip.
+	err := s.db.pool.QueryRow(ctx, `WITH u AS (
+			UPDATE runs SET enqueued_at = NULL WHERE id = $1 AND status = 'pending' RETURNING id)
+		SELECT EXISTS (SELECT 1 FROM u) OR EXISTS (SELECT 1 FROM runs WHERE id = $1)`, id).Scan(&found)
+	if err != nil {
+		return fmt.Errorf("mark run %s unenqueued: %w", id, err)
+	}
+	if !found {
+		return rules.RunNotFound(id)
+	}
+	return nil
+}
+
+// ClaimUnenqueuedRuns stamps up to limit unenqueued pending runs, oldest
+// first, as enqueued now and returns them (ID, Queue and NotBefore). Rows
+// are locked with SKIP LOCKED, so concurrent callers get disjoint sets.
+// limit <= 0 means rules.DefaultUnenqueuedBatch.
+func (s *RunService) ClaimUnenqueuedRuns(ctx context.Context, limit int) ([]*orcheo.Run, error) {
+	if limit <= 0 {
+		limit = rules.DefaultUnenqueuedBatch
+	}
+	rows, err := s.db.pool.Query(ctx, `WITH picked AS (
+			SELECT id FROM runs WHERE status = 'pending' AND enqueued_at IS NULL
+			ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+		UPDATE runs r SET enqueued_at = $2 FROM picked WHERE r.id = picked.id
+		RETURNING r.id, r.queue, r.not_before, r.created_at`, limit, s.db.now())
+	if err != nil {
+		return nil, fmt.Errorf("claim unenqueued runs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*orcheo.Run, error) {
+		var r orcheo.Run
+		if err := row.Scan(&r.ID, &r.Queue, &r.NotBefore, &r.CreatedAt); err != nil {
+			return nil, err
+		}
+		r.NotBefore, r.CreatedAt = rules.TimePtr(r.NotBefore), r.CreatedAt.UTC()
+		return &r, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim unenqueued runs: %w", err)
+	}
+	return out, nil
+}

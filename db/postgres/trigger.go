@@ -1,0 +1,68 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orcheo/orcheo"
+)
+
+// TriggerService implements orcheo.TriggerService on PostgreSQL.
+type TriggerService struct{ db *DB }
+
+var _ orcheo.TriggerService = (*TriggerService)(nil)
+
+// NewTriggerService returns the trigger service of db.
+func NewTriggerService(db *DB) *TriggerService { return &TriggerService{db: db} }
+
+// FindWebhookConfig returns the stored config, or a disabled zero config.
+func (s *TriggerService) FindWebhookConfig(ctx context.Context, workflowID string) (*orcheo.WebhookConfig, error) {
+	cfg := &orcheo.WebhookConfig{}
+	if !orcheo.IsID(workflowID) {
+		return cfg, nil
+	}
+	var raw []byte
+	err := s.db.pool.QueryRow(ctx, `SELECT config FROM webhook_triggers WHERE workflow_id = $1`, workflowID).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return cfg, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("find webhook config of workflow %s: %w", workflowID, err)
+	}
+	if err := json.Unmarshal(raw, cfg); err != nil {
+		return nil, fmt.Errorf("decode webhook config of workflow %s: %w", workflowID, err)
+	}
+	return cfg, nil
+}
+
+// SetWebhookConfig validates cfg and replaces the workflow's config in one
+// upsert that inserts nothing when the workflow does not exist.
+func (s *TriggerService) SetWebhookConfig(ctx context.Context, workflowID string, cfg *orcheo.WebhookConfig) error {
+	if cfg == nil {
+		return orcheo.Errorf(orcheo.EINVALID, "webhook config is missing")
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if !orcheo.IsID(workflowID) {
+		return orcheo.Errorf(orcheo.ENOTFOUND, "workflow %q not found", workflowID)
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("encode webhook config: %w", err)
+	}
+	tag, err := s.db.pool.Exec(ctx, `INSERT INTO webhook_triggers (workflow_id, config, updated_at)
+		SELECT id, $2, $3 FROM workflows WHERE id = $1
+		ON CONFLICT (workflow_id) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at`,
+		workflowID, raw, s.db.now())
+	if err != nil {
+		return fmt.Errorf("set webhook config of workflow %s: %w", workflowID, FormatError(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return orcheo.Errorf(orcheo.ENOTFOUND, "workflow %q not found", workflowID)
+	}
+	return nil
+}

@@ -1,0 +1,432 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/db/internal/rules"
+)
+
+// RunService implements orcheo.RunService on SQLite. Each transition is one
+// conditional UPDATE plus its event in one IMMEDIATE transaction on the
+// single write connection.
+type RunService struct{ db *DB }
+
+var _ orcheo.RunService = (*RunService)(nil)
+
+// NewRunService returns the run service of db.
+func NewRunService(db *DB) *RunService { return &RunService{db: db} }
+
+// runCols selects a run "r" joined to its version "v".
+const runCols = `r.id, r.workflow_id, r.version_id, v.version, r.queue, r.status, r.triggered_by,
+	r.input, r.output, r.error, r.attempt, r.max_attempts, r.idempotency_key, r.scheduled_for,
+	r.not_before, r.lease_until, r.worker_id, r.created_at, r.enqueued_at, r.started_at, r.completed_at`
+
+const runFrom = ` FROM runs r JOIN workflow_versions v ON v.id = r.version_id`
+
+func scanRun(row rowScanner, extra ...any) (*orcheo.Run, error) {
+	var (
+		r             orcheo.Run
+		status        string
+		input, output []byte
+		key, workerID sql.NullString
+	)
+	dest := append([]any{&r.ID, &r.WorkflowID, &r.VersionID, &r.Version, &r.Queue, &status, &r.TriggeredBy,
+		&input, &output, &r.Error, &r.Attempt, &r.MaxAttempts, &key, nullTimeCol{&r.ScheduledFor},
+		nullTimeCol{&r.NotBefore}, nullTimeCol{&r.LeaseUntil}, &workerID, timeCol{&r.CreatedAt},
+		nullTimeCol{&r.EnqueuedAt}, nullTimeCol{&r.StartedAt}, nullTimeCol{&r.CompletedAt}}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return nil, err
+	}
+	r.Status = orcheo.RunStatus(status)
+	r.Input, r.Output = input, output
+	r.IdempotencyKey, r.WorkerID = key.String, workerID.String
+	return &r, nil
+}
+
+func findRun(ctx context.Context, q querier, id string) (*orcheo.Run, error) {
+	r, err := scanRun(q.QueryRowContext(ctx, `SELECT `+runCols+runFrom+` WHERE r.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, rules.RunNotFound(id)
+	}
+	return r, err
+}
+
+func addEvent(ctx context.Context, tx *sql.Tx, id string, at time.Time, kind, message string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO run_events (run_id, at, kind, message) VALUES (?, ?, ?, ?)`,
+		id, ts(at), kind, message)
+	return err
+}
+
+// CreateRun stores run as pending, or returns the run that already holds
+// its idempotency key (or cron slot) with created=false. Writers are
+// serialised, so the duplicate check cannot race.
+func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Run, bool, error) {
+	now := s.db.now()
+	in := *run
+	if err := rules.NewRun(&in, now); err != nil {
+		return nil, false, err
+	}
+	var existing *orcheo.Run
+	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT version FROM workflow_versions WHERE id = ? AND workflow_id = ?`,
+			in.VersionID, in.WorkflowID).Scan(&in.Version)
+		if errors.Is(err, sql.ErrNoRows) {
+			return orcheo.Errorf(orcheo.ENOTFOUND, "workflow version %q of workflow %q not found", in.VersionID, in.WorkflowID)
+		} else if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO runs (id, workflow_id, version_id, queue, status, triggered_by,
+				input, max_attempts, idempotency_key, scheduled_for, not_before, created_at, enqueued_at)
+			VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
+			ON CONFLICT DO NOTHING`,
+			in.ID, in.WorkflowID, in.VersionID, in.Queue, in.TriggeredBy, string(in.Input), in.MaxAttempts,
+			nullString(in.IdempotencyKey), tsPtr(in.ScheduledFor), tsPtr(in.NotBefore), ts(now))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			existing, err = findDuplicate(ctx, tx, &in)
+			return err
+		}
+		return addEvent(ctx, tx, in.ID, now, rules.EventCreated, "triggered by "+in.TriggeredBy)
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("create run: %w", FormatError(err))
+	}
+	if existing != nil {
+		return existing, false, nil
+	}
+	*run = in
+	return run, true, nil
+}
+
+// findDuplicate returns the run holding in's idempotency key or cron slot.
+func findDuplicate(ctx context.Context, tx *sql.Tx, in *orcheo.Run) (*orcheo.Run, error) {
+	if in.IdempotencyKey != "" {
+		r, err := scanRun(tx.QueryRowContext(ctx, `SELECT `+runCols+runFrom+`
+			WHERE r.workflow_id = ? AND r.idempotency_key = ?`, in.WorkflowID, in.IdempotencyKey))
+		if !errors.Is(err, sql.ErrNoRows) {
+			return r, err
+		}
+	}
+	if in.ScheduledFor != nil {
+		r, err := scanRun(tx.QueryRowContext(ctx, `SELECT `+runCols+runFrom+`
+			WHERE r.workflow_id = ? AND r.scheduled_for = ?`, in.WorkflowID, ts(*in.ScheduledFor)))
+		if !errors.Is(err, sql.ErrNoRows) {
+			return r, err
+		}
+	}
+	return nil, orcheo.Errorf(orcheo.ECONFLICT, "run conflicts with an existing run of workflow %s", in.WorkflowID)
+}
+
+// FindRunByID returns a run with its steps ordered by attempt and seq.
+func (s *RunService) FindRunByID(ctx context.Context, id string) (*orcheo.Run, error) {
+	r, err := findRun(ctx, s.db.read, id)
+	if err != nil {
+		return nil, fmt.Errorf("find run: %w", err)
+	}
+	rows, err := s.db.read.QueryContext(ctx, `SELECT run_id, attempt, seq, node, node_type, status, output, error,
+		started_at, completed_at FROM run_steps WHERE run_id = ? ORDER BY attempt, seq`, id)
+	if err != nil {
+		return nil, fmt.Errorf("find steps of run %s: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			st     orcheo.RunStep
+			status string
+			output []byte
+		)
+		if err := rows.Scan(&st.RunID, &st.Attempt, &st.Seq, &st.Node, &st.NodeType, &status, &output,
+			&st.Error, timeCol{&st.StartedAt}, nullTimeCol{&st.CompletedAt}); err != nil {
+			return nil, fmt.Errorf("find steps of run %s: %w", id, err)
+		}
+		st.Status, st.Output = orcheo.StepStatus(status), output
+		r.Steps = append(r.Steps, &st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find steps of run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// FindRuns returns matching runs, newest first, and their total count.
+func (s *RunService) FindRuns(ctx context.Context, f orcheo.RunFilter) ([]*orcheo.Run, int, error) {
+	var (
+		conds []string
+		args  []any
+	)
+	if f.WorkflowID != nil {
+		conds, args = append(conds, "r.workflow_id = ?"), append(args, *f.WorkflowID)
+	}
+	if f.Status != nil {
+		if !f.Status.Valid() {
+			return nil, 0, orcheo.Errorf(orcheo.EINVALID, "unknown run status %q", *f.Status)
+		}
+		conds, args = append(conds, "r.status = ?"), append(args, string(*f.Status))
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
+	}
+	rows, err := s.db.read.QueryContext(ctx, `SELECT `+runCols+`, count(*) OVER ()`+runFrom+where+`
+		ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?`,
+		append(args, rules.Limit(f.Limit), rules.Offset(f.Offset))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("find runs: %w", err)
+	}
+	defer rows.Close()
+	var (
+		out   []*orcheo.Run
+		total int
+	)
+	for rows.Next() {
+		r, err := scanRun(rows, &total)
+		if err != nil {
+			return nil, 0, fmt.Errorf("find runs: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("find runs: %w", err)
+	}
+	if len(out) == 0 && rules.Offset(f.Offset) > 0 {
+		if err := s.db.read.QueryRowContext(ctx, `SELECT count(*) FROM runs r`+where, args...).Scan(&total); err != nil {
+			return nil, 0, fmt.Errorf("count runs: %w", err)
+		}
+	}
+	return out, total, nil
+}
+
+// ClaimRun moves a due pending run to running with one conditional UPDATE;
+// only when it matches nothing does a second query tell ENOTFOUND from
+// ECONFLICT.
+func (s *RunService) ClaimRun(ctx context.Context, id, workerID string, leaseUntil time.Time) (*orcheo.Run, error) {
+	now := s.db.now()
+	var r *orcheo.Run
+	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
+		var attempt int
+		err := tx.QueryRowContext(ctx, `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = ?2,
+				lease_until = ?3, started_at = ?4
+			WHERE id = ?1 AND status = 'pending' AND (not_before IS NULL OR not_before <= ?4)
+			RETURNING attempt`, id, nullString(workerID), ts(leaseUntil), ts(now)).Scan(&attempt)
+		if errors.Is(err, sql.ErrNoRows) {
+			var (
+				status    string
+				notBefore *time.Time
+			)
+			err := tx.QueryRowContext(ctx, `SELECT status, not_before FROM runs WHERE id = ?`, id).
+				Scan(&status, nullTimeCol{&notBefore})
+			if errors.Is(err, sql.ErrNoRows) {
+				return rules.RunNotFound(id)
+			} else if err != nil {
+				return err
+			}
+			return rules.NotPending(id, orcheo.RunStatus(status), notBefore, now)
+		} else if err != nil {
+			return err
+		}
+		if err := addEvent(ctx, tx, id, now, rules.EventClaimed, fmt.Sprintf("attempt %d by %s", attempt, workerID)); err != nil {
+			return err
+		}
+		r, err = findRun(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// CompleteRun ends attempt of a running run: the fenced UPDATE, one
+// multi-row INSERT of the steps and the event, in one transaction.
+func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c orcheo.RunCompletion) (*orcheo.Run, error) {
+	steps, err := rules.Completion(id, attempt, c)
+	if err != nil {
+		return nil, err
+	}
+	now := s.db.now()
+	message := c.Error
+	if c.Status == orcheo.RunSucceeded {
+		message = ""
+	}
+	if len(message) > 1000 {
+		message = message[:1000]
+	}
+	message = fmt.Sprintf("attempt %d: %s", attempt, message)
+	var r *orcheo.Run
+	err = s.db.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, lease_until = NULL
+			WHERE id = ? AND status = 'running' AND attempt = ?`,
+			string(c.Status), nullJSON(c.Output), c.Error, ts(now), id, attempt)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			var (
+				status  string
+				current int
+			)
+			err := tx.QueryRowContext(ctx, `SELECT status, attempt FROM runs WHERE id = ?`, id).Scan(&status, &current)
+			if errors.Is(err, sql.ErrNoRows) {
+				return rules.RunNotFound(id)
+			} else if err != nil {
+				return err
+			}
+			return rules.NotRunningAttempt(id, attempt, orcheo.RunStatus(status), current)
+		}
+		if err := insertSteps(ctx, tx, steps); err != nil {
+			return err
+		}
+		if err := addEvent(ctx, tx, id, now, string(c.Status), message); err != nil {
+			return err
+		}
+		r, err = findRun(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("complete run %s: %w", id, FormatError(err))
+	}
+	r.Steps = steps
+	return r, nil
+}
+
+// stepsPerInsert keeps a multi-row INSERT under SQLite's bound-parameter
+// limit (10 columns per row).
+const stepsPerInsert = 500
+
+func insertSteps(ctx context.Context, tx *sql.Tx, steps []*orcheo.RunStep) error {
+	for len(steps) > 0 {
+		batch := steps[:min(len(steps), stepsPerInsert)]
+		steps = steps[len(batch):]
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO run_steps (run_id, attempt, seq, node, node_type, status, output, error, started_at, completed_at) VALUES `)
+		args := make([]any, 0, len(batch)*10)
+		for i, st := range batch {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, st.RunID, st.Attempt, st.Seq, st.Node, st.NodeType, string(st.Status),
+				nullJSON(st.Output), st.Error, ts(st.StartedAt), tsPtr(st.CompletedAt))
+		}
+		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("insert steps: %w", err)
+		}
+	}
+	return nil
+}
+
+// CancelRun cancels a pending run and records the event.
+func (s *RunService) CancelRun(ctx context.Context, id string) (*orcheo.Run, error) {
+	now := s.db.now()
+	var r *orcheo.Run
+	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'cancelled', completed_at = ?, lease_until = NULL
+			WHERE id = ? AND status = 'pending'`, ts(now), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			var status string
+			err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&status)
+			if errors.Is(err, sql.ErrNoRows) {
+				return rules.RunNotFound(id)
+			} else if err != nil {
+				return err
+			}
+			return rules.NotCancellable(id, orcheo.RunStatus(status))
+		}
+		if err := addEvent(ctx, tx, id, now, rules.EventCancelled, "cancelled while pending"); err != nil {
+			return err
+		}
+		r, err = findRun(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cancel run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// MarkRunUnenqueued clears enqueued_at of a pending run. A run that is no
+// longer pending needs no enqueue, so that is not an error; a missing run
+// is ENOTFOUND.
+func (s *RunService) MarkRunUnenqueued(ctx context.Context, id string) error {
+	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE runs SET enqueued_at = NULL WHERE id = ? AND status = 'pending'`, id); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM runs WHERE id = ?`, id).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return rules.RunNotFound(id)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark run %s unenqueued: %w", id, err)
+	}
+	return nil
+}
+
+// ClaimUnenqueuedRuns stamps up to limit unenqueued pending runs, oldest
+// first, as enqueued now and returns them (ID, Queue and NotBefore). One
+// UPDATE on the single writer, so concurrent callers get disjoint sets.
+// limit <= 0 means rules.DefaultUnenqueuedBatch.
+func (s *RunService) ClaimUnenqueuedRuns(ctx context.Context, limit int) ([]*orcheo.Run, error) {
+	if limit <= 0 {
+		limit = rules.DefaultUnenqueuedBatch
+	}
+	rows, err := s.db.write.QueryContext(ctx, `UPDATE runs SET enqueued_at = ?
+		WHERE id IN (SELECT id FROM runs WHERE status = 'pending' AND enqueued_at IS NULL ORDER BY created_at LIMIT ?)
+		RETURNING id, queue, not_before, created_at`, ts(s.db.now()), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim unenqueued runs: %w", err)
+	}
+	defer rows.Close()
+	var out []*orcheo.Run
+	for rows.Next() {
+		var r orcheo.Run
+		if err := rows.Scan(&r.ID, &r.Queue, nullTimeCol{&r.NotBefore}, timeCol{&r.CreatedAt}); err != nil {
+			return nil, fmt.Errorf("claim unenqueued runs: %w", err)
+		}
+		out = append(out, &r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim unenqueued runs: %w", err)
+	}
+	// RETURNING order is unspecified; callers get the oldest first.
+	sortByCreated(out)
+	return out, nil
+}
+
+// sortByCreated orders runs oldest first, ties by id.
+func sortByCreated(runs []*orcheo.Run) {
+	slices.SortFunc(runs, func(a, b *orcheo.Run) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		if a.ID < b.ID {
+			return -1
+		} else if a.ID > b.ID {
+			return 1
+		}
+		return 0
+	})
+}
