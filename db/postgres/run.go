@@ -436,5 +436,7 @@ func (s *RunService) ClaimUnenqueuedRuns(ctx context.Context, limit int) ([]*orc
 	if err != nil {
 		return nil, fmt.Errorf("claim unenqueued runs: %w", err)
 	}
+	// RETURNING order is unspecified; callers get the oldest first.
+	rules.SortByCreated(out)
 	return out, nil
 }

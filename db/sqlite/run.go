@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -412,21 +411,6 @@ func (s *RunService) ClaimUnenqueuedRuns(ctx context.Context, limit int) ([]*orc
 		return nil, fmt.Errorf("claim unenqueued runs: %w", err)
 	}
 	// RETURNING order is unspecified; callers get the oldest first.
-	sortByCreated(out)
+	rules.SortByCreated(out)
 	return out, nil
-}
-
-// sortByCreated orders runs oldest first, ties by id.
-func sortByCreated(runs []*orcheo.Run) {
-	slices.SortFunc(runs, func(a, b *orcheo.Run) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		if a.ID < b.ID {
-			return -1
-		} else if a.ID > b.ID {
-			return 1
-		}
-		return 0
-	})
 }

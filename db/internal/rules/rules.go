@@ -4,6 +4,7 @@ package rules
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/orcheo/orcheo"
@@ -163,4 +164,19 @@ func WorkflowNotFound(ref string) error {
 // NotCancellable is the ECONFLICT for cancelling a run that is not pending.
 func NotCancellable(id string, status orcheo.RunStatus) error {
 	return orcheo.Errorf(orcheo.ECONFLICT, "run %s is %s; only a pending run can be cancelled", id, status)
+}
+
+// SortByCreated orders runs oldest first, ties by id.
+func SortByCreated(runs []*orcheo.Run) {
+	slices.SortFunc(runs, func(a, b *orcheo.Run) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		if a.ID < b.ID {
+			return -1
+		} else if a.ID > b.ID {
+			return 1
+		}
+		return 0
+	})
 }
