@@ -140,8 +140,9 @@ type RunService interface {
 	// CreateRun stores run as pending and fills in its ID, Status, Attempt,
 	// CreatedAt and EnqueuedAt (set optimistically: the caller enqueues it
 	// next and calls MarkRunUnenqueued if that fails). If run has an
-	// IdempotencyKey already used for its workflow, the existing run is
-	// returned with created=false and nothing is stored.
+	// IdempotencyKey already used for its workflow, or a ScheduledFor slot
+	// already taken for its workflow, the existing run is returned with
+	// created=false and nothing is stored.
 	CreateRun(ctx context.Context, run *Run) (existing *Run, created bool, err error)
 
 	// FindRunByID returns a run with its steps. Returns ENOTFOUND.
@@ -167,13 +168,15 @@ type RunService interface {
 	CancelRun(ctx context.Context, id string) (*Run, error)
 
 	// MarkRunUnenqueued records that enqueuing a pending run failed, so that
-	// ClaimUnenqueuedRuns returns it later.
+	// ClaimUnenqueuedRuns returns it later. A run that is no longer pending
+	// needs no enqueue: nil. Returns ENOTFOUND if the run does not exist.
 	MarkRunUnenqueued(ctx context.Context, id string) error
 
 	// ClaimUnenqueuedRuns marks up to limit pending runs that are not
 	// enqueued as enqueued now and returns their ids; the caller enqueues
-	// them and calls MarkRunUnenqueued for any that fail again. Only ID and
-	// Queue are filled in.
+	// them and calls MarkRunUnenqueued for any that fail again. Runs come
+	// oldest first with only ID, Queue, NotBefore and CreatedAt filled in;
+	// limit <= 0 means 100.
 	ClaimUnenqueuedRuns(ctx context.Context, limit int) ([]*Run, error)
 }
 
