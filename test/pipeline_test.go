@@ -155,6 +155,10 @@ func TestAPIAndWorker(t *testing.T) {
 				t.Errorf("runs show output lacks %q:\n%s", want, out)
 			}
 		}
+		out, code = cli(t, s.env, "runs", "list", "--workflow", "greet")
+		if code != 0 || !strings.Contains(out, run.ID) || !strings.Contains(out, "greet ") || !strings.Contains(out, "webhook") {
+			t.Fatalf("runs list: exit %d, want the run with its handle and trigger:\n%s", code, out)
+		}
 		out, code = cli(t, s.env, "runs", "list", "--workflow", "greet", "--status", "succeeded", "--json")
 		if code != 0 {
 			t.Fatalf("runs list: exit %d: %s", code, out)

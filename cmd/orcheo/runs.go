@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/client"
 )
 
 func runCommands(e *env, cfg Config) map[string]command {
@@ -39,16 +40,21 @@ func (c *runsList) Run(ctx context.Context, args []string) error {
 	if *status != "" && !orcheo.RunStatus(*status).Valid() {
 		return orcheo.Errorf(orcheo.EINVALID, "--status %q is not one of %s", *status, statusList())
 	}
-	runs, total, err := c.cfg.newClient().FindRuns(ctx, *workflow, *status, *limit)
+	cl := c.cfg.newClient()
+	runs, total, err := cl.FindRuns(ctx, *workflow, *status, *limit)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		return writeJSON(c.stdout, map[string]interface{}{"runs": runs, "total": total})
 	}
+	handles, err := workflowHandles(ctx, cl)
+	if err != nil {
+		return err
+	}
 	t := newTable(c.stdout, "ID", "WORKFLOW", "VERSION", "STATUS", "TRIGGER", "ATTEMPT", "CREATED", "DURATION")
 	for _, r := range runs {
-		t.row(r.ID, r.WorkflowID, strconv.Itoa(r.Version), string(r.Status), r.TriggeredBy,
+		t.row(r.ID, handles.name(r.WorkflowID), strconv.Itoa(r.Version), string(r.Status), r.TriggeredBy,
 			strconv.Itoa(r.Attempt), formatTime(&r.CreatedAt), formatDuration(r.StartedAt, r.CompletedAt))
 	}
 	if err := t.flush(); err != nil {
@@ -83,20 +89,55 @@ func (c *runsShow) Run(ctx context.Context, args []string) error {
 	if err := wantArgs("runs show ID", pos, "ID"); err != nil {
 		return err
 	}
-	run, err := c.cfg.newClient().FindRunByID(ctx, pos[0])
+	cl := c.cfg.newClient()
+	run, err := cl.FindRunByID(ctx, pos[0])
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		return writeJSON(c.stdout, run)
 	}
-	return printRun(c.stdout, run)
+	return printRun(c.stdout, run, workflowHandle(ctx, cl, run.WorkflowID))
+}
+
+// handleMap maps workflow ids to handles for display.
+type handleMap map[string]string
+
+// name returns the handle of a workflow id, or the id if unknown.
+func (m handleMap) name(id string) string {
+	if h, ok := m[id]; ok {
+		return h
+	}
+	return id
+}
+
+// workflowHandles fetches every workflow's handle, archived ones included.
+func workflowHandles(ctx context.Context, cl *client.Client) (handleMap, error) {
+	wfs, _, err := cl.FindWorkflows(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	m := handleMap{}
+	for _, wf := range wfs {
+		m[wf.ID] = wf.Handle
+	}
+	return m, nil
+}
+
+// workflowHandle returns a workflow's handle, or its id if it cannot be
+// fetched: the run is what the user asked for.
+func workflowHandle(ctx context.Context, cl *client.Client, id string) string {
+	wf, err := cl.FindWorkflowByRef(ctx, id)
+	if err != nil {
+		return id
+	}
+	return wf.Handle
 }
 
 // printRun shows a run for people: status, timings, steps, output or error.
-func printRun(w io.Writer, r *orcheo.Run) error {
+func printRun(w io.Writer, r *orcheo.Run, workflow string) error {
 	fmt.Fprintf(w, "Run       %s\nWorkflow  %s (version %d)\nStatus    %s\nTrigger   %s\nAttempt   %d of %d\n",
-		r.ID, r.WorkflowID, r.Version, r.Status, r.TriggeredBy, r.Attempt, r.MaxAttempts)
+		r.ID, workflow, r.Version, r.Status, r.TriggeredBy, r.Attempt, r.MaxAttempts)
 	fmt.Fprintf(w, "Created   %s\nStarted   %s\nFinished  %s\nDuration  %s\n",
 		formatTime(&r.CreatedAt), formatTime(r.StartedAt), formatTime(r.CompletedAt), formatDuration(r.StartedAt, r.CompletedAt))
 	if r.Error != "" {

@@ -279,7 +279,7 @@ func (c *workflowsRun) Run(ctx context.Context, args []string) error {
 	if *asJSON {
 		err = writeJSON(c.stdout, run)
 	} else {
-		err = printRun(c.stdout, run)
+		err = printRun(c.stdout, run, pos[0])
 	}
 	if err != nil {
 		return err
