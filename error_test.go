@@ -71,7 +71,7 @@ func TestRunStatus(t *testing.T) {
 		if !s.Valid() {
 			t.Errorf("%s not valid", s)
 		}
-		want := s == orcheo.RunSucceeded || s == orcheo.RunFailed || s == orcheo.RunCancelled
+		want := s == orcheo.RunSucceeded || s == orcheo.RunFailed || s == orcheo.RunCancelled || s == orcheo.RunSkipped
 		if s.Terminal() != want {
 			t.Errorf("%s.Terminal() = %v", s, !want)
 		}

@@ -16,10 +16,14 @@ const (
 	RunSucceeded RunStatus = "succeeded"
 	RunFailed    RunStatus = "failed"
 	RunCancelled RunStatus = "cancelled"
+	// RunSkipped records a cron slot that did not fire because the
+	// previous run of the schedule was still pending or running; Error
+	// says why. A skipped run is terminal from birth and never executes.
+	RunSkipped RunStatus = "skipped"
 )
 
 // RunStatuses lists every status, in lifecycle order.
-var RunStatuses = []RunStatus{RunPending, RunRunning, RunSucceeded, RunFailed, RunCancelled}
+var RunStatuses = []RunStatus{RunPending, RunRunning, RunSucceeded, RunFailed, RunCancelled, RunSkipped}
 
 // Valid reports whether s is a known status.
 func (s RunStatus) Valid() bool {
@@ -33,7 +37,7 @@ func (s RunStatus) Valid() bool {
 
 // Terminal reports whether no further transition leaves s.
 func (s RunStatus) Terminal() bool {
-	return s == RunSucceeded || s == RunFailed || s == RunCancelled
+	return s == RunSucceeded || s == RunFailed || s == RunCancelled || s == RunSkipped
 }
 
 // What created a run.

@@ -26,6 +26,7 @@ type Store struct {
 	Workflows orcheo.WorkflowService
 	Runs      orcheo.RunService
 	Triggers  orcheo.TriggerService
+	Cron      orcheo.CronService
 	Backend   string // BackendPostgres or BackendSQLite
 
 	ping   func(context.Context) error
@@ -51,6 +52,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			Workflows: postgres.NewWorkflowService(pdb),
 			Runs:      postgres.NewRunService(pdb),
 			Triggers:  postgres.NewTriggerService(pdb),
+			Cron:      postgres.NewCronService(pdb),
 			Backend:   BackendPostgres,
 			ping:      pdb.Ping,
 			close:     pdb.Close,
@@ -65,6 +67,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			Workflows: sqlite.NewWorkflowService(sdb),
 			Runs:      sqlite.NewRunService(sdb),
 			Triggers:  sqlite.NewTriggerService(sdb),
+			Cron:      sqlite.NewCronService(sdb),
 			Backend:   BackendSQLite,
 			ping:      sdb.Ping,
 			close:     sdb.Close,
