@@ -45,6 +45,9 @@ const (
 	TriggerManual  = "manual"
 	TriggerWebhook = "webhook"
 	TriggerCron    = "cron"
+	// TriggerWorkflow marks a child run started by a workflow node of
+	// another run.
+	TriggerWorkflow = "workflow"
 )
 
 // Run is one execution of one workflow version.
@@ -85,7 +88,7 @@ func (r *Run) Validate() error {
 		return Errorf(EINVALID, "run needs a workflow and a version")
 	}
 	switch r.TriggeredBy {
-	case TriggerManual, TriggerWebhook, TriggerCron:
+	case TriggerManual, TriggerWebhook, TriggerCron, TriggerWorkflow:
 	default:
 		return Errorf(EINVALID, "unknown trigger %q", r.TriggeredBy)
 	}
@@ -102,6 +105,9 @@ func (r *Run) Validate() error {
 type StepStatus string
 
 const (
+	// StepRunning marks a step saved while its node is still running, so
+	// that a running run shows its progress.
+	StepRunning   StepStatus = "running"
 	StepSucceeded StepStatus = "succeeded"
 	StepFailed    StepStatus = "failed"
 	StepSkipped   StepStatus = "skipped"
@@ -109,12 +115,19 @@ const (
 
 // RunStep records one node of one attempt of a run.
 type RunStep struct {
-	RunID       string          `json:"run_id"`
-	Attempt     int             `json:"attempt"`
-	Seq         int             `json:"seq"`
-	Node        string          `json:"node"`
-	NodeType    string          `json:"type"`
-	Status      StepStatus      `json:"status"`
+	RunID    string     `json:"run_id"`
+	Attempt  int        `json:"attempt"`
+	Seq      int        `json:"seq"`
+	Node     string     `json:"node"`
+	NodeType string     `json:"type"`
+	Status   StepStatus `json:"status"`
+	// NodeAttempt counts the tries of the node within this run attempt,
+	// from 1: a node retried after a transient failure gets one step per
+	// try.
+	NodeAttempt int `json:"node_attempt,omitempty"`
+	// Input summarises what the node acted on (an http node's method and
+	// URL, a delay's end), as JSON; empty for nodes with nothing to say.
+	Input       json.RawMessage `json:"input,omitempty"`
 	Output      json.RawMessage `json:"output,omitempty"`
 	Error       string          `json:"error,omitempty"`
 	StartedAt   time.Time       `json:"started_at"`
@@ -162,10 +175,19 @@ type RunService interface {
 	// does not exist.
 	ClaimRun(ctx context.Context, id, workerID string, leaseUntil time.Time) (*Run, error)
 
-	// CompleteRun ends attempt of a running run with c and stores c.Steps.
+	// CompleteRun ends attempt of a running run with c and stores c.Steps,
+	// replacing steps of the same seq saved by SaveRunStep.
 	// Returns ECONFLICT if the run is no longer running that attempt, so a
 	// worker that lost its claim cannot overwrite the run.
 	CompleteRun(ctx context.Context, id string, attempt int, c RunCompletion) (*Run, error)
+
+	// SaveRunStep inserts or replaces (by run id, attempt and seq) one step
+	// of a running run, so that progress is visible while the run runs.
+	// step.RunID and step.Attempt name the run and attempt. Returns
+	// ECONFLICT if the run is not running that attempt (a worker that lost
+	// its claim cannot write), ENOTFOUND if the run does not exist and
+	// EINVALID for a step whose Input or Output is not JSON.
+	SaveRunStep(ctx context.Context, step *RunStep) error
 
 	// CancelRun cancels a pending run. Returns ECONFLICT if the run is not
 	// pending, ENOTFOUND if it does not exist.

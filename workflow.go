@@ -115,8 +115,17 @@ type Engine interface {
 
 	// Execute runs a compiled definition for run. Failures of the workflow
 	// are reported in Execution.Err, never as a panic. Cancelling ctx stops
-	// execution before the next node.
-	Execute(ctx context.Context, definition json.RawMessage, run *Run) *Execution
+	// execution before the next node and aborts a node that waits (an HTTP
+	// call, a delay). opts.Recorder, when set, hears of every step as it
+	// starts and ends.
+	Execute(ctx context.Context, definition json.RawMessage, run *Run, opts ExecuteOptions) *Execution
+}
+
+// ExecuteOptions are the per-run options of Engine.Execute. The zero value
+// records nothing as it happens.
+type ExecuteOptions struct {
+	// Recorder hears of each step as it happens. Nil: none.
+	Recorder StepRecorder
 }
 
 // Execution is the result of executing a workflow once.

@@ -34,7 +34,7 @@ nodes:
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if x := e.Execute(ctx, def, run); x.Err != nil {
+		if x := e.Execute(ctx, def, run, orcheo.ExecuteOptions{}); x.Err != nil {
 			b.Fatal(x.Err)
 		}
 	}

@@ -20,7 +20,7 @@ var (
 	topLevelKeys = []string{"version", "description", "timeout", "nodes", "edges"}
 	// nodeKeys are read by the engine itself; all other keys of a node are
 	// options of its type.
-	nodeKeys = []string{"id", "type", "timeout", "next"}
+	nodeKeys = []string{"id", "type", "timeout", "next", "retry", "continue_on_error"}
 	edgeKeys = []string{"from", "to"}
 )
 
@@ -41,8 +41,16 @@ type node struct {
 	timeout     time.Duration // 0: none
 	timeoutText string
 	next        string
-	action      Action
-	opts        map[string]json.RawMessage
+	retry       retryPolicy
+	// continueOnError lets the run go on after the node failed.
+	continueOnError bool
+	// targets are the edges the node's type declared through Spec.Target
+	// (an if node's then and else).
+	targets []rawEdge
+	// branching marks a type whose successors are its targets only.
+	branching bool
+	action    Action
+	opts      map[string]json.RawMessage
 }
 
 // invalid returns an EINVALID error.
@@ -50,9 +58,20 @@ func invalid(format string, args ...any) error {
 	return orcheo.Errorf(orcheo.EINVALID, format, args...)
 }
 
+// compile parses, validates and compiles a definition with the engine's
+// node types and limits.
+func (e *Engine) compile(data []byte) (*program, error) {
+	return compile(data, e.types, limits{maxDelay: e.maxDelay})
+}
+
+// limits are the engine settings node types check at compile time.
+type limits struct {
+	maxDelay time.Duration
+}
+
 // compile parses, validates and compiles a definition with the given node
 // types. Every error is EINVALID and names the node or key at fault.
-func compile(data []byte, types map[string]NodeType) (*program, error) {
+func compile(data []byte, types map[string]NodeType, lim limits) (*program, error) {
 	doc, err := documentJSON(data)
 	if err != nil {
 		return nil, err
@@ -83,7 +102,7 @@ func compile(data []byte, types map[string]NodeType) (*program, error) {
 			return nil, invalid("field \"timeout\": %s", err)
 		}
 	}
-	if p.nodes, err = compileNodes(top["nodes"], types); err != nil {
+	if p.nodes, err = compileNodes(top["nodes"], types, lim); err != nil {
 		return nil, err
 	}
 	edges, err := decodeEdges(top["edges"])
@@ -101,7 +120,7 @@ func compile(data []byte, types map[string]NodeType) (*program, error) {
 
 // compileNodes compiles the node list in two passes: ids first, so that
 // expressions and `next` can refer to any node, then types and options.
-func compileNodes(raw json.RawMessage, types map[string]NodeType) ([]*node, error) {
+func compileNodes(raw json.RawMessage, types map[string]NodeType, lim limits) ([]*node, error) {
 	if raw == nil {
 		return nil, invalid("field \"nodes\": required")
 	}
@@ -135,14 +154,14 @@ func compileNodes(raw json.RawMessage, types map[string]NodeType) ([]*node, erro
 		nodes[i] = &node{id: id, opts: opts}
 	}
 	for _, n := range nodes {
-		if err := compileNode(n, types, ids); err != nil {
+		if err := compileNode(n, types, ids, lim); err != nil {
 			return nil, err
 		}
 	}
 	return nodes, nil
 }
 
-func compileNode(n *node, types map[string]NodeType, ids map[string]bool) error {
+func compileNode(n *node, types map[string]NodeType, ids map[string]bool, lim limits) error {
 	raw, ok := n.opts["type"]
 	if !ok {
 		return invalid("node %q: field \"type\": required", n.id)
@@ -169,7 +188,19 @@ func compileNode(n *node, types map[string]NodeType, ids map[string]bool) error 
 			return invalid("node %q: field \"next\": unknown node %q", n.id, n.next)
 		}
 	}
-	spec := &Spec{ID: n.id, Type: n.typ, opts: map[string]json.RawMessage{}, read: map[string]bool{}, nodeIDs: ids}
+	if raw, ok := n.opts["retry"]; ok {
+		r, field, err := parseRetry(raw)
+		if err != nil {
+			return invalid("node %q: field %q: %s", n.id, field, err)
+		}
+		n.retry = r
+	}
+	if raw, ok := n.opts["continue_on_error"]; ok {
+		if json.Unmarshal(raw, &n.continueOnError) != nil {
+			return invalid("node %q: field \"continue_on_error\": must be true or false", n.id)
+		}
+	}
+	spec := &Spec{ID: n.id, Type: n.typ, opts: map[string]json.RawMessage{}, read: map[string]bool{}, nodeIDs: ids, limits: lim}
 	for k, v := range n.opts {
 		if !contains(nodeKeys, k) {
 			spec.opts[k] = v
@@ -183,6 +214,14 @@ func compileNode(n *node, types map[string]NodeType, ids map[string]bool) error 
 		return invalid("node %q: field %q: unknown option for type %q", n.id, unknown[0], n.typ)
 	}
 	n.action = action
+	n.targets = spec.targets
+	_, n.branching = nt.(Brancher)
+	if n.branching && n.next != "" {
+		return invalid("node %q: field \"next\": a %s node continues through its branches only", n.id, n.typ)
+	}
+	if n.branching && n.continueOnError {
+		return invalid("node %q: field \"continue_on_error\": not allowed on a %s node (a failed branch choice has no path to continue on)", n.id, n.typ)
+	}
 	return nil
 }
 
@@ -309,6 +348,12 @@ func canonical(p *program, edges []rawEdge) (json.RawMessage, error) {
 		}
 		if n.timeoutText != "" {
 			o.add("timeout", n.timeoutText)
+		}
+		if n.retry.maxAttempts > 0 {
+			o.add("retry", n.retry.canonical())
+		}
+		if n.continueOnError {
+			o.add("continue_on_error", true)
 		}
 		if n.next != "" {
 			o.add("next", n.next)

@@ -37,7 +37,7 @@ func TestCompile_Invalid(t *testing.T) {
 		{"BadID", `{"nodes":[{"id":"1st","type":"log","message":"1"}]}`, []string{`nodes[0]: field "id": "1st" must start with a letter`}},
 		{"DuplicateID", `{"nodes":[{"id":"a","type":"log","message":"1"},{"id":"a","type":"log","message":"2"}]}`, []string{`node "a": field "id": duplicate id (nodes[1])`}},
 		{"MissingType", `{"nodes":[{"id":"a","message":"1"}]}`, []string{`node "a": field "type": required`}},
-		{"UnknownType", `{"nodes":[{"id":"a","type":"http2"}]}`, []string{`node "a": field "type": unknown node type "http2"`, `"fail", "log", "set"`}},
+		{"UnknownType", `{"nodes":[{"id":"a","type":"http2"}]}`, []string{`node "a": field "type": unknown node type "http2"`, `"delay", "fail", "http", "if", "log", "set", "switch", "workflow"`}},
 		{"UnknownOption", `{"nodes":[{"id":"a","type":"log","message":"1","colour":"red"}]}`, []string{`node "a": field "colour": unknown option for type "log"`}},
 		{"MissingLogMessage", `{"nodes":[{"id":"a","type":"log"}]}`, []string{`node "a": field "message": required`}},
 		{"MissingFailMessage", `{"nodes":[{"id":"a","type":"fail"}]}`, []string{`node "a": field "message": required`}},

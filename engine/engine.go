@@ -20,18 +20,51 @@ type Options struct {
 	Logger logrus.FieldLogger
 	// Now is the clock of step timestamps. Default: time.Now.
 	Now func() time.Time
-	// NodeTypes adds node types to the built-in ones (set, log, fail), or
-	// replaces a built-in one of the same name.
+	// NodeTypes adds node types to the built-in ones, or replaces a
+	// built-in one of the same name.
 	NodeTypes map[string]NodeType
+
+	// HTTP configures the http node's outbound calls.
+	HTTP HTTPOptions
+	// Env holds the values expressions see as env.NAME: only what the
+	// operator chose to expose (ORCHEO_WORKFLOW_ENV), never the whole
+	// process environment. Nil: env is empty.
+	Env map[string]string
+	// Runs lets workflow nodes start and follow child runs. Nil: workflow
+	// nodes compile, but fail when they run.
+	Runs orcheo.RunStarter
+	// MaxDelay bounds a delay node's wait, which holds a worker slot.
+	// Default: DefaultMaxDelay.
+	MaxDelay time.Duration
+	// MaxStepOutputBytes bounds the output a step records; a larger one is
+	// replaced by a truncation marker (later expressions still see it
+	// whole). Default: DefaultMaxStepOutputBytes.
+	MaxStepOutputBytes int
+	// ChildPollInterval is how often a waiting workflow node looks at its
+	// child run at most. Default: 1s.
+	ChildPollInterval time.Duration
 }
+
+// Defaults of Options.
+const (
+	DefaultMaxDelay           = 15 * time.Minute
+	DefaultMaxStepOutputBytes = 64 << 10
+	DefaultChildPollInterval  = time.Second
+)
 
 // Engine compiles and executes workflow definitions. It is safe for
 // concurrent use; compiled definitions are cached by content, so executing
 // the same definition again does not recompile its expressions.
 type Engine struct {
-	logger logrus.FieldLogger
-	now    func() time.Time
-	types  map[string]NodeType
+	logger    logrus.FieldLogger
+	now       func() time.Time
+	types     map[string]NodeType
+	env       map[string]string
+	runs      orcheo.RunStarter
+	maxDelay  time.Duration
+	maxOutput int
+	childPoll time.Duration
+	http      *httpClient
 
 	mu    sync.Mutex
 	cache map[[sha256.Size]byte]*program
@@ -44,16 +77,34 @@ const cacheSize = 256
 // New returns an Engine with opts.
 func New(opts Options) *Engine {
 	e := &Engine{
-		logger: opts.Logger,
-		now:    opts.Now,
-		types:  make(map[string]NodeType, len(builtinTypes)+len(opts.NodeTypes)),
-		cache:  make(map[[sha256.Size]byte]*program),
+		logger:    opts.Logger,
+		now:       opts.Now,
+		types:     make(map[string]NodeType, len(builtinTypes)+len(opts.NodeTypes)),
+		env:       map[string]string{},
+		runs:      opts.Runs,
+		maxDelay:  opts.MaxDelay,
+		maxOutput: opts.MaxStepOutputBytes,
+		childPoll: opts.ChildPollInterval,
+		http:      newHTTPClient(opts.HTTP),
+		cache:     make(map[[sha256.Size]byte]*program),
 	}
 	if e.logger == nil {
 		e.logger = logrus.StandardLogger()
 	}
 	if e.now == nil {
 		e.now = time.Now
+	}
+	if e.maxDelay <= 0 {
+		e.maxDelay = DefaultMaxDelay
+	}
+	if e.maxOutput <= 0 {
+		e.maxOutput = DefaultMaxStepOutputBytes
+	}
+	if e.childPoll <= 0 {
+		e.childPoll = DefaultChildPollInterval
+	}
+	for k, v := range opts.Env {
+		e.env[k] = v
 	}
 	for name, t := range builtinTypes {
 		e.types[name] = t
@@ -69,7 +120,7 @@ func New(opts Options) *Engine {
 // node and field at fault, e.g. `node "say": field "message": unexpected
 // token …`. Compiling a canonical form returns it unchanged.
 func (e *Engine) Compile(definition []byte) (json.RawMessage, error) {
-	p, err := compile(definition, e.types)
+	p, err := e.compile(definition)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +138,7 @@ func (e *Engine) program(definition []byte) (*program, error) {
 	if ok {
 		return p, nil
 	}
-	p, err := compile(definition, e.types)
+	p, err := e.compile(definition)
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func TestExamples(t *testing.T) {
 			if !json.Valid(def) {
 				t.Fatalf("canonical form is not JSON: %s", def)
 			}
-			x := b.engine.Execute(context.Background(), def, &orcheo.Run{ID: "r", Input: []byte(`{"body":{"name":"Ada"}}`)})
+			x := b.engine.Execute(context.Background(), def, &orcheo.Run{ID: "r", Input: []byte(`{"body":{"name":"Ada"}}`)}, orcheo.ExecuteOptions{})
 			if string(x.Output) != want.output {
 				t.Errorf("output = %s, want %s", x.Output, want.output)
 			}
@@ -79,7 +79,7 @@ func TestExampleHelloWithoutName(t *testing.T) {
 	}
 	b := setup(t)
 	for _, input := range []string{``, `{}`, `{"body":{}}`, `{"body":{"name":null}}`} {
-		x := b.engine.Execute(context.Background(), mustCompile(t, b.engine, string(src)), &orcheo.Run{Input: []byte(input)})
+		x := b.engine.Execute(context.Background(), mustCompile(t, b.engine, string(src)), &orcheo.Run{Input: []byte(input)}, orcheo.ExecuteOptions{})
 		if x.Err != nil || string(x.Output) != `{"message":"hello, world"}` {
 			t.Errorf("input %q: output %s, err %v", input, x.Output, x.Err)
 		}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/orcheo/orcheo"
@@ -16,10 +18,12 @@ import (
 //
 // Nodes run one at a time in the graph's order, starting at the start node
 // and following edges; a node none of whose incoming edges was followed is
-// recorded as a skipped step. Each node run becomes a RunStep (Seq from 1,
-// Attempt = run.Attempt, timestamps from the engine's clock). The first
-// failing node fails the run: Execution.Err is a *NodeError reading
-// `node "<id>": <message>` and no later node runs.
+// recorded as a skipped step. Each try of a node becomes a RunStep (Seq
+// from 1, Attempt = run.Attempt, NodeAttempt from 1, timestamps from the
+// engine's clock); opts.Recorder hears of it when it starts (status
+// running) and when it ends. The first node that fails for good (after its
+// retries, without continue_on_error) fails the run: Execution.Err is a
+// *NodeError reading `node "<id>": <message>` and no later node runs.
 //
 // Cancelling ctx, the definition's run timeout and a node's timeout stop the
 // run: a running node's step fails with "cancelled", "timed out after …"
@@ -29,7 +33,7 @@ import (
 //
 // Execution.Output is the state (the merged values of every set node that
 // ran) as a JSON object, "{}" if none ran, also when the run failed.
-func (e *Engine) Execute(ctx context.Context, definition json.RawMessage, run *orcheo.Run) (x *orcheo.Execution) {
+func (e *Engine) Execute(ctx context.Context, definition json.RawMessage, run *orcheo.Run, opts orcheo.ExecuteOptions) (x *orcheo.Execution) {
 	if run == nil {
 		run = &orcheo.Run{}
 	}
@@ -47,16 +51,23 @@ func (e *Engine) Execute(ctx context.Context, definition json.RawMessage, run *o
 		x.Err = &invalidDefinition{err: err}
 		return x
 	}
+	info := runInfo{ID: run.ID, Attempt: run.Attempt, TriggeredBy: run.TriggeredBy, WorkflowID: run.WorkflowID}
+	if run.ScheduledFor != nil {
+		info.ScheduledFor = run.ScheduledFor.UTC().Format(time.RFC3339Nano)
+	}
 	ex := &executor{
-		engine: e,
-		prog:   p,
-		run:    run,
-		x:      x,
-		log:    log,
+		engine:   e,
+		prog:     p,
+		run:      run,
+		x:        x,
+		log:      log,
+		recorder: opts.Recorder,
+		ctx:      ctx,
 		env: &exprEnv{
 			Steps: map[string]any{},
 			State: map[string]any{},
-			Run:   runInfo{ID: run.ID, Attempt: run.Attempt, TriggeredBy: run.TriggeredBy, WorkflowID: run.WorkflowID},
+			Run:   info,
+			Env:   e.env,
 		},
 	}
 	ex.execute(ctx)
@@ -66,12 +77,14 @@ func (e *Engine) Execute(ctx context.Context, definition json.RawMessage, run *o
 // executor holds the state of one Execute call. Only Execute's goroutine
 // touches it; a node's goroutine reads env but never writes it.
 type executor struct {
-	engine *Engine
-	prog   *program
-	run    *orcheo.Run
-	x      *orcheo.Execution
-	log    logrus.FieldLogger
-	env    *exprEnv
+	engine   *Engine
+	prog     *program
+	run      *orcheo.Run
+	x        *orcheo.Execution
+	log      logrus.FieldLogger
+	env      *exprEnv
+	recorder orcheo.StepRecorder
+	ctx      context.Context // the caller's, for the recorder
 }
 
 func (ex *executor) execute(ctx context.Context) {
@@ -98,7 +111,8 @@ func (ex *executor) execute(ctx context.Context) {
 	for _, i := range p.graph.order {
 		n := p.nodes[i]
 		if !active[i] {
-			ex.addStep(n, orcheo.StepSkipped, ex.engine.now(), nil, "")
+			now := ex.engine.now()
+			ex.finish(ex.newStep(n, 0, now), orcheo.StepSkipped, nil, "")
 			continue
 		}
 		if err := stopReason(ctx); err != nil {
@@ -123,13 +137,52 @@ func (ex *executor) execute(ctx context.Context) {
 	ex.x.Output = out
 }
 
-// executeNode runs n, records its step and folds its output into the
+// executeNode runs n, retrying transient failures as its retry option
+// allows, records a step per try and folds the result into the
 // environment. It returns the edge targets to follow (nil: all) and false
 // if the run must stop.
 func (ex *executor) executeNode(ctx context.Context, i int) ([]string, bool) {
 	n := ex.prog.nodes[i]
-	started := ex.engine.now()
-	scope := &Scope{Node: n.id, Type: n.typ, Run: ex.run, Logger: ex.log.WithField("node", n.id), env: ex.env}
+	tries := n.retry.tries()
+	for try := 1; ; try++ {
+		next, err := ex.tryNode(ctx, i, try)
+		if err == nil {
+			return next, true
+		}
+		if stop := stopReason(ctx); stop != nil {
+			ex.x.Err = &NodeError{Node: n.id, Err: err}
+			return nil, false
+		}
+		if try < tries && isTransient(err) {
+			wait := n.retry.delay(try)
+			ex.log.WithFields(logrus.Fields{"node": n.id, "try": try, "wait": wait.String()}).Debug("node failed; retrying")
+			timer := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				ex.x.Err = fmt.Errorf("%w while waiting to retry node %q", stopReason(ctx), n.id)
+				return nil, false
+			case <-timer.C:
+			}
+			continue
+		}
+		if n.continueOnError {
+			ex.env.Steps[n.id] = map[string]any{"output": nil, "status": string(orcheo.StepFailed), "error": errorText(err)}
+			return nil, true
+		}
+		ex.x.Err = &NodeError{Node: n.id, Err: err}
+		return nil, false
+	}
+}
+
+// tryNode runs one try of node i and records its step. On success it
+// updates the environment and returns the edges to follow.
+func (ex *executor) tryNode(ctx context.Context, i, try int) ([]string, error) {
+	n := ex.prog.nodes[i]
+	step := ex.newStep(n, try, ex.engine.now())
+	ex.record(step)
+	scope := &Scope{Node: n.id, Type: n.typ, Run: ex.run, Logger: ex.log.WithField("node", n.id),
+		env: ex.env, engine: ex.engine, step: step, nodeTimeout: n.timeout > 0}
 	res, err := ex.runAction(ctx, n, scope)
 	var raw json.RawMessage
 	var decoded any
@@ -151,18 +204,17 @@ func (ex *executor) executeNode(ctx context.Context, i int) ([]string, bool) {
 		}
 	}
 	if err != nil {
-		ex.addStep(n, orcheo.StepFailed, started, nil, errorText(err))
-		ex.x.Err = &NodeError{Node: n.id, Err: err}
-		scope.Logger.WithField("type", n.typ).Debug("node failed")
-		return nil, false
+		ex.finish(step, orcheo.StepFailed, nil, errorText(err))
+		scope.Logger.WithFields(logrus.Fields{"type": n.typ, "try": try}).Debug("node failed")
+		return nil, err
 	}
 	for k, v := range merge {
 		ex.env.State[k] = v
 	}
-	ex.env.Steps[n.id] = map[string]any{"output": decoded}
-	ex.addStep(n, orcheo.StepSucceeded, started, raw, "")
+	ex.env.Steps[n.id] = map[string]any{"output": decoded, "status": string(orcheo.StepSucceeded)}
+	ex.finish(step, orcheo.StepSucceeded, ex.truncate(raw), "")
 	scope.Logger.WithField("type", n.typ).Debug("node succeeded")
-	return res.Next, true
+	return res.Next, nil
 }
 
 // runAction runs n's action in its own goroutine under the node's context,
@@ -219,22 +271,91 @@ func (ex *executor) hasEdge(i int, id string) bool {
 	return false
 }
 
-// addStep records a step of n that started at started and ends now.
-func (ex *executor) addStep(n *node, status orcheo.StepStatus, started time.Time, output json.RawMessage, errText string) {
-	completed := ex.engine.now()
-	ex.x.Steps = append(ex.x.Steps, &orcheo.RunStep{
+// liveStep is a step being executed. The executor owns it; a node's
+// goroutine may set its input through Scope.SetInput, hence the lock.
+type liveStep struct {
+	ex *executor
+	mu sync.Mutex
+	st orcheo.RunStep
+	// done is set once the step ended, so a late SetInput from an
+	// abandoned node changes nothing.
+	done bool
+}
+
+// newStep starts the step of one try of n (try 0: a skipped node).
+func (ex *executor) newStep(n *node, try int, started time.Time) *liveStep {
+	ls := &liveStep{ex: ex, st: orcheo.RunStep{
 		RunID:       ex.run.ID,
 		Attempt:     ex.run.Attempt,
 		Seq:         len(ex.x.Steps) + 1,
 		Node:        n.id,
 		NodeType:    n.typ,
-		Status:      status,
-		Output:      output,
-		Error:       errText,
+		Status:      orcheo.StepRunning,
+		NodeAttempt: max(try, 1),
 		StartedAt:   started,
-		CompletedAt: &completed,
-	})
+	}}
+	// The step takes its seq now; finish fills in the final record.
+	ex.x.Steps = append(ex.x.Steps, nil)
+	return ls
 }
+
+func (ls *liveStep) setInput(raw json.RawMessage) {
+	ls.mu.Lock()
+	if ls.done {
+		ls.mu.Unlock()
+		return
+	}
+	ls.st.Input = raw
+	cp := ls.st
+	ls.mu.Unlock()
+	ls.ex.recordCopy(&cp)
+}
+
+// record reports a step's current state to the recorder.
+func (ex *executor) record(ls *liveStep) {
+	ls.mu.Lock()
+	cp := ls.st
+	ls.mu.Unlock()
+	ex.recordCopy(&cp)
+}
+
+func (ex *executor) recordCopy(st *orcheo.RunStep) {
+	if ex.recorder != nil {
+		ex.recorder.RecordStep(ex.ctx, st)
+	}
+}
+
+// finish ends a step now with status and records it.
+func (ex *executor) finish(ls *liveStep, status orcheo.StepStatus, output json.RawMessage, errText string) {
+	completed := ex.engine.now()
+	ls.mu.Lock()
+	ls.done = true
+	ls.st.Status, ls.st.Output, ls.st.Error, ls.st.CompletedAt = status, output, errText, &completed
+	cp := ls.st
+	ls.mu.Unlock()
+	ex.x.Steps[cp.Seq-1] = &cp
+	final := cp
+	ex.recordCopy(&final)
+}
+
+// truncate replaces an output larger than the engine's limit with a
+// marker: {"truncated": true, "bytes": <size>, "preview": "<first KiB>"}.
+// Expressions still see the whole output; only the step record is cut.
+func (ex *executor) truncate(raw json.RawMessage) json.RawMessage {
+	if len(raw) <= ex.engine.maxOutput {
+		return raw
+	}
+	n := min(previewBytes, ex.engine.maxOutput/2)
+	preview := strings.ToValidUTF8(string(raw[:n]), "")
+	out, err := marshal(map[string]any{"truncated": true, "bytes": len(raw), "preview": preview})
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// previewBytes is how much of a truncated output the marker keeps.
+const previewBytes = 1024
 
 // normalise encodes a node's output as JSON and decodes it back, so that
 // later expressions see exactly what the step records.

@@ -100,8 +100,8 @@ func TestExecute_Nodes(t *testing.T) {
 			def:    `{"nodes":[{"id":"a","type":"set","values":{"v":"input.body.name"}}]}`,
 			input:  `{}`,
 			output: `{}`,
-			err:    `node "a": field "values.v": cannot fetch name from <nil> (1:12)`,
-			steps:  []stepSummary{{"a", "failed", "", `field "values.v": cannot fetch name from <nil> (1:12)`}},
+			err:    "node \"a\": field \"values.v\": cannot fetch name from <nil> (1:12) (expression `input.body.name`)",
+			steps:  []stepSummary{{"a", "failed", "", "field \"values.v\": cannot fetch name from <nil> (1:12) (expression `input.body.name`)"}},
 		},
 		{
 			name: "EdgesSetTheOrder",
@@ -240,8 +240,8 @@ func TestExecute_StepFields(t *testing.T) {
 	}
 	at := func(s int) *time.Time { v := clockStart.Add(time.Duration(s) * time.Second); return &v }
 	want := []*orcheo.RunStep{
-		{RunID: "run-1", Attempt: 2, Seq: 1, Node: "a", NodeType: "set", Status: orcheo.StepSucceeded, Output: []byte(`{"x":1}`), StartedAt: *at(0), CompletedAt: at(1)},
-		{RunID: "run-1", Attempt: 2, Seq: 2, Node: "b", NodeType: "log", Status: orcheo.StepSucceeded, Output: []byte(`{"message":"done"}`), StartedAt: *at(2), CompletedAt: at(3)},
+		{RunID: "run-1", Attempt: 2, Seq: 1, Node: "a", NodeType: "set", Status: orcheo.StepSucceeded, NodeAttempt: 1, Output: []byte(`{"x":1}`), StartedAt: *at(0), CompletedAt: at(1)},
+		{RunID: "run-1", Attempt: 2, Seq: 2, Node: "b", NodeType: "log", Status: orcheo.StepSucceeded, NodeAttempt: 1, Output: []byte(`{"message":"done"}`), StartedAt: *at(2), CompletedAt: at(3)},
 	}
 	if !reflect.DeepEqual(x.Steps, want) {
 		for i := range x.Steps {
@@ -401,7 +401,7 @@ func TestExecute_InvalidDefinition(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	for _, def := range []string{``, `{"nodes":[{"id":"a","type":"gone"}]}`, `not: [valid`} {
-		x := b.engine.Execute(context.Background(), []byte(def), &orcheo.Run{ID: "r"})
+		x := b.engine.Execute(context.Background(), []byte(def), &orcheo.Run{ID: "r"}, orcheo.ExecuteOptions{})
 		if x.Err == nil || !strings.HasPrefix(x.Err.Error(), "invalid definition: ") {
 			t.Errorf("Execute(%q) err = %v", def, x.Err)
 		}
@@ -416,7 +416,7 @@ func TestExecute_NilRun(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	c := mustCompile(t, b.engine, `{"nodes":[{"id":"a","type":"set","values":{"id":"run.id"}}]}`)
-	x := b.engine.Execute(context.Background(), c, nil)
+	x := b.engine.Execute(context.Background(), c, nil, orcheo.ExecuteOptions{})
 	if x.Err != nil || string(x.Output) != `{"id":""}` {
 		t.Fatalf("output %s, err %v", x.Output, x.Err)
 	}
@@ -431,7 +431,7 @@ func TestExecute_Concurrent(t *testing.T) {
 	errs := make(chan error, 20)
 	for i := 0; i < cap(errs); i++ {
 		go func() {
-			x := b.engine.Execute(context.Background(), c, &orcheo.Run{Input: []byte(`{"n":21}`)})
+			x := b.engine.Execute(context.Background(), c, &orcheo.Run{Input: []byte(`{"n":21}`)}, orcheo.ExecuteOptions{})
 			if x.Err == nil && string(x.Output) != `{"n":42}` {
 				x.Err = errors.New("output " + string(x.Output))
 			}

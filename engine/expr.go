@@ -19,6 +19,9 @@ type exprEnv struct {
 	Steps map[string]any `expr:"steps"`
 	State map[string]any `expr:"state"`
 	Run   runInfo        `expr:"run"`
+	// Env holds the operator-exposed values (ORCHEO_WORKFLOW_ENV); a name
+	// not exposed reads as nil.
+	Env map[string]string `expr:"env"`
 }
 
 // runInfo is what expressions see of the run as `run`.
@@ -27,6 +30,8 @@ type runInfo struct {
 	Attempt     int    `expr:"attempt"`
 	TriggeredBy string `expr:"triggered_by"`
 	WorkflowID  string `expr:"workflow_id"`
+	// ScheduledFor is the cron slot as RFC 3339 text, nil for other runs.
+	ScheduledFor any `expr:"scheduled_for"`
 }
 
 // Expr is a compiled expression. It is immutable and safe for concurrent
@@ -45,7 +50,7 @@ func (e *Expr) String() string { return e.source }
 func (e *Expr) eval(env *exprEnv) (any, error) {
 	v, err := vm.Run(e.program, env)
 	if err != nil {
-		return nil, fmt.Errorf("field %q: %s", e.field, exprErrorMessage(err))
+		return nil, fmt.Errorf("field %q: %s (expression `%s`)", e.field, exprErrorMessage(err), e.source)
 	}
 	return v, nil
 }

@@ -27,6 +27,7 @@ func buildGraph(nodes []*node, edges []rawEdge) (*graph, error) {
 	}
 	all := append([]rawEdge(nil), edges...)
 	for _, n := range nodes {
+		all = append(all, n.targets...)
 		if n.next != "" {
 			all = append(all, rawEdge{from: n.id, to: n.next, origin: fmt.Sprintf("node %q", n.id), field: "next"})
 		}
@@ -53,6 +54,9 @@ func buildGraph(nodes []*node, edges []rawEdge) (*graph, error) {
 		to, ok := index[e.to]
 		if !ok {
 			return nil, invalid("%s: field %q: unknown node %q", e.origin, e.field, e.to)
+		}
+		if nodes[from].branching && e.field != "" && !isTarget(nodes[from], e) {
+			return nil, invalid("%s: field %q: edge %q → %q leaves a %s node, which continues through its branches only", e.origin, e.field, e.from, e.to, nodes[from].typ)
 		}
 		if origin[from] == nil {
 			origin[from] = map[int]rawEdge{}
@@ -150,4 +154,14 @@ func findCycle(nodes []*node, out [][]int, origin []map[int]rawEdge) error {
 		}
 	}
 	return nil
+}
+
+// isTarget reports whether e is one of the branches n's type declared.
+func isTarget(n *node, e rawEdge) bool {
+	for _, t := range n.targets {
+		if t.origin == e.origin && t.field == e.field && t.to == e.to {
+			return true
+		}
+	}
+	return false
 }

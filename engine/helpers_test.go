@@ -80,7 +80,7 @@ func (b *bundle) execute(tb testing.TB, ctx context.Context, def, input string) 
 	if input != "" {
 		run.Input = []byte(input)
 	}
-	return b.engine.Execute(ctx, c, run)
+	return b.engine.Execute(ctx, c, run, orcheo.ExecuteOptions{})
 }
 
 // stepSummary is the part of a step most tests compare.

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sort"
+	"time"
 
 	"github.com/orcheo/orcheo"
 	"github.com/sirupsen/logrus"
@@ -56,13 +57,44 @@ type Scope struct {
 	// Logger carries run_id, workflow_id, component and node fields.
 	Logger logrus.FieldLogger
 
-	env *exprEnv
+	env    *exprEnv
+	engine *Engine
+	step   *liveStep
+	// nodeTimeout is set when the node has a timeout of its own.
+	nodeTimeout bool
 }
 
 // Eval evaluates a compiled expression against the run's input, the outputs
 // of earlier steps, the state and the run.
 func (s *Scope) Eval(e *Expr) (any, error) {
 	return e.eval(s.env)
+}
+
+// Render evaluates a template.
+func (s *Scope) Render(t *Template) (string, error) {
+	return t.render(s.env)
+}
+
+// SetInput records a summary of what the node acts on (an URL, an end
+// time) on its step, at once, so that a running step shows it. v must
+// encode to JSON; it must not hold secrets such as header values.
+func (s *Scope) SetInput(v any) {
+	if s.step == nil {
+		return
+	}
+	raw, err := marshal(v)
+	if err != nil {
+		return
+	}
+	s.step.setInput(raw)
+}
+
+// Now returns the engine's clock reading.
+func (s *Scope) Now() time.Time {
+	if s.engine == nil {
+		return time.Now()
+	}
+	return s.engine.now()
 }
 
 // builtinTypes holds the node types every Engine knows. Each node type's

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/orcheo/orcheo"
 )
@@ -21,6 +22,17 @@ type Spec struct {
 	opts    map[string]json.RawMessage
 	read    map[string]bool
 	nodeIDs map[string]bool
+	limits  limits
+	targets []rawEdge
+}
+
+// Brancher marks a NodeType whose nodes choose their successors: their
+// outgoing edges are exactly the targets they declare through Spec.Target,
+// and Result.Next names the ones to follow. Such nodes take no `next` and
+// no continue_on_error.
+type Brancher interface {
+	NodeType
+	Branches()
 }
 
 // Errorf returns an EINVALID error reading `node "<id>": field "<field>": …`.
@@ -188,3 +200,121 @@ func quoteList(items []string) string {
 	}
 	return b.String()
 }
+
+// Target reads option name as the id of a node this node leads to, and
+// declares the edge. A missing required option is an EINVALID error; a
+// missing optional one returns "".
+func (s *Spec) Target(name string, required bool) (string, error) {
+	id, err := s.String(name, required)
+	if err != nil || !s.Has(name) {
+		if err != nil && s.Has(name) {
+			return "", s.Errorf(name, "must be a node id")
+		}
+		return "", err
+	}
+	return id, s.target(name, id)
+}
+
+func (s *Spec) target(field, id string) error {
+	if !s.nodeIDs[id] {
+		return s.Errorf(field, "unknown node %q", id)
+	}
+	if id == s.ID {
+		return s.Errorf(field, "a node cannot lead to itself")
+	}
+	s.targets = append(s.targets, rawEdge{from: s.ID, to: id, origin: fmt.Sprintf("node %q", s.ID), field: field})
+	return nil
+}
+
+// Bool returns option name, or def when it is not set.
+func (s *Spec) Bool(name string, def bool) (bool, error) {
+	v := def
+	if _, err := s.Decode(name, &v); err != nil {
+		return def, err
+	}
+	return v, nil
+}
+
+// Duration returns option name, a positive Go duration string, or 0 when it
+// is not set.
+func (s *Spec) Duration(name string) (time.Duration, error) {
+	raw, ok := s.opts[name]
+	s.read[name] = true
+	if !ok {
+		return 0, nil
+	}
+	d, _, err := parseTimeout(raw)
+	if err != nil {
+		return 0, s.Errorf(name, "%s", err)
+	}
+	return d, nil
+}
+
+// Template compiles option name as a string template: text with
+// expressions in {{ }}. A missing required option is an EINVALID error; a
+// missing optional one returns nil.
+func (s *Spec) Template(name string, required bool) (*Template, error) {
+	src, err := s.String(name, required)
+	if err != nil {
+		if s.Has(name) {
+			return nil, s.Errorf(name, "must be a string")
+		}
+		return nil, err
+	}
+	if !s.Has(name) {
+		return nil, nil
+	}
+	return s.template(name, src)
+}
+
+// TemplateMap compiles option name, an object of key → template, and
+// returns it with its keys sorted.
+func (s *Spec) TemplateMap(name string) ([]KeyedTemplate, error) {
+	var m map[string]json.RawMessage
+	ok, err := s.Decode(name, &m)
+	if err != nil {
+		return nil, s.Errorf(name, "must be an object of key: text")
+	}
+	if !ok || m == nil {
+		return nil, nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]KeyedTemplate, 0, len(keys))
+	for _, k := range keys {
+		field := name + "." + k
+		if k == "" {
+			return nil, s.Errorf(name, "keys must not be empty")
+		}
+		var src string
+		if err := json.Unmarshal(m[k], &src); err != nil {
+			return nil, s.Errorf(field, "must be a string")
+		}
+		t, err := s.template(field, src)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, KeyedTemplate{Key: k, Template: t})
+	}
+	return out, nil
+}
+
+// KeyedTemplate is one entry of a TemplateMap option.
+type KeyedTemplate struct {
+	Key      string
+	Template *Template
+}
+
+func (s *Spec) template(field, src string) (*Template, error) {
+	t, err := parseTemplate(field, src, s.nodeIDs)
+	if err != nil {
+		return nil, s.Errorf(field, "%s", err)
+	}
+	return t, nil
+}
+
+// MaxDelay is the longest wait the engine allows a node.
+func (s *Spec) MaxDelay() time.Duration { return s.limits.maxDelay }

@@ -16,6 +16,7 @@ type RunService struct {
 	FindRunsFn            func(ctx context.Context, filter orcheo.RunFilter) ([]*orcheo.Run, int, error)
 	ClaimRunFn            func(ctx context.Context, id, workerID string, leaseUntil time.Time) (*orcheo.Run, error)
 	CompleteRunFn         func(ctx context.Context, id string, attempt int, c orcheo.RunCompletion) (*orcheo.Run, error)
+	SaveRunStepFn         func(ctx context.Context, step *orcheo.RunStep) error
 	CancelRunFn           func(ctx context.Context, id string) (*orcheo.Run, error)
 	MarkRunUnenqueuedFn   func(ctx context.Context, id string) error
 	ClaimUnenqueuedRunsFn func(ctx context.Context, limit int) ([]*orcheo.Run, error)
@@ -39,6 +40,10 @@ func (s *RunService) ClaimRun(ctx context.Context, id, workerID string, leaseUnt
 
 func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c orcheo.RunCompletion) (*orcheo.Run, error) {
 	return s.CompleteRunFn(ctx, id, attempt, c)
+}
+
+func (s *RunService) SaveRunStep(ctx context.Context, step *orcheo.RunStep) error {
+	return s.SaveRunStepFn(ctx, step)
 }
 
 func (s *RunService) CancelRun(ctx context.Context, id string) (*orcheo.Run, error) {

@@ -57,11 +57,11 @@ var _ orcheo.Engine = (*Engine)(nil)
 // Engine is a mock orcheo.Engine.
 type Engine struct {
 	CompileFn func(definition []byte) (json.RawMessage, error)
-	ExecuteFn func(ctx context.Context, definition json.RawMessage, run *orcheo.Run) *orcheo.Execution
+	ExecuteFn func(ctx context.Context, definition json.RawMessage, run *orcheo.Run, opts orcheo.ExecuteOptions) *orcheo.Execution
 }
 
 func (e *Engine) Compile(definition []byte) (json.RawMessage, error) { return e.CompileFn(definition) }
 
-func (e *Engine) Execute(ctx context.Context, definition json.RawMessage, run *orcheo.Run) *orcheo.Execution {
-	return e.ExecuteFn(ctx, definition, run)
+func (e *Engine) Execute(ctx context.Context, definition json.RawMessage, run *orcheo.Run, opts orcheo.ExecuteOptions) *orcheo.Execution {
+	return e.ExecuteFn(ctx, definition, run, opts)
 }

@@ -71,7 +71,11 @@ func (w *Worker) execute(ctx context.Context, run *orcheo.Run, log logrus.FieldL
 		msg := "load workflow version: " + orcheo.ErrorMessage(err)
 		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: msg}
 	}
-	exec := w.Engine.Execute(ctx, version.Definition, run)
+	// Steps are saved as they happen (see stepWriter); close waits for a
+	// save in flight so none races the completion below.
+	steps := newStepWriter(w.Runs, log, StepFlushInterval)
+	exec := w.Engine.Execute(ctx, version.Definition, run, orcheo.ExecuteOptions{Recorder: steps})
+	steps.close()
 	if exec == nil {
 		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: "engine returned no result"}
 	}

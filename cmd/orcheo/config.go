@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/engine"
+	"github.com/sirupsen/logrus"
 )
 
 // Config is every setting orcheo reads from its environment. Each variable
@@ -29,6 +32,11 @@ type Config struct {
 	LogLevel      string        // ORCHEO_LOG_LEVEL
 	LogFormat     string        // ORCHEO_LOG_FORMAT
 	DataDir       string        // ORCHEO_DATA_DIR (orcheo dev only)
+
+	// Workflow engine (issue 3).
+	HTTPAllowPrivate bool              // ORCHEO_HTTP_ALLOW_PRIVATE
+	HTTPAllowCIDRs   []netip.Prefix    // ORCHEO_HTTP_ALLOW_CIDRS
+	WorkflowEnv      map[string]string // values of the names in ORCHEO_WORKFLOW_ENV
 
 	// Client side: the CLI's commands that talk to a running API.
 	URL   string // ORCHEO_URL
@@ -101,6 +109,29 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	str("ORCHEO_LOG_LEVEL", &c.LogLevel)
 	str("ORCHEO_LOG_FORMAT", &c.LogFormat)
 	str("ORCHEO_DATA_DIR", &c.DataDir)
+	if v := strings.TrimSpace(getenv("ORCHEO_HTTP_ALLOW_PRIVATE")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("ORCHEO_HTTP_ALLOW_PRIVATE=%q: want true or false", v))
+		}
+		c.HTTPAllowPrivate = b
+	}
+	for _, v := range splitList(getenv("ORCHEO_HTTP_ALLOW_CIDRS")) {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("ORCHEO_HTTP_ALLOW_CIDRS: %q is not a CIDR such as 10.0.0.0/8", v))
+			continue
+		}
+		c.HTTPAllowCIDRs = append(c.HTTPAllowCIDRs, p.Masked())
+	}
+	// Only the names the operator lists are read, so a workflow never
+	// sees the rest of the environment (database URL, tokens).
+	for _, name := range splitList(getenv("ORCHEO_WORKFLOW_ENV")) {
+		if c.WorkflowEnv == nil {
+			c.WorkflowEnv = map[string]string{}
+		}
+		c.WorkflowEnv[name] = getenv(name)
+	}
 	str("ORCHEO_URL", &c.URL)
 	c.Token = c.APIToken
 	str("ORCHEO_TOKEN", &c.Token)
@@ -145,4 +176,14 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// engineOptions is the part of Config the workflow engine reads.
+func (c Config) engineOptions(log logrus.FieldLogger, runs orcheo.RunStarter) engine.Options {
+	return engine.Options{
+		Logger: log,
+		HTTP:   engine.HTTPOptions{AllowPrivate: c.HTTPAllowPrivate, AllowCIDRs: c.HTTPAllowCIDRs},
+		Env:    c.WorkflowEnv,
+		Runs:   runs,
+	}
 }

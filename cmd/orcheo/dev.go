@@ -63,7 +63,7 @@ func (c *devCommand) Run(ctx context.Context, args []string) error {
 	if err := a.Open(ctx); err != nil {
 		return err
 	}
-	w, err := startWorker(ctx, c.cfg, a.store, log)
+	w, err := startWorker(ctx, c.cfg, a.store, a.queue, log)
 	if err != nil {
 		return err
 	}

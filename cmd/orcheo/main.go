@@ -30,8 +30,9 @@ Client (talks to ORCHEO_URL with ORCHEO_TOKEN):
   workflows update REF -f FILE        store a new version
   workflows list | show REF | versions REF | archive REF
   workflows run REF [--input JSON] [--wait] [--timeout D]
+  workflows validate -f FILE          check a definition offline
   runs list [--workflow REF] [--status S] [--limit N]
-  runs show ID | cancel ID
+  runs show ID | cancel ID [--wait] | retry ID
   triggers webhook enable REF [--methods POST,PUT] | disable REF | show REF
   status                   API health and readiness
 

@@ -42,7 +42,13 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer store.Close()
-	w, err := startWorker(ctx, c.cfg, store, log)
+	// The queue carries the child runs that workflow nodes start.
+	queue, err := tasks.NewQueue(c.cfg.tasksConfig(), log.WithField("component", "queue"))
+	if err != nil {
+		return err
+	}
+	defer queue.Close()
+	w, err := startWorker(ctx, c.cfg, store, queue, log)
 	if err != nil {
 		return err
 	}
@@ -52,11 +58,13 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// startWorker builds and starts a worker on store.
-func startWorker(ctx context.Context, cfg Config, store *db.Store, log *logrus.Logger) (*tasks.Worker, error) {
+// startWorker builds and starts a worker on store; queue enqueues the
+// child runs its workflow nodes start.
+func startWorker(ctx context.Context, cfg Config, store *db.Store, queue orcheo.RunQueue, log *logrus.Logger) (*tasks.Worker, error) {
 	w := tasks.NewWorker(cfg.tasksConfig())
 	w.Runs, w.Workflows = store.Runs, store.Workflows
-	w.Engine = engine.New(engine.Options{Logger: log.WithField("component", "engine")})
+	starter := &tasks.RunStarter{Workflows: store.Workflows, Runs: store.Runs, Queue: queue, Logger: log.WithField("component", "engine")}
+	w.Engine = engine.New(cfg.engineOptions(log.WithField("component", "engine"), starter))
 	w.Logger = log.WithField("component", "worker")
 	if err := w.Start(ctx); err != nil {
 		return nil, err

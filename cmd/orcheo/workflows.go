@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/engine"
 )
 
 func workflowCommands(e *env, cfg Config) map[string]command {
@@ -22,7 +23,36 @@ func workflowCommands(e *env, cfg Config) map[string]command {
 		"versions": &workflowsVersions{env: e, cfg: cfg},
 		"archive":  &workflowsArchive{env: e, cfg: cfg},
 		"run":      &workflowsRun{env: e, cfg: cfg},
+		"validate": &workflowsValidate{env: e, cfg: cfg},
 	}
+}
+
+// workflowsValidate checks a definition offline with the same engine the
+// API compiles uploads with: no API call, no configuration needed.
+type workflowsValidate struct {
+	*env
+	cfg Config
+}
+
+func (c *workflowsValidate) Run(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("workflows validate")
+	file := fs.String("f", "", "workflow definition file (JSON or YAML)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("workflows validate -f FILE", pos); err != nil {
+		return err
+	}
+	def, err := readDefinition(*file)
+	if err != nil {
+		return err
+	}
+	if _, err := engine.New(engine.Options{}).Compile(def); err != nil {
+		return orcheo.Errorf(orcheo.EINVALID, "%s: %s", *file, orcheo.ErrorMessage(err))
+	}
+	fmt.Fprintf(c.stdout, "%s: valid\n", *file)
+	return nil
 }
 
 // readDefinition reads a workflow file named by -f.

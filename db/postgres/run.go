@@ -165,25 +165,8 @@ func (s *RunService) FindRunByID(ctx context.Context, id string) (*orcheo.Run, e
 	} else if err != nil {
 		return nil, fmt.Errorf("find run %s: %w", id, err)
 	}
-	rows, err := s.db.pool.Query(ctx, `SELECT run_id, attempt, seq, node, node_type, status, output, error,
-		started_at, completed_at FROM run_steps WHERE run_id = $1 ORDER BY attempt, seq`, id)
-	if err != nil {
-		return nil, fmt.Errorf("find steps of run %s: %w", id, err)
-	}
-	r.Steps, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*orcheo.RunStep, error) {
-		var st orcheo.RunStep
-		var status string
-		var output []byte
-		if err := row.Scan(&st.RunID, &st.Attempt, &st.Seq, &st.Node, &st.NodeType, &status, &output,
-			&st.Error, &st.StartedAt, &st.CompletedAt); err != nil {
-			return nil, err
-		}
-		st.Status, st.Output = orcheo.StepStatus(status), output
-		st.StartedAt, st.CompletedAt = st.StartedAt.UTC(), rules.TimePtr(st.CompletedAt)
-		return &st, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("find steps of run %s: %w", id, err)
+	if r.Steps, err = s.findSteps(ctx, id); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -304,13 +287,15 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 	var (
 		seqs                             = make([]int32, n)
 		nodes, types, statuses, stepErrs = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		outputs                          = make([]*string, n)
+		outputs, inputs                  = make([]*string, n), make([]*string, n)
+		nodeAttempts                     = make([]int32, n)
 		started                          = make([]time.Time, n)
 		completed                        = make([]*time.Time, n)
 	)
 	for i, st := range steps {
 		seqs[i], nodes[i], types[i], statuses[i] = int32(st.Seq), st.Node, st.NodeType, string(st.Status)
 		outputs[i], stepErrs[i], started[i], completed[i] = nullJSON(st.Output), st.Error, st.StartedAt, st.CompletedAt
+		inputs[i], nodeAttempts[i] = nullJSON(st.Input), int32(st.NodeAttempt)
 	}
 	message := c.Error
 	if c.Status == orcheo.RunSucceeded {
@@ -322,16 +307,17 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 			WHERE id = $1 AND status = 'running' AND attempt = $2
 			RETURNING *),
 		steps AS (
-			INSERT INTO run_steps (run_id, attempt, seq, node, node_type, status, output, error, started_at, completed_at)
-			SELECT r.id, r.attempt, s.seq, s.node, s.node_type, s.status, s.output::jsonb, s.error, s.started_at, s.completed_at
+			INSERT INTO run_steps (`+stepCols+`)
+			SELECT r.id, r.attempt, s.seq, s.node, s.node_type, s.status, s.node_attempt, s.input::jsonb,
+				s.output::jsonb, s.error, s.started_at, s.completed_at
 			FROM r, unnest($7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-				$13::timestamptz[], $14::timestamptz[])
-				AS s(seq, node, node_type, status, output, error, started_at, completed_at)),
+				$13::timestamptz[], $14::timestamptz[], $16::int[], $17::text[])
+				AS s(seq, node, node_type, status, output, error, started_at, completed_at, node_attempt, input)`+stepUpsert+`),
 		ev AS (
 			INSERT INTO run_events (run_id, at, kind, message) SELECT id, $6, $3, $15 FROM r)
 		SELECT `+runCols+` FROM `+runFrom("r"),
 		id, attempt, string(c.Status), nullJSON(c.Output), c.Error, now,
-		seqs, nodes, types, statuses, outputs, stepErrs, started, completed, message))
+		seqs, nodes, types, statuses, outputs, stepErrs, started, completed, message, nodeAttempts, inputs))
 	if err == nil {
 		r.Steps = steps
 		return r, nil

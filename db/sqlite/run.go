@@ -133,27 +133,8 @@ func (s *RunService) FindRunByID(ctx context.Context, id string) (*orcheo.Run, e
 	if err != nil {
 		return nil, fmt.Errorf("find run: %w", err)
 	}
-	rows, err := s.db.read.QueryContext(ctx, `SELECT run_id, attempt, seq, node, node_type, status, output, error,
-		started_at, completed_at FROM run_steps WHERE run_id = ? ORDER BY attempt, seq`, id)
-	if err != nil {
-		return nil, fmt.Errorf("find steps of run %s: %w", id, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			st     orcheo.RunStep
-			status string
-			output []byte
-		)
-		if err := rows.Scan(&st.RunID, &st.Attempt, &st.Seq, &st.Node, &st.NodeType, &status, &output,
-			&st.Error, timeCol{&st.StartedAt}, nullTimeCol{&st.CompletedAt}); err != nil {
-			return nil, fmt.Errorf("find steps of run %s: %w", id, err)
-		}
-		st.Status, st.Output = orcheo.StepStatus(status), output
-		r.Steps = append(r.Steps, &st)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("find steps of run %s: %w", id, err)
+	if r.Steps, err = findSteps(ctx, s.db.read, id); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -299,32 +280,6 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 	}
 	r.Steps = steps
 	return r, nil
-}
-
-// stepsPerInsert keeps a multi-row INSERT under SQLite's bound-parameter
-// limit (10 columns per row).
-const stepsPerInsert = 500
-
-func insertSteps(ctx context.Context, tx *sql.Tx, steps []*orcheo.RunStep) error {
-	for len(steps) > 0 {
-		batch := steps[:min(len(steps), stepsPerInsert)]
-		steps = steps[len(batch):]
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO run_steps (run_id, attempt, seq, node, node_type, status, output, error, started_at, completed_at) VALUES `)
-		args := make([]any, 0, len(batch)*10)
-		for i, st := range batch {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-			args = append(args, st.RunID, st.Attempt, st.Seq, st.Node, st.NodeType, string(st.Status),
-				nullJSON(st.Output), st.Error, ts(st.StartedAt), tsPtr(st.CompletedAt))
-		}
-		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
-			return fmt.Errorf("insert steps: %w", err)
-		}
-	}
-	return nil
 }
 
 // CancelRun cancels a pending run and records the event.

@@ -112,15 +112,11 @@ func Completion(id string, attempt int, c orcheo.RunCompletion) ([]*orcheo.RunSt
 			return nil, orcheo.Errorf(orcheo.EINVALID, "step seq %d is repeated", cp.Seq)
 		}
 		seen[cp.Seq] = true
-		if len(cp.Output) > 0 && !json.Valid(cp.Output) {
-			return nil, orcheo.Errorf(orcheo.EINVALID, "output of step %q must be JSON", cp.Node)
+		norm, err := Step(&cp)
+		if err != nil {
+			return nil, err
 		}
-		if len(cp.Output) == 0 {
-			cp.Output = nil
-		}
-		cp.StartedAt = Time(cp.StartedAt)
-		cp.CompletedAt = TimePtr(cp.CompletedAt)
-		steps[i] = &cp
+		steps[i] = norm
 	}
 	return steps, nil
 }
