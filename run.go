@@ -74,6 +74,16 @@ type Run struct {
 	StartedAt      *time.Time      `json:"started_at,omitempty"`
 	CompletedAt    *time.Time      `json:"completed_at,omitempty"`
 
+	// ReleasedAttempts counts attempts a worker handed back unfinished at
+	// shutdown (ReleaseRun). They do not use up MaxAttempts: the attempts
+	// used are Attempt - ReleasedAttempts. Attempt itself never goes down,
+	// so every claim has its own number and its own steps.
+	ReleasedAttempts int `json:"released_attempts,omitempty"`
+
+	// CancelRequested is set when an operator cancels a running run: the
+	// worker executing it stops at the next node and ends it cancelled.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
+
 	// Steps is filled in by FindRunByID only.
 	Steps []*RunStep `json:"steps,omitempty"`
 }
@@ -204,6 +214,37 @@ type RunService interface {
 	// oldest first with only ID, Queue, NotBefore and CreatedAt filled in;
 	// limit <= 0 means 100.
 	ClaimUnenqueuedRuns(ctx context.Context, limit int) ([]*Run, error)
+
+	// ReleaseRun hands attempt of a running run back unfinished (a worker
+	// shutting down): the run returns to pending, marked enqueued now (the
+	// caller publishes it again), its lease cleared, and ReleasedAttempts
+	// grows so the attempt does not count against MaxAttempts. Returns
+	// ECONFLICT if the run is no longer running that attempt, ENOTFOUND if
+	// it does not exist.
+	ReleaseRun(ctx context.Context, id string, attempt int) (*Run, error)
+
+	// HeartbeatRuns sets lease_until to until on each run of ids that is
+	// running and held by workerID, and returns the ids it extended. A run
+	// missing from the result is no longer this worker's (rescued,
+	// released or finished): the worker should stop executing it.
+	HeartbeatRuns(ctx context.Context, workerID string, ids []string, until time.Time) ([]string, error)
+
+	// RescueExpiredRuns takes up to limit running runs whose lease ended
+	// before now, oldest lease first. A run with attempts left (Attempt -
+	// ReleasedAttempts < MaxAttempts) goes back to pending, marked enqueued
+	// now so the caller publishes it; the others end failed with the error
+	// "worker lost". Returns the runs it changed, with their new Status and
+	// only ID, Queue, Status, Attempt, MaxAttempts, WorkerID (the worker
+	// that lost it), NotBefore and CreatedAt filled in. Concurrent callers
+	// get disjoint sets. limit <= 0 means 100.
+	RescueExpiredRuns(ctx context.Context, now time.Time, limit int) ([]*Run, error)
+
+	// ClaimStaleRuns stamps up to limit pending runs whose enqueued_at is
+	// unset or older than enqueuedBefore as enqueued now and returns them,
+	// oldest first, with only ID, Queue, NotBefore and CreatedAt filled in.
+	// The caller publishes again those whose message is gone. Concurrent
+	// callers get disjoint sets. limit <= 0 means 100.
+	ClaimStaleRuns(ctx context.Context, enqueuedBefore time.Time, limit int) ([]*Run, error)
 }
 
 // RunQueue hands runs to workers. Implemented by tasks/ on machinery.

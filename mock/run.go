@@ -20,6 +20,10 @@ type RunService struct {
 	CancelRunFn           func(ctx context.Context, id string) (*orcheo.Run, error)
 	MarkRunUnenqueuedFn   func(ctx context.Context, id string) error
 	ClaimUnenqueuedRunsFn func(ctx context.Context, limit int) ([]*orcheo.Run, error)
+	ReleaseRunFn          func(ctx context.Context, id string, attempt int) (*orcheo.Run, error)
+	HeartbeatRunsFn       func(ctx context.Context, workerID string, ids []string, until time.Time) ([]string, error)
+	RescueExpiredRunsFn   func(ctx context.Context, now time.Time, limit int) ([]*orcheo.Run, error)
+	ClaimStaleRunsFn      func(ctx context.Context, enqueuedBefore time.Time, limit int) ([]*orcheo.Run, error)
 }
 
 func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Run, bool, error) {
@@ -56,6 +60,22 @@ func (s *RunService) MarkRunUnenqueued(ctx context.Context, id string) error {
 
 func (s *RunService) ClaimUnenqueuedRuns(ctx context.Context, limit int) ([]*orcheo.Run, error) {
 	return s.ClaimUnenqueuedRunsFn(ctx, limit)
+}
+
+func (s *RunService) ReleaseRun(ctx context.Context, id string, attempt int) (*orcheo.Run, error) {
+	return s.ReleaseRunFn(ctx, id, attempt)
+}
+
+func (s *RunService) HeartbeatRuns(ctx context.Context, workerID string, ids []string, until time.Time) ([]string, error) {
+	return s.HeartbeatRunsFn(ctx, workerID, ids, until)
+}
+
+func (s *RunService) RescueExpiredRuns(ctx context.Context, now time.Time, limit int) ([]*orcheo.Run, error) {
+	return s.RescueExpiredRunsFn(ctx, now, limit)
+}
+
+func (s *RunService) ClaimStaleRuns(ctx context.Context, enqueuedBefore time.Time, limit int) ([]*orcheo.Run, error) {
+	return s.ClaimStaleRunsFn(ctx, enqueuedBefore, limit)
 }
 
 var _ orcheo.RunQueue = (*RunQueue)(nil)

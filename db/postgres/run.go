@@ -25,7 +25,8 @@ func NewRunService(db *DB) *RunService { return &RunService{db: db} }
 // runCols selects a run from "r" joined to its version "v".
 const runCols = `r.id, r.workflow_id, r.version_id, v.version, r.queue, r.status, r.triggered_by,
 	r.input, r.output, r.error, r.attempt, r.max_attempts, r.idempotency_key, r.scheduled_for,
-	r.not_before, r.lease_until, r.worker_id, r.created_at, r.enqueued_at, r.started_at, r.completed_at`
+	r.not_before, r.lease_until, r.worker_id, r.created_at, r.enqueued_at, r.started_at, r.completed_at,
+	r.released_attempts`
 
 // runFrom is the FROM clause for runCols over relation rel (a table or CTE).
 func runFrom(rel string) string {
@@ -48,7 +49,7 @@ func scanRun(row pgx.Row) (*orcheo.Run, error) {
 	)
 	if err := row.Scan(&r.ID, &r.WorkflowID, &r.VersionID, &r.Version, &r.Queue, &status, &r.TriggeredBy,
 		&input, &output, &r.Error, &r.Attempt, &r.MaxAttempts, &key, &scheduledFor,
-		&notBefore, &leaseUntil, &workerID, &createdAtLocal, &enqueuedAt, &startedAt, &completedAt); err != nil {
+		&notBefore, &leaseUntil, &workerID, &createdAtLocal, &enqueuedAt, &startedAt, &completedAt, &r.ReleasedAttempts); err != nil {
 		return nil, err
 	}
 	r.Status = orcheo.RunStatus(status)

@@ -25,7 +25,8 @@ func NewRunService(db *DB) *RunService { return &RunService{db: db} }
 // runCols selects a run "r" joined to its version "v".
 const runCols = `r.id, r.workflow_id, r.version_id, v.version, r.queue, r.status, r.triggered_by,
 	r.input, r.output, r.error, r.attempt, r.max_attempts, r.idempotency_key, r.scheduled_for,
-	r.not_before, r.lease_until, r.worker_id, r.created_at, r.enqueued_at, r.started_at, r.completed_at`
+	r.not_before, r.lease_until, r.worker_id, r.created_at, r.enqueued_at, r.started_at, r.completed_at,
+	r.released_attempts`
 
 const runFrom = ` FROM runs r JOIN workflow_versions v ON v.id = r.version_id`
 
@@ -39,7 +40,7 @@ func scanRun(row rowScanner, extra ...any) (*orcheo.Run, error) {
 	dest := append([]any{&r.ID, &r.WorkflowID, &r.VersionID, &r.Version, &r.Queue, &status, &r.TriggeredBy,
 		&input, &output, &r.Error, &r.Attempt, &r.MaxAttempts, &key, nullTimeCol{&r.ScheduledFor},
 		nullTimeCol{&r.NotBefore}, nullTimeCol{&r.LeaseUntil}, &workerID, timeCol{&r.CreatedAt},
-		nullTimeCol{&r.EnqueuedAt}, nullTimeCol{&r.StartedAt}, nullTimeCol{&r.CompletedAt}}, extra...)
+		nullTimeCol{&r.EnqueuedAt}, nullTimeCol{&r.StartedAt}, nullTimeCol{&r.CompletedAt}, &r.ReleasedAttempts}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
