@@ -40,6 +40,15 @@ type Server struct {
 	Queue     orcheo.RunQueue
 	Engine    orcheo.Engine
 
+	// Cron, CronScheduler and CronDispatcher serve the cron routes; while
+	// any is nil those routes answer 503.
+	Cron           orcheo.CronService
+	CronScheduler  orcheo.CronScheduler
+	CronDispatcher orcheo.CronDispatcher
+	// Cancels tells workers at once of a cancel requested on a running run;
+	// nil leaves it to their periodic check of the database.
+	Cancels orcheo.CancelNotifier
+
 	// Token is the bearer token required on the management endpoints
 	// (/api/* except the webhook route). "" disables authentication, which
 	// is only acceptable on a loopback address (orcheo dev).
@@ -87,6 +96,7 @@ func NewServer() *Server {
 	s.registerWorkflowRoutes(s.router)
 	s.registerRunRoutes(s.router)
 	s.registerWebhookRoutes(s.router)
+	s.registerCronRoutes(s.router)
 
 	// Outermost first: a panic anywhere is recovered inside the request log,
 	// so the log line shows the 500.
