@@ -75,6 +75,7 @@ func (a *apiMain) Open(ctx context.Context) error {
 	s.MaxBodyBytes = a.cfg.MaxBodyBytes
 	s.Logger = a.log.WithField("component", "http")
 	s.ReadyChecks = map[string]orcheo.Pinger{"database": a.store, "redis": a.queue}
+	s.Cron, s.CronScheduler, s.CronDispatcher = a.store.Cron, a.cfg.Cron.scheduler(), a.dispatcher()
 	a.server = s
 	if err := s.Open(); err != nil {
 		return err

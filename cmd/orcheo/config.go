@@ -38,6 +38,9 @@ type Config struct {
 	HTTPAllowCIDRs   []netip.Prefix    // ORCHEO_HTTP_ALLOW_CIDRS
 	WorkflowEnv      map[string]string // values of the names in ORCHEO_WORKFLOW_ENV
 
+	// Cron triggers and the beat (issue 4).
+	Cron CronConfig
+
 	// Client side: the CLI's commands that talk to a running API.
 	URL   string // ORCHEO_URL
 	Token string // ORCHEO_TOKEN, or ORCHEO_API_TOKEN when unset
@@ -58,6 +61,7 @@ func DefaultConfig() Config {
 		LogLevel:      "info",
 		LogFormat:     "auto",
 		URL:           "http://127.0.0.1:8080",
+		Cron:          defaultCronConfig(),
 	}
 }
 
@@ -132,6 +136,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.WorkflowEnv[name] = getenv(name)
 	}
+	c.Cron.fromEnv(getenv, duration, &errs)
 	str("ORCHEO_URL", &c.URL)
 	c.Token = c.APIToken
 	str("ORCHEO_TOKEN", &c.Token)

@@ -15,7 +15,7 @@ import (
 	"github.com/orcheo/orcheo/examples"
 )
 
-// devCommand runs the API and a worker in one process on embedded
+// devCommand runs the API, a worker and the cron beat in one process on embedded
 // defaults: a SQLite file in the data directory and an in-process Redis.
 // Pending runs survive a restart: the in-process Redis starts empty, so dev
 // enqueues every pending run again on start.
@@ -74,6 +74,8 @@ func (c *devCommand) Run(ctx context.Context, args []string) error {
 	if err := installExamples(ctx, a.store.Workflows, a.store.Triggers); err != nil {
 		return err
 	}
+	b := startDevBeat(ctx, a, log)
+	defer b.Stop()
 	c.banner(a.server.URL(), dbPath)
 	<-ctx.Done()
 	log.Info("dev shutting down")

@@ -22,7 +22,8 @@ Usage: orcheo <command> [arguments]
 Processes:
   api                      serve the HTTP API (PostgreSQL or SQLite + Redis)
   worker                   execute runs from Redis [--concurrency N] [--queues q1,q2]
-  dev                      API + worker in one process on embedded defaults
+  beat                     fire cron triggers: POST the API's dispatch at each slot
+  dev                      API + worker + beat in one process on embedded defaults
   migrate                  apply database migrations and exit
 
 Client (talks to ORCHEO_URL with ORCHEO_TOKEN):
@@ -34,6 +35,9 @@ Client (talks to ORCHEO_URL with ORCHEO_TOKEN):
   runs list [--workflow REF] [--status S] [--limit N]
   runs show ID | cancel ID [--wait] | retry ID
   triggers webhook enable REF [--methods POST,PUT] | disable REF | show REF
+  triggers cron set REF --expression EXPR [--timezone TZ] [--allow-overlapping]
+                [--start-at T] [--end-at T] [--catchup none|latest|all] [--catchup-limit N]
+  triggers cron show REF | delete REF
   status                   API health and readiness
 
 Read commands accept --json. Configuration is read from the environment:
@@ -83,6 +87,7 @@ func (e *env) run(ctx context.Context, args []string) error {
 		"api":       &apiCommand{env: e, cfg: cfg},
 		"worker":    &workerCommand{env: e, cfg: cfg},
 		"dev":       &devCommand{env: e, cfg: cfg},
+		"beat":      &beatCommand{env: e, cfg: cfg},
 		"migrate":   &migrateCommand{env: e, cfg: cfg},
 		"workflows": &group{name: "workflows", cmds: workflowCommands(e, cfg)},
 		"runs":      &group{name: "runs", cmds: runCommands(e, cfg)},

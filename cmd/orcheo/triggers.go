@@ -10,6 +10,7 @@ import (
 
 func triggerCommands(e *env, cfg Config) map[string]command {
 	return map[string]command{
+		"cron": cronCommands(e, cfg),
 		"webhook": &group{name: "triggers webhook", cmds: map[string]command{
 			"enable":  &webhookSet{env: e, cfg: cfg, enable: true},
 			"disable": &webhookSet{env: e, cfg: cfg},

@@ -1,0 +1,325 @@
+// Package beat is the cron beat: it asks the API to dispatch due cron
+// slots (POST /api/triggers/cron/dispatch) at each trigger's exact next
+// slot, timed by robfig/cron v3, and every Interval as a safety net. The
+// dispatch itself is idempotent in the database, so the beat only decides
+// when to ask; a Redis lease keeps a second beat quiet while the first is
+// alive.
+package beat
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"github.com/sirupsen/logrus"
+
+	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/internal/startstop"
+)
+
+// Defaults for zero Config fields.
+const (
+	IntervalDefault       = 60 * time.Second
+	ReloadIntervalDefault = 10 * time.Second
+	retryMin              = 500 * time.Millisecond
+	retryMax              = 30 * time.Second
+)
+
+// API is what the beat needs of orcheo: implemented by client.Client over
+// HTTP, and in orcheo dev by the store and dispatcher directly.
+type API interface {
+	orcheo.CronDispatcher
+	FindCronTriggers(ctx context.Context) ([]*orcheo.CronTrigger, error)
+}
+
+// Lease elects the active beat. RedisLease implements it.
+type Lease interface {
+	// Acquire takes or extends the lease and reports whether it is ours.
+	Acquire(ctx context.Context) (bool, error)
+	// Release gives it up if it is ours.
+	Release(ctx context.Context) error
+}
+
+// Config configures a Scheduler.
+type Config struct {
+	API API
+	// Scheduler computes each trigger's next slot; it must parse
+	// expressions as the API does (same ORCHEO_CRON_SECONDS).
+	Scheduler orcheo.CronScheduler
+	// Interval is the safety-net dispatch period (CRON_DISPATCH_INTERVAL).
+	Interval time.Duration
+	// ReloadInterval is how often the trigger list is fetched to reset the
+	// timers (ORCHEO_CRON_RELOAD_INTERVAL).
+	ReloadInterval time.Duration
+	// Lease, if set, must be held to dispatch; nil means always active
+	// (a single beat, orcheo dev). It is renewed every LeaseRenew.
+	Lease      Lease
+	LeaseRenew time.Duration
+	Logger     logrus.FieldLogger
+}
+
+// Status is what the beat's health endpoint reports.
+type Status struct {
+	Active         bool       `json:"active"`
+	Triggers       int        `json:"triggers"`
+	Dispatches     int64      `json:"dispatches"`
+	LastDispatchAt *time.Time `json:"last_dispatch_at,omitempty"`
+	LastError      string     `json:"last_error,omitempty"`
+}
+
+// Scheduler is the beat service. Start launches it; Stop stops the timers,
+// finishes the dispatch in flight and releases the lease.
+type Scheduler struct {
+	startstop.BaseStartStop
+	cfg Config
+
+	wake       chan struct{} // buffered 1: dispatch requests coalesce
+	active     atomic.Bool
+	dispatches atomic.Int64
+
+	mu       sync.Mutex // guards the fields below
+	status   Status
+	entries  []cron.EntryID
+	loadedFP string
+}
+
+// New returns a beat with defaults filled in. It panics if API or
+// Scheduler is missing: that is a wiring bug.
+func New(cfg Config) *Scheduler {
+	if cfg.API == nil || cfg.Scheduler == nil {
+		panic("beat: Config.API and Config.Scheduler are required")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = IntervalDefault
+	}
+	if cfg.ReloadInterval <= 0 {
+		cfg.ReloadInterval = ReloadIntervalDefault
+	}
+	if cfg.LeaseRenew <= 0 {
+		cfg.LeaseRenew = LeaseTTLDefault / 3
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
+	return &Scheduler{cfg: cfg, wake: make(chan struct{}, 1)}
+}
+
+// Status returns a snapshot for the health endpoint.
+func (s *Scheduler) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.status
+	st.Active = s.active.Load()
+	st.Dispatches = s.dispatches.Load()
+	return st
+}
+
+// Start launches the beat. It dispatches once at once (catching up on what
+// was missed while no beat ran), then at every slot and every Interval.
+func (s *Scheduler) Start(ctx context.Context) {
+	ctx, shouldStart, stopped := s.StartInit(ctx)
+	if !shouldStart {
+		return
+	}
+	c := cron.New(cron.WithLocation(time.UTC))
+	c.Schedule(cron.Every(s.cfg.Interval), cron.FuncJob(s.requestDispatch))
+	c.Start()
+	if s.cfg.Lease == nil {
+		s.active.Store(true)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		s.dispatchLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.controlLoop(ctx, c)
+	}()
+	go func() {
+		defer stopped()
+		wg.Wait()
+		<-c.Stop().Done()
+		if s.cfg.Lease != nil {
+			// A fresh context: ours is cancelled, and a standby should not
+			// wait out the TTL.
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := s.cfg.Lease.Release(rctx); err != nil {
+				s.cfg.Logger.WithError(err).Warn("release beat lease")
+			}
+		}
+		s.cfg.Logger.Info("beat stopped")
+	}()
+	s.requestDispatch()
+}
+
+// requestDispatch asks the dispatch loop for one more dispatch; requests
+// made while one is pending merge into it. Cron jobs call it, so it must
+// not block.
+func (s *Scheduler) requestDispatch() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// controlLoop keeps the lease and the per-trigger timers current.
+func (s *Scheduler) controlLoop(ctx context.Context, c *cron.Cron) {
+	s.renewLease(ctx)
+	s.reload(ctx, c)
+	lease := time.NewTicker(s.cfg.LeaseRenew)
+	defer lease.Stop()
+	reload := time.NewTicker(s.cfg.ReloadInterval)
+	defer reload.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-lease.C:
+			s.renewLease(ctx)
+		case <-reload.C:
+			s.reload(ctx, c)
+		}
+	}
+}
+
+// renewLease takes or extends the lease and logs changes of role. A Redis
+// error counts as not holding it: dispatching without the lease is
+// harmless, but staying quiet avoids doubling the load.
+func (s *Scheduler) renewLease(ctx context.Context) {
+	if s.cfg.Lease == nil {
+		return
+	}
+	ok, err := s.cfg.Lease.Acquire(ctx)
+	if err != nil && ctx.Err() == nil {
+		s.cfg.Logger.WithError(err).Warn("beat lease")
+	}
+	if was := s.active.Swap(ok); was != ok {
+		if ok {
+			s.cfg.Logger.Info("beat is active")
+			s.requestDispatch() // catch up on what the previous holder missed
+		} else {
+			s.cfg.Logger.Info("beat is standby")
+		}
+	}
+}
+
+// slotSchedule is a robfig/cron Schedule whose times are the trigger's
+// slots, computed by the same code as the API's dispatch.
+type slotSchedule struct {
+	sched   orcheo.CronScheduler
+	trigger *orcheo.CronTrigger
+}
+
+func (s slotSchedule) Next(t time.Time) time.Time {
+	next, err := s.sched.NextCronSlot(s.trigger, t)
+	if err != nil {
+		return time.Time{}
+	}
+	return next
+}
+
+// fingerprint identifies a trigger list's schedules: when it is unchanged
+// the timers are kept.
+func fingerprint(list []*orcheo.CronTrigger) string {
+	parts := make([]string, 0, len(list))
+	for _, t := range list {
+		parts = append(parts, fmt.Sprintf("%s|%s|%s|%s|%v|%v", t.WorkflowID, t.UpdatedAt.Format(time.RFC3339Nano),
+			t.Expression, t.Timezone, t.StartAt, t.EndAt))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "\n")
+}
+
+// reload fetches the triggers and, if they changed, replaces the timers.
+func (s *Scheduler) reload(ctx context.Context, c *cron.Cron) {
+	list, err := s.cfg.API.FindCronTriggers(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.cfg.Logger.WithError(err).Warn("load cron triggers; keeping the current timers")
+		}
+		return
+	}
+	fp := fingerprint(list)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fp == s.loadedFP {
+		return
+	}
+	for _, id := range s.entries {
+		c.Remove(id)
+	}
+	s.entries = s.entries[:0]
+	for _, t := range list {
+		s.entries = append(s.entries, c.Schedule(slotSchedule{sched: s.cfg.Scheduler, trigger: t}, cron.FuncJob(s.requestDispatch)))
+	}
+	s.loadedFP = fp
+	s.status.Triggers = len(list)
+	s.cfg.Logger.WithField("triggers", len(list)).Info("cron triggers loaded")
+	// A changed schedule may already be due (catch-up); ask now.
+	s.requestDispatch()
+}
+
+// dispatchLoop performs the requested dispatches one at a time.
+func (s *Scheduler) dispatchLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		}
+		if !s.active.Load() {
+			continue
+		}
+		s.dispatch(ctx)
+	}
+}
+
+// dispatch calls the API until it answers, backing off exponentially while
+// it is down. An answer of 4xx is not retried: asking again cannot help.
+func (s *Scheduler) dispatch(ctx context.Context) {
+	wait := retryMin
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		res, err := s.cfg.API.DispatchCron(ctx, nil)
+		if err == nil {
+			s.dispatches.Add(1)
+			now := time.Now().UTC()
+			s.mu.Lock()
+			s.status.LastDispatchAt, s.status.LastError = &now, ""
+			s.mu.Unlock()
+			log := s.cfg.Logger.WithFields(logrus.Fields{"runs": len(res.Runs), "duration": time.Since(start).String()})
+			if len(res.Runs) > 0 {
+				log.Info("cron dispatched")
+			} else {
+				log.Debug("cron dispatched")
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.mu.Lock()
+		s.status.LastError = err.Error()
+		s.mu.Unlock()
+		switch orcheo.ErrorCode(err) {
+		case orcheo.EINVALID, orcheo.EUNAUTHORIZED, orcheo.ENOTFOUND:
+			s.cfg.Logger.WithError(err).Error("cron dispatch refused")
+			return
+		}
+		s.cfg.Logger.WithError(err).WithFields(logrus.Fields{"attempt": attempt, "retry_in": wait.String()}).Warn("cron dispatch failed; retrying")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, retryMax)
+	}
+}
