@@ -154,10 +154,18 @@ type RunFilter struct {
 
 // RunCompletion is what a worker reports at the end of an attempt.
 type RunCompletion struct {
-	Status RunStatus // RunSucceeded or RunFailed
+	Status RunStatus // RunSucceeded, RunFailed or RunCancelled
 	Output json.RawMessage
 	Error  string
 	Steps  []*RunStep
+
+	// RetryAt, on a failed attempt, asks for another attempt at that time:
+	// the run goes back to pending with NotBefore = RetryAt (its steps and
+	// error kept) instead of failing, provided it has attempts left
+	// (Attempt - ReleasedAttempts < MaxAttempts) and no cancel was
+	// requested. The caller enqueues it with that delay when the returned
+	// run is pending.
+	RetryAt *time.Time
 }
 
 // RunService stores runs and moves them through their lifecycle. Every
@@ -199,9 +207,25 @@ type RunService interface {
 	// EINVALID for a step whose Input or Output is not JSON.
 	SaveRunStep(ctx context.Context, step *RunStep) error
 
-	// CancelRun cancels a pending run. Returns ECONFLICT if the run is not
-	// pending, ENOTFOUND if it does not exist.
+	// CancelRun cancels a pending run at once. On a running run it sets
+	// CancelRequested and returns the run still running: the worker holding
+	// it cancels its context and completes it as cancelled. Requesting
+	// again is a no-op. Returns ECONFLICT if the run already ended,
+	// ENOTFOUND if it does not exist.
 	CancelRun(ctx context.Context, id string) (*Run, error)
+
+	// RetryRun starts a new attempt of a failed or cancelled run by hand:
+	// the run goes back to pending, due now, marked enqueued (the caller
+	// publishes it), with one more attempt allowed (MaxAttempts becomes the
+	// attempts used + 1). Steps of earlier attempts are kept. Returns
+	// ECONFLICT if the run is not failed or cancelled, ENOTFOUND if it does
+	// not exist.
+	RetryRun(ctx context.Context, id string) (*Run, error)
+
+	// FindCancelRequested returns those of ids that are running with
+	// CancelRequested set: a worker's periodic check for cancels whose
+	// notice it missed.
+	FindCancelRequested(ctx context.Context, ids []string) ([]string, error)
 
 	// MarkRunUnenqueued records that enqueuing a pending run failed, so that
 	// ClaimUnenqueuedRuns returns it later. A run that is no longer pending

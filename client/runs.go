@@ -68,10 +68,23 @@ func (c *Client) FindRuns(ctx context.Context, workflowRef string, status string
 	return out.Runs, out.Total, nil
 }
 
-// CancelRun cancels a pending run. Returns ECONFLICT if it is not pending.
+// CancelRun cancels a run. A pending run comes back cancelled; a running
+// one comes back still running with CancelRequested set, and ends
+// cancelled once its worker stops it (WaitRun waits for that). Returns
+// ECONFLICT if the run already ended.
 func (c *Client) CancelRun(ctx context.Context, id string) (*orcheo.Run, error) {
 	var run orcheo.Run
 	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/api/runs/" + esc(id) + "/cancel"}, &run); err != nil {
+		return nil, err
+	}
+	return &run, nil
+}
+
+// RetryRun starts a new attempt of a failed or cancelled run and returns
+// it pending. Returns ECONFLICT for a run in any other status.
+func (c *Client) RetryRun(ctx context.Context, id string) (*orcheo.Run, error) {
+	var run orcheo.Run
+	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/api/runs/" + esc(id) + "/retry"}, &run); err != nil {
 		return nil, err
 	}
 	return &run, nil

@@ -24,6 +24,8 @@ type RunService struct {
 	HeartbeatRunsFn       func(ctx context.Context, workerID string, ids []string, until time.Time) ([]string, error)
 	RescueExpiredRunsFn   func(ctx context.Context, now time.Time, limit int) ([]*orcheo.Run, error)
 	ClaimStaleRunsFn      func(ctx context.Context, enqueuedBefore time.Time, limit int) ([]*orcheo.Run, error)
+	RetryRunFn            func(ctx context.Context, id string) (*orcheo.Run, error)
+	FindCancelRequestedFn func(ctx context.Context, ids []string) ([]string, error)
 }
 
 func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Run, bool, error) {
@@ -78,6 +80,14 @@ func (s *RunService) ClaimStaleRuns(ctx context.Context, enqueuedBefore time.Tim
 	return s.ClaimStaleRunsFn(ctx, enqueuedBefore, limit)
 }
 
+func (s *RunService) RetryRun(ctx context.Context, id string) (*orcheo.Run, error) {
+	return s.RetryRunFn(ctx, id)
+}
+
+func (s *RunService) FindCancelRequested(ctx context.Context, ids []string) ([]string, error) {
+	return s.FindCancelRequestedFn(ctx, ids)
+}
+
 var _ orcheo.RunQueue = (*RunQueue)(nil)
 
 // RunQueue is a mock orcheo.RunQueue.
@@ -87,4 +97,15 @@ type RunQueue struct {
 
 func (q *RunQueue) EnqueueRun(ctx context.Context, run *orcheo.Run) error {
 	return q.EnqueueRunFn(ctx, run)
+}
+
+var _ orcheo.CancelNotifier = (*CancelNotifier)(nil)
+
+// CancelNotifier is a mock orcheo.CancelNotifier.
+type CancelNotifier struct {
+	NotifyCancelFn func(ctx context.Context, runID string) error
+}
+
+func (n *CancelNotifier) NotifyCancel(ctx context.Context, runID string) error {
+	return n.NotifyCancelFn(ctx, runID)
 }

@@ -15,6 +15,7 @@ func (s *Server) registerRunRoutes(r *mux.Router) {
 	r.HandleFunc("/api/runs", s.handleRunList).Methods(http.MethodGet)
 	r.HandleFunc("/api/runs/{id}", s.handleRunView).Methods(http.MethodGet)
 	r.HandleFunc("/api/runs/{id}/cancel", s.handleRunCancel).Methods(http.MethodPost)
+	r.HandleFunc("/api/runs/{id}/retry", s.handleRunRetry).Methods(http.MethodPost)
 }
 
 // idempotencyHeader dedupes run creation, on manual runs and webhooks.
@@ -184,8 +185,10 @@ func (s *Server) handleRunView(w http.ResponseWriter, r *http.Request) {
 	encodeJSON(w, r, http.StatusOK, run)
 }
 
-// handleRunCancel cancels a pending run: 200 with the run, 409 if it is no
-// longer pending.
+// handleRunCancel cancels a run: 200 with the cancelled run if it was
+// pending; 202 with the run still running and cancel_requested=true if it
+// was running (the worker holding it is notified and ends it cancelled);
+// 409 if it already ended.
 func (s *Server) handleRunCancel(w http.ResponseWriter, r *http.Request) {
 	id, err := runID(r)
 	if err != nil {
@@ -197,5 +200,45 @@ func (s *Server) handleRunCancel(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, err)
 		return
 	}
-	encodeJSON(w, r, http.StatusOK, run)
+	if run.Status != orcheo.RunRunning {
+		encodeJSON(w, r, http.StatusOK, run)
+		return
+	}
+	// The flag is stored, so a lost notice only delays the cancel until the
+	// worker's next heartbeat check.
+	if s.Cancels != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), enqueueTimeout)
+		defer cancel()
+		if err := s.Cancels.NotifyCancel(ctx, run.ID); err != nil {
+			loggerFrom(r).WithError(err).WithField("run_id", run.ID).Warn("notify cancel; the worker finds it at its next check")
+		}
+	}
+	encodeJSON(w, r, http.StatusAccepted, run)
+}
+
+// handleRunRetry starts a new attempt of a failed or cancelled run: 202
+// with the run pending again, enqueued; 409 for any other status. A failed
+// enqueue is left to the requeuer, as for new runs.
+func (s *Server) handleRunRetry(w http.ResponseWriter, r *http.Request) {
+	id, err := runID(r)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	run, err := s.Runs.RetryRun(r.Context(), id)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), enqueueTimeout)
+	defer cancel()
+	if err := s.Queue.EnqueueRun(ctx, run); err != nil {
+		logger := loggerFrom(r).WithFields(logrus.Fields{"run_id": run.ID, "workflow_id": run.WorkflowID})
+		logger.WithError(err).Warn("enqueue retried run; leaving it to the requeuer")
+		if err := s.Runs.MarkRunUnenqueued(ctx, run.ID); err != nil {
+			logger.WithError(err).Error("mark run unenqueued")
+		}
+		run.EnqueuedAt = nil
+	}
+	encodeJSON(w, r, http.StatusAccepted, run)
 }

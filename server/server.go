@@ -45,6 +45,9 @@ type Server struct {
 	Cron           orcheo.CronService
 	CronScheduler  orcheo.CronScheduler
 	CronDispatcher orcheo.CronDispatcher
+	// Cancels tells workers at once of a cancel requested on a running run;
+	// nil leaves it to their periodic check of the database.
+	Cancels orcheo.CancelNotifier
 
 	// Token is the bearer token required on the management endpoints
 	// (/api/* except the webhook route). "" disables authentication, which

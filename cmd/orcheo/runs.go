@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/client"
@@ -16,6 +17,7 @@ func runCommands(e *env, cfg Config) map[string]command {
 		"list":   &runsList{env: e, cfg: cfg},
 		"show":   &runsShow{env: e, cfg: cfg},
 		"cancel": &runsCancel{env: e, cfg: cfg},
+		"retry":  &runsRetry{env: e, cfg: cfg},
 	}
 }
 
@@ -174,17 +176,57 @@ type runsCancel struct {
 
 func (c *runsCancel) Run(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("runs cancel")
+	wait := fs.Bool("wait", false, "wait until a running run has stopped")
+	timeout := fs.Duration("timeout", 5*time.Minute, "with --wait, give up after this long")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs("runs cancel ID", pos, "ID"); err != nil {
+	if err := wantArgs("runs cancel [--wait] ID", pos, "ID"); err != nil {
 		return err
 	}
-	run, err := c.cfg.newClient().CancelRun(ctx, pos[0])
+	cl := c.cfg.newClient()
+	run, err := cl.CancelRun(ctx, pos[0])
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "run %s %s\n", run.ID, run.Status)
+	if run.Status != orcheo.RunRunning {
+		fmt.Fprintf(c.stdout, "run %s %s\n", run.ID, run.Status)
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "run %s cancel requested; its worker stops it at the next node\n", run.ID)
+	if !*wait {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	done, err := cl.WaitRun(wctx, run.ID, 250*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "run %s %s\n", done.ID, done.Status)
+	return nil
+}
+
+type runsRetry struct {
+	*env
+	cfg Config
+}
+
+func (c *runsRetry) Run(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("runs retry")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("runs retry ID", pos, "ID"); err != nil {
+		return err
+	}
+	run, err := c.cfg.newClient().RetryRun(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "run %s %s (attempt %d of %d next)\n", run.ID, run.Status,
+		run.Attempt-run.ReleasedAttempts+1, run.MaxAttempts)
 	return nil
 }

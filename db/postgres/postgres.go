@@ -23,7 +23,7 @@ import (
 // DB is a pool of connections to one migrated PostgreSQL database. It is
 // safe for concurrent use.
 type DB struct {
-	pool *pgxpool.Pool
+	pool *mappedPool // maps connection errors to EUNAVAILABLE (unavailable.go)
 
 	// Now is the clock every timestamp and every "is it due" comparison is
 	// taken from; tests replace it. It must not change while the DB is in use
@@ -46,7 +46,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &DB{pool: pool, Now: time.Now}, nil
+	return &DB{pool: &mappedPool{pool}, Now: time.Now}, nil
 }
 
 // Migrate applies pending migrations to the database at dsn and returns.
@@ -156,9 +156,13 @@ const (
 )
 
 // FormatError turns a constraint violation into an application error:
-// unique → ECONFLICT, foreign key → ENOTFOUND. Other errors are returned
-// unchanged. Codes are matched, never message text.
+// unique → ECONFLICT, foreign key → ENOTFOUND, and a database that cannot
+// be reached into EUNAVAILABLE. Other errors are returned unchanged. Codes
+// are matched, never message text.
 func FormatError(err error) error {
+	if isUnavailable(err) {
+		return unavailable(err)
+	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return err

@@ -26,7 +26,7 @@ func NewRunService(db *DB) *RunService { return &RunService{db: db} }
 const runCols = `r.id, r.workflow_id, r.version_id, v.version, r.queue, r.status, r.triggered_by,
 	r.input, r.output, r.error, r.attempt, r.max_attempts, r.idempotency_key, r.scheduled_for,
 	r.not_before, r.lease_until, r.worker_id, r.created_at, r.enqueued_at, r.started_at, r.completed_at,
-	r.released_attempts`
+	r.released_attempts, r.cancel_requested`
 
 // runFrom is the FROM clause for runCols over relation rel (a table or CTE).
 func runFrom(rel string) string {
@@ -49,7 +49,7 @@ func scanRun(row pgx.Row) (*orcheo.Run, error) {
 	)
 	if err := row.Scan(&r.ID, &r.WorkflowID, &r.VersionID, &r.Version, &r.Queue, &status, &r.TriggeredBy,
 		&input, &output, &r.Error, &r.Attempt, &r.MaxAttempts, &key, &scheduledFor,
-		&notBefore, &leaseUntil, &workerID, &createdAtLocal, &enqueuedAt, &startedAt, &completedAt, &r.ReleasedAttempts); err != nil {
+		&notBefore, &leaseUntil, &workerID, &createdAtLocal, &enqueuedAt, &startedAt, &completedAt, &r.ReleasedAttempts, &r.CancelRequested); err != nil {
 		return nil, err
 	}
 	r.Status = orcheo.RunStatus(status)
@@ -95,20 +95,22 @@ func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Ru
 	// ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to
 	// commit, so the lookup below finds its row: two creates yield one run.
 	// The SELECT from workflow_versions checks the version belongs to the
-	// workflow and yields its number.
+	// workflow and yields its number; a version whose definition sets
+	// retry.max_attempts gives the run that budget.
 	err := s.db.pool.QueryRow(ctx, `WITH ins AS (
 			INSERT INTO runs (id, workflow_id, version_id, queue, status, triggered_by, input, max_attempts,
 				idempotency_key, scheduled_for, not_before, created_at, enqueued_at)
-			SELECT $1, v.workflow_id, v.id, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $11
+			SELECT $1, v.workflow_id, v.id, $4, 'pending', $5, $6,
+				COALESCE((v.definition #>> '{retry,max_attempts}')::int, $7), $8, $9, $10, $11, $11
 			FROM workflow_versions v WHERE v.id = $3 AND v.workflow_id = $2
 			ON CONFLICT DO NOTHING
-			RETURNING id, version_id),
+			RETURNING id, version_id, max_attempts),
 		ev AS (
 			INSERT INTO run_events (run_id, at, kind, message)
 			SELECT id, $11, 'created', 'triggered by ' || $5::text FROM ins)
-		SELECT v.version FROM ins JOIN workflow_versions v ON v.id = ins.version_id`,
+		SELECT v.version, ins.max_attempts FROM ins JOIN workflow_versions v ON v.id = ins.version_id`,
 		in.ID, in.WorkflowID, in.VersionID, in.Queue, in.TriggeredBy, []byte(in.Input), in.MaxAttempts,
-		nullString(in.IdempotencyKey), in.ScheduledFor, in.NotBefore, now).Scan(&in.Version)
+		nullString(in.IdempotencyKey), in.ScheduledFor, in.NotBefore, now).Scan(&in.Version, &in.MaxAttempts)
 	if err == nil {
 		*run = in
 		return run, true, nil
@@ -304,7 +306,12 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 	}
 	message = fmt.Sprintf("attempt %d: %s", attempt, truncate(message, 1000))
 	r, err := scanRun(s.db.pool.QueryRow(ctx, `WITH r AS (
-			UPDATE runs SET status = $3, output = $4, error = $5, completed_at = $6, lease_until = NULL
+			UPDATE runs SET status = CASE WHEN `+retryCond+` THEN 'pending'
+					WHEN $3 <> 'succeeded' AND cancel_requested THEN 'cancelled' ELSE $3 END,
+				output = $4, error = $5, lease_until = NULL,
+				completed_at = CASE WHEN `+retryCond+` THEN NULL ELSE $6::timestamptz END,
+				not_before = CASE WHEN `+retryCond+` THEN $18::timestamptz ELSE not_before END,
+				enqueued_at = CASE WHEN `+retryCond+` THEN $6::timestamptz ELSE enqueued_at END
 			WHERE id = $1 AND status = 'running' AND attempt = $2
 			RETURNING *),
 		steps AS (
@@ -315,10 +322,12 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 				$13::timestamptz[], $14::timestamptz[], $16::int[], $17::text[])
 				AS s(seq, node, node_type, status, output, error, started_at, completed_at, node_attempt, input)`+stepUpsert+`),
 		ev AS (
-			INSERT INTO run_events (run_id, at, kind, message) SELECT id, $6, $3, $15 FROM r)
+			INSERT INTO run_events (run_id, at, kind, message)
+			SELECT id, $6, CASE status WHEN 'pending' THEN 'retry_scheduled' ELSE status END, $15 FROM r)
 		SELECT `+runCols+` FROM `+runFrom("r"),
 		id, attempt, string(c.Status), nullJSON(c.Output), c.Error, now,
-		seqs, nodes, types, statuses, outputs, stepErrs, started, completed, message, nodeAttempts, inputs))
+		seqs, nodes, types, statuses, outputs, stepErrs, started, completed, message, nodeAttempts, inputs,
+		rules.TimePtr(c.RetryAt)))
 	if err == nil {
 		r.Steps = steps
 		return r, nil
@@ -338,6 +347,12 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 	return nil, rules.NotRunningAttempt(id, attempt, orcheo.RunStatus(status), current)
 }
 
+// retryCond is true in CompleteRun's UPDATE when the failed attempt goes
+// back to pending for another one: a retry was asked for ($18), no cancel
+// was requested and attempts are left (released attempts do not count).
+const retryCond = `($18::timestamptz IS NOT NULL AND $3 = 'failed' AND NOT cancel_requested
+	AND attempt - released_attempts < max_attempts)`
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -345,19 +360,25 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// CancelRun cancels a pending run with its "cancelled" event in one
-// statement.
+// CancelRun cancels a pending run, or flags a running one, with its event
+// in one statement.
 func (s *RunService) CancelRun(ctx context.Context, id string) (*orcheo.Run, error) {
 	if !orcheo.IsID(id) {
 		return nil, rules.RunNotFound(id)
 	}
 	now := s.db.now()
 	r, err := scanRun(s.db.pool.QueryRow(ctx, `WITH r AS (
-			UPDATE runs SET status = 'cancelled', completed_at = $2, lease_until = NULL
-			WHERE id = $1 AND status = 'pending'
+			UPDATE runs SET status = CASE status WHEN 'pending' THEN 'cancelled' ELSE status END,
+				completed_at = CASE status WHEN 'pending' THEN $2 ELSE completed_at END,
+				lease_until = CASE status WHEN 'pending' THEN NULL ELSE lease_until END,
+				cancel_requested = (status = 'running')
+			WHERE id = $1 AND status IN ('pending', 'running')
 			RETURNING *),
 		ev AS (
-			INSERT INTO run_events (run_id, at, kind, message) SELECT id, $2, 'cancelled', 'cancelled while pending' FROM r)
+			INSERT INTO run_events (run_id, at, kind, message)
+			SELECT id, $2, CASE status WHEN 'cancelled' THEN 'cancelled' ELSE 'cancel_requested' END,
+				CASE status WHEN 'cancelled' THEN 'cancelled while pending' ELSE 'cancel requested while running' END
+			FROM r)
 		SELECT `+runCols+` FROM `+runFrom("r"), id, now))
 	if err == nil {
 		return r, nil

@@ -26,7 +26,7 @@ func NewRunService(db *DB) *RunService { return &RunService{db: db} }
 const runCols = `r.id, r.workflow_id, r.version_id, v.version, r.queue, r.status, r.triggered_by,
 	r.input, r.output, r.error, r.attempt, r.max_attempts, r.idempotency_key, r.scheduled_for,
 	r.not_before, r.lease_until, r.worker_id, r.created_at, r.enqueued_at, r.started_at, r.completed_at,
-	r.released_attempts`
+	r.released_attempts, r.cancel_requested`
 
 const runFrom = ` FROM runs r JOIN workflow_versions v ON v.id = r.version_id`
 
@@ -40,7 +40,7 @@ func scanRun(row rowScanner, extra ...any) (*orcheo.Run, error) {
 	dest := append([]any{&r.ID, &r.WorkflowID, &r.VersionID, &r.Version, &r.Queue, &status, &r.TriggeredBy,
 		&input, &output, &r.Error, &r.Attempt, &r.MaxAttempts, &key, nullTimeCol{&r.ScheduledFor},
 		nullTimeCol{&r.NotBefore}, nullTimeCol{&r.LeaseUntil}, &workerID, timeCol{&r.CreatedAt},
-		nullTimeCol{&r.EnqueuedAt}, nullTimeCol{&r.StartedAt}, nullTimeCol{&r.CompletedAt}, &r.ReleasedAttempts}, extra...)
+		nullTimeCol{&r.EnqueuedAt}, nullTimeCol{&r.StartedAt}, nullTimeCol{&r.CompletedAt}, &r.ReleasedAttempts, &r.CancelRequested}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -75,8 +75,15 @@ func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Ru
 	}
 	var existing *orcheo.Run
 	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `SELECT version FROM workflow_versions WHERE id = ? AND workflow_id = ?`,
-			in.VersionID, in.WorkflowID).Scan(&in.Version)
+		// A version whose definition sets retry.max_attempts gives the run
+		// that budget.
+		var defAttempts sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT version, json_extract(definition, '$.retry.max_attempts')
+			FROM workflow_versions WHERE id = ? AND workflow_id = ?`,
+			in.VersionID, in.WorkflowID).Scan(&in.Version, &defAttempts)
+		if defAttempts.Valid && defAttempts.Int64 > 0 {
+			in.MaxAttempts = int(defAttempts.Int64)
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return orcheo.Errorf(orcheo.ENOTFOUND, "workflow version %q of workflow %q not found", in.VersionID, in.WorkflowID)
 		} else if err != nil {
@@ -246,9 +253,19 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 	message = fmt.Sprintf("attempt %d: %s", attempt, message)
 	var r *orcheo.Run
 	err = s.db.withTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?, lease_until = NULL
-			WHERE id = ? AND status = 'running' AND attempt = ?`,
-			string(c.Status), nullJSON(c.Output), c.Error, ts(now), id, attempt)
+		// The same rule as PostgreSQL's CompleteRun: a failed attempt with a
+		// RetryAt goes back to pending while attempts are left and no
+		// cancel was requested; a requested cancel turns any end but
+		// success into cancelled.
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET
+				status = CASE WHEN `+retryCond+` THEN 'pending'
+					WHEN ?1 <> 'succeeded' AND cancel_requested THEN 'cancelled' ELSE ?1 END,
+				output = ?2, error = ?3, lease_until = NULL,
+				completed_at = CASE WHEN `+retryCond+` THEN NULL ELSE ?4 END,
+				not_before = CASE WHEN `+retryCond+` THEN ?7 ELSE not_before END,
+				enqueued_at = CASE WHEN `+retryCond+` THEN ?4 ELSE enqueued_at END
+			WHERE id = ?5 AND status = 'running' AND attempt = ?6`,
+			string(c.Status), nullJSON(c.Output), c.Error, ts(now), id, attempt, tsPtr(c.RetryAt))
 		if err != nil {
 			return err
 		}
@@ -270,11 +287,14 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 		if err := insertSteps(ctx, tx, steps); err != nil {
 			return err
 		}
-		if err := addEvent(ctx, tx, id, now, string(c.Status), message); err != nil {
+		if r, err = findRun(ctx, tx, id); err != nil {
 			return err
 		}
-		r, err = findRun(ctx, tx, id)
-		return err
+		kind := string(r.Status)
+		if r.Status == orcheo.RunPending {
+			kind = rules.EventRetryScheduled
+		}
+		return addEvent(ctx, tx, id, now, kind, message)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("complete run %s: %w", id, FormatError(err))
@@ -283,13 +303,17 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 	return r, nil
 }
 
-// CancelRun cancels a pending run and records the event.
+// CancelRun cancels a pending run, or flags a running one, and records the
+// event.
 func (s *RunService) CancelRun(ctx context.Context, id string) (*orcheo.Run, error) {
 	now := s.db.now()
 	var r *orcheo.Run
 	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'cancelled', completed_at = ?, lease_until = NULL
-			WHERE id = ? AND status = 'pending'`, ts(now), id)
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = CASE status WHEN 'pending' THEN 'cancelled' ELSE status END,
+				completed_at = CASE status WHEN 'pending' THEN ?1 ELSE completed_at END,
+				lease_until = CASE status WHEN 'pending' THEN NULL ELSE lease_until END,
+				cancel_requested = (status = 'running')
+			WHERE id = ?2 AND status IN ('pending', 'running')`, ts(now), id)
 		if err != nil {
 			return err
 		}
@@ -305,11 +329,13 @@ func (s *RunService) CancelRun(ctx context.Context, id string) (*orcheo.Run, err
 			}
 			return rules.NotCancellable(id, orcheo.RunStatus(status))
 		}
-		if err := addEvent(ctx, tx, id, now, rules.EventCancelled, "cancelled while pending"); err != nil {
+		if r, err = findRun(ctx, tx, id); err != nil {
 			return err
 		}
-		r, err = findRun(ctx, tx, id)
-		return err
+		if r.Status == orcheo.RunCancelled {
+			return addEvent(ctx, tx, id, now, rules.EventCancelled, "cancelled while pending")
+		}
+		return addEvent(ctx, tx, id, now, rules.EventCancelRequested, "cancel requested while running")
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cancel run %s: %w", id, err)

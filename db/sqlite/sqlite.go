@@ -222,12 +222,18 @@ func migrateFile(ctx context.Context, db *sql.DB, f migrations.File) error {
 }
 
 // FormatError turns a constraint violation into an application error:
-// unique or primary key → ECONFLICT, foreign key → ENOTFOUND. Other errors
-// are returned unchanged. Extended result codes are matched, never text.
+// unique or primary key → ECONFLICT, foreign key → ENOTFOUND; a file that
+// stays locked past the busy timeout, cannot be opened or fails I/O →
+// EUNAVAILABLE (the error stays in the chain for logs). Other errors are
+// returned unchanged. Result codes are matched, never text.
 func FormatError(err error) error {
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
 		return err
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL:
+		return fmt.Errorf("%w: %w", errUnavailable, err)
 	}
 	switch se.Code() {
 	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
@@ -237,6 +243,10 @@ func FormatError(err error) error {
 	}
 	return err
 }
+
+// errUnavailable is the application error for a database file that
+// cannot be used right now; the API answers it with 503.
+var errUnavailable = orcheo.Errorf(orcheo.EUNAVAILABLE, "database unavailable; try again shortly")
 
 // timeLayout is how times are stored: UTC, fixed width, so text order is
 // time order.

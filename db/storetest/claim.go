@@ -142,7 +142,7 @@ func exerciseClaim(t *testing.T, backend Backend) {
 		r := MustRun(t, s, wf)
 		MustClaim(t, s, r.ID)
 		for _, c := range []orcheo.RunCompletion{
-			{Status: orcheo.RunCancelled},
+			{Status: orcheo.RunRunning},
 			{Status: orcheo.RunPending},
 			{Status: orcheo.RunSucceeded, Output: json.RawMessage(`{`)},
 			{Status: orcheo.RunSucceeded, Steps: []*orcheo.RunStep{{Seq: 1, Node: "a"}, {Seq: 1, Node: "b"}}},

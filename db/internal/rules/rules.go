@@ -91,8 +91,11 @@ func NewRun(run *orcheo.Run, now time.Time) error {
 // id: copies with RunID and Attempt set, Seq defaulted to the 1-based
 // position, and times normalised.
 func Completion(id string, attempt int, c orcheo.RunCompletion) ([]*orcheo.RunStep, error) {
-	if c.Status != orcheo.RunSucceeded && c.Status != orcheo.RunFailed {
-		return nil, orcheo.Errorf(orcheo.EINVALID, "a run completes as succeeded or failed, not %q", c.Status)
+	if c.Status != orcheo.RunSucceeded && c.Status != orcheo.RunFailed && c.Status != orcheo.RunCancelled {
+		return nil, orcheo.Errorf(orcheo.EINVALID, "a run completes as succeeded, failed or cancelled, not %q", c.Status)
+	}
+	if c.RetryAt != nil && c.Status != orcheo.RunFailed {
+		return nil, orcheo.Errorf(orcheo.EINVALID, "only a failed attempt can be retried")
 	}
 	if len(c.Output) > 0 && !json.Valid(c.Output) {
 		return nil, orcheo.Errorf(orcheo.EINVALID, "run output must be JSON")
@@ -159,7 +162,7 @@ func WorkflowNotFound(ref string) error {
 
 // NotCancellable is the ECONFLICT for cancelling a run that is not pending.
 func NotCancellable(id string, status orcheo.RunStatus) error {
-	return orcheo.Errorf(orcheo.ECONFLICT, "run %s is %s; only a pending run can be cancelled", id, status)
+	return orcheo.Errorf(orcheo.ECONFLICT, "run %s is %s; only a pending or running run can be cancelled", id, status)
 }
 
 // SortByCreated orders runs oldest first, ties by id.
