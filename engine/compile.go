@@ -17,7 +17,7 @@ const FormatVersion = 1
 var (
 	idRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_-]*$`)
 
-	topLevelKeys = []string{"version", "description", "timeout", "nodes", "edges"}
+	topLevelKeys = []string{"version", "description", "timeout", "retry", "nodes", "edges"}
 	// nodeKeys are read by the engine itself; all other keys of a node are
 	// options of its type.
 	nodeKeys = []string{"id", "type", "timeout", "next", "retry", "continue_on_error"}
@@ -29,9 +29,12 @@ type program struct {
 	description string
 	timeout     time.Duration // 0: none
 	timeoutText string        // as written, for the canonical form
-	nodes       []*node       // in definition order
-	graph       *graph
-	canonical   json.RawMessage
+	// retry is the run retry policy object as written (checked by
+	// orcheo.ParseRetryPolicy); the worker, not the engine, applies it.
+	retry     json.RawMessage
+	nodes     []*node // in definition order
+	graph     *graph
+	canonical json.RawMessage
 }
 
 // node is a compiled node.
@@ -101,6 +104,12 @@ func compile(data []byte, types map[string]NodeType, lim limits) (*program, erro
 		if p.timeout, p.timeoutText, err = parseTimeout(raw); err != nil {
 			return nil, invalid("field \"timeout\": %s", err)
 		}
+	}
+	if raw, ok := top["retry"]; ok {
+		if _, err := orcheo.ParseRetryPolicy(raw); err != nil {
+			return nil, err
+		}
+		p.retry = raw
 	}
 	if p.nodes, err = compileNodes(top["nodes"], types, lim); err != nil {
 		return nil, err
@@ -330,6 +339,9 @@ func canonical(p *program, edges []rawEdge) (json.RawMessage, error) {
 	}
 	if p.timeoutText != "" {
 		top.add("timeout", p.timeoutText)
+	}
+	if p.retry != nil {
+		top.add("retry", p.retry)
 	}
 	nodes := make([]json.RawMessage, 0, len(p.nodes))
 	for _, n := range p.nodes {

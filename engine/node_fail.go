@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"errors"
+
+	"github.com/orcheo/orcheo"
 )
 
 func init() { builtinTypes["fail"] = failType{} }
@@ -32,5 +34,7 @@ func (a *failAction) Run(ctx context.Context, scope *Scope) (Result, error) {
 	if text == "" {
 		text = "failed by fail node"
 	}
-	return Result{}, errors.New(text)
+	// Permanent: failing again would fail the same way, so the run is not
+	// retried (its workflow's retry policy applies to other failures).
+	return Result{}, orcheo.Permanent(errors.New(text))
 }
