@@ -59,7 +59,7 @@ type Engine struct {
 	logger    logrus.FieldLogger
 	now       func() time.Time
 	types     map[string]NodeType
-	env       map[string]string
+	env       map[string]any
 	runs      orcheo.RunStarter
 	maxDelay  time.Duration
 	maxOutput int
@@ -80,7 +80,7 @@ func New(opts Options) *Engine {
 		logger:    opts.Logger,
 		now:       opts.Now,
 		types:     make(map[string]NodeType, len(builtinTypes)+len(opts.NodeTypes)),
-		env:       map[string]string{},
+		env:       map[string]any{},
 		runs:      opts.Runs,
 		maxDelay:  opts.MaxDelay,
 		maxOutput: opts.MaxStepOutputBytes,

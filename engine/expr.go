@@ -21,7 +21,7 @@ type exprEnv struct {
 	Run   runInfo        `expr:"run"`
 	// Env holds the operator-exposed values (ORCHEO_WORKFLOW_ENV); a name
 	// not exposed reads as nil.
-	Env map[string]string `expr:"env"`
+	Env map[string]any `expr:"env"`
 }
 
 // runInfo is what expressions see of the run as `run`.
