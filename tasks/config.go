@@ -2,10 +2,12 @@
 // Queue publishes execute_run tasks, the Worker consumes them and executes
 // runs, and the Requeuer re-publishes runs whose enqueue failed.
 //
-// machinery's Redis broker is at-most-once (BLPOP without ack), so the
+// Delivery is at-least-once through orcheo's own machinery broker
+// (broker.go: processing lists, ack after the task, reaper), and the
 // database, not Redis, is the source of truth: a duplicate delivery is
-// skipped by RunService.ClaimRun, and a lost message is recovered from the
-// runs table (the Requeuer here, the lease rescuer later).
+// skipped by RunService.ClaimRun, runs of dead workers come back when their
+// lease expires, and lost messages are recovered from the runs table (the
+// Requeuer in the API, the Rescuer on the leader worker).
 package tasks
 
 import (
@@ -31,7 +33,20 @@ const (
 	PrefixDefault          = "orcheo"
 	ConcurrencyDefault     = 10
 	ResultsExpireInDefault = time.Hour
-	LeaseDurationDefault   = 5 * time.Minute
+	// LeaseDurationDefault, HeartbeatIntervalDefault and
+	// RescueIntervalDefault bound how long a run of a dead worker waits:
+	// its lease ends at most LeaseDuration after the last heartbeat, and
+	// the rescuer looks every RescueInterval, so it is pending again within
+	// 40 s and running soon after (the 60 s promise).
+	LeaseDurationDefault     = 30 * time.Second
+	HeartbeatIntervalDefault = 10 * time.Second
+	RescueIntervalDefault    = 10 * time.Second
+	// ConsumerTTLDefault is how long a consumer that stopped beating keeps
+	// its unacked messages before the reaper returns them to the queue.
+	ConsumerTTLDefault = 30 * time.Second
+	// ReenqueueAfterDefault is how long a pending run may go without a
+	// message in Redis before the rescuer publishes it again.
+	ReenqueueAfterDefault = 30 * time.Second
 )
 
 // Config configures the Queue and the Worker. Zero fields take the defaults
@@ -43,7 +58,20 @@ type Config struct {
 	Concurrency     int           // runs executed at once per worker process, default 10
 	ResultBackend   string        // "redis" (default) or "none"
 	ResultsExpireIn time.Duration // how long machinery keeps task states, default 1h
-	LeaseDuration   time.Duration // lease_until = claim time + this, default 5m
+	LeaseDuration   time.Duration // lease_until = claim or heartbeat time + this, default 30s
+	// HeartbeatInterval is how often a worker renews the leases of its runs
+	// and its consumers' Redis heartbeats; default 10s. Must be shorter
+	// than LeaseDuration and ConsumerTTL.
+	HeartbeatInterval time.Duration
+	// ConsumerTTL is how long a consumer may go without a heartbeat before
+	// the reaper hands its messages to other workers; default 30s.
+	ConsumerTTL time.Duration
+	// RescueInterval is how often the rescuer (on the leader worker) looks
+	// for expired leases and lost messages; default 10s.
+	RescueInterval time.Duration
+	// ReenqueueAfter is how long a pending run may go without a message
+	// before the rescuer publishes it again; default 30s.
+	ReenqueueAfter time.Duration
 }
 
 // Validate fills in defaults and returns EINVALID for a bad Redis URL,
@@ -101,23 +129,28 @@ func (c *Config) Validate() error {
 	} else if c.LeaseDuration == 0 {
 		c.LeaseDuration = LeaseDurationDefault
 	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"heartbeat interval", &c.HeartbeatInterval, min(HeartbeatIntervalDefault, c.LeaseDuration/3)},
+		{"consumer ttl", &c.ConsumerTTL, ConsumerTTLDefault},
+		{"rescue interval", &c.RescueInterval, RescueIntervalDefault},
+		{"re-enqueue delay", &c.ReenqueueAfter, ReenqueueAfterDefault},
+	} {
+		if *d.v < 0 {
+			return orcheo.Errorf(orcheo.EINVALID, "%s must not be negative", d.name)
+		} else if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if c.HeartbeatInterval >= c.LeaseDuration || c.HeartbeatInterval >= c.ConsumerTTL {
+		return orcheo.Errorf(orcheo.EINVALID, "heartbeat interval (%s) must be shorter than the lease duration (%s) and the consumer ttl (%s)",
+			c.HeartbeatInterval, c.LeaseDuration, c.ConsumerTTL)
+	}
 	return nil
 }
-
-// queueKey is the Redis list of a queue's messages.
-func (c *Config) queueKey(queue string) string {
-	if queue == "" {
-		queue = orcheo.DefaultQueue
-	}
-	return c.Prefix + ":queue:" + queue
-}
-
-// delayedKey is the sorted set of messages published with an ETA (retries).
-func (c *Config) delayedKey() string { return c.Prefix + ":delayed" }
-
-// taskKey is the key machinery's result backend stores a task's state
-// under: the signature UUID, which we put in our namespace.
-func (c *Config) taskKey(id string) string { return c.Prefix + ":task:" + id }
 
 // redisAddr parses a redis:// URL into what machinery's NewGR constructors
 // take: "[password@]host:port" and the database index. machinery cannot

@@ -26,6 +26,11 @@ func TestConfig_Validate(t *testing.T) {
 			ResultBackend:   ResultBackendRedis,
 			ResultsExpireIn: ResultsExpireInDefault,
 			LeaseDuration:   LeaseDurationDefault,
+
+			HeartbeatInterval: HeartbeatIntervalDefault,
+			ConsumerTTL:       ConsumerTTLDefault,
+			RescueInterval:    RescueIntervalDefault,
+			ReenqueueAfter:    ReenqueueAfterDefault,
 		}
 		if !reflect.DeepEqual(c, want) {
 			t.Fatalf("Validate() filled %+v, want %+v", c, want)
@@ -33,7 +38,7 @@ func TestConfig_Validate(t *testing.T) {
 		if got := c.queueKey(""); got != "orcheo:queue:default" {
 			t.Fatalf("queueKey(\"\") = %q", got)
 		}
-		if got := c.delayedKey(); got != "orcheo:delayed" {
+		if got := delayedKey(c.queueKey("")); got != "orcheo:queue:default:delayed" {
 			t.Fatalf("delayedKey() = %q", got)
 		}
 	})

@@ -28,7 +28,7 @@ const (
 // finished run whether it succeeded or failed. Only a claim that could not
 // reach the database returns ErrRetryTaskLater, so the message is
 // re-published after claimRetryDelay.
-func (w *Worker) executeRun(_ context.Context, runID string) error {
+func (w *Worker) executeRun(mctx context.Context, runID string) error {
 	ctx := w.runCtx
 	log := w.Logger.WithFields(logrus.Fields{"component": "worker", "worker_id": w.ID, "run_id": runID})
 	start := time.Now()
@@ -48,9 +48,14 @@ func (w *Worker) executeRun(_ context.Context, runID string) error {
 	}
 	log = log.WithFields(logrus.Fields{"workflow_id": run.WorkflowID, "attempt": run.Attempt})
 	log.Debug("run claimed")
+	// The heartbeat renews the lease while the run executes, and cancels
+	// ctx if the lease is lost (see heartbeat.go).
+	ctx, untrack := w.leases.track(ctx, run)
+	defer untrack()
 
 	c := w.execute(ctx, run, log)
 	if c == nil {
+		w.handBack(mctx, run, log)
 		return nil
 	}
 	w.complete(run, *c, log.WithField("duration", time.Since(start).String()))
@@ -58,13 +63,13 @@ func (w *Worker) executeRun(_ context.Context, runID string) error {
 }
 
 // execute loads the run's version and executes it. It returns nil when the
-// worker's shutdown interrupted the run: the run is left running, and its
-// lease expiry hands it to the rescuer.
+// run was interrupted (the worker's shutdown, or a lost lease): executeRun
+// then hands it back (handBack in heartbeat.go).
 func (w *Worker) execute(ctx context.Context, run *orcheo.Run, log logrus.FieldLogger) *orcheo.RunCompletion {
 	version, err := w.version(ctx, run.VersionID)
 	if err != nil {
 		if ctx.Err() != nil {
-			log.Warn("run interrupted by shutdown before it started; left for the rescuer")
+			log.Warn("run interrupted before it started")
 			return nil
 		}
 		log.WithError(err).Error("load workflow version")
@@ -80,7 +85,7 @@ func (w *Worker) execute(ctx context.Context, run *orcheo.Run, log logrus.FieldL
 		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: "engine returned no result"}
 	}
 	if exec.Err != nil && ctx.Err() != nil && errors.Is(exec.Err, ctx.Err()) {
-		log.Warn("run interrupted by shutdown; left for the rescuer")
+		log.Warn("run interrupted")
 		return nil
 	}
 	if exec.Err != nil {

@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	machinery "github.com/RichardKnop/machinery/v2"
-	brokersiface "github.com/RichardKnop/machinery/v2/brokers/iface"
 	mtasks "github.com/RichardKnop/machinery/v2/tasks"
 	"github.com/orcheo/orcheo"
-	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 )
 
@@ -19,8 +18,7 @@ type Queue struct {
 	cfg    Config
 	logger logrus.FieldLogger
 	server *machinery.Server
-	broker brokersiface.Broker
-	client *redis.Client // for Ping: machinery exposes no client
+	broker *reliableBroker
 
 	closeOnce sync.Once
 }
@@ -38,27 +36,22 @@ func NewQueue(cfg Config, logger logrus.FieldLogger) (*Queue, error) {
 		logger = logrus.StandardLogger()
 	}
 	installMachineryLogger(logger)
-	server, broker, err := newServer(&cfg)
+	server, broker, err := newServer(&cfg, logger)
 	if err != nil {
 		return nil, err
-	}
-	opt, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return nil, orcheo.Errorf(orcheo.EINVALID, "redis url: %v", redactErr(err, cfg.RedisURL))
 	}
 	return &Queue{
 		cfg:    cfg,
 		logger: logger.WithField("component", "queue"),
 		server: server,
 		broker: broker,
-		client: redis.NewClient(opt),
 	}, nil
 }
 
 // EnqueueRun publishes execute_run(run.ID) on the run's queue
-// ("<prefix>:queue:<run.Queue>"). Publishing twice is harmless: the worker's
-// claim skips the duplicate. machinery ignores ctx once publishing starts;
-// go-redis's dial and write timeouts bound the call instead.
+// ("<prefix>:queue:<run.Queue>"), or to that queue's delayed set until
+// run.NotBefore when it is in the future. Publishing twice is harmless: the
+// worker's claim skips the duplicate.
 func (q *Queue) EnqueueRun(ctx context.Context, run *orcheo.Run) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("enqueue run %s: %w", run.ID, err)
@@ -69,6 +62,10 @@ func (q *Queue) EnqueueRun(ctx context.Context, run *orcheo.Run) error {
 		RoutingKey: q.cfg.queueKey(run.Queue),
 		Args:       []mtasks.Arg{{Name: "run_id", Type: "string", Value: run.ID}},
 	}
+	if run.NotBefore != nil && run.NotBefore.After(time.Now()) {
+		eta := *run.NotBefore
+		sig.ETA = &eta
+	}
 	if _, err := q.server.SendTaskWithContext(ctx, sig); err != nil {
 		return fmt.Errorf("enqueue run %s on queue %s: %w", run.ID, sig.RoutingKey, err)
 	}
@@ -78,7 +75,7 @@ func (q *Queue) EnqueueRun(ctx context.Context, run *orcheo.Run) error {
 
 // Ping reports whether Redis answers.
 func (q *Queue) Ping(ctx context.Context) error {
-	if err := q.client.Ping(ctx).Err(); err != nil {
+	if err := q.broker.rdb.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("ping redis: %w", err)
 	}
 	return nil
@@ -89,10 +86,8 @@ func (q *Queue) Ping(ctx context.Context) error {
 func (q *Queue) Close() error {
 	var err error
 	q.closeOnce.Do(func() {
-		// BrokerGR has no Close: StopConsuming on a broker that never
-		// consumed only closes its stop channel and its client.
+		// StopConsuming on a broker that never consumed closes its client.
 		q.broker.StopConsuming()
-		err = q.client.Close()
 	})
 	return err
 }

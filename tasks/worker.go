@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	machinery "github.com/RichardKnop/machinery/v2"
 	"github.com/RichardKnop/machinery/v2/brokers/errs"
-	brokersiface "github.com/RichardKnop/machinery/v2/brokers/iface"
 	"github.com/orcheo/orcheo"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
@@ -43,6 +43,16 @@ type Worker struct {
 
 	cfg      Config
 	versions versionCache
+	leases   leaseTracker
+	// handback is shared by the consumers' brokers: executeRun marks the
+	// messages of runs it released at shutdown (see handBack).
+	handback sync.Map
+	stats    struct{ handedBack atomic.Int64 }
+
+	heartbeat *heartbeat
+	queue     *Queue // publishes rescued runs
+	rescuer   *Rescuer
+	elector   *elector
 
 	mu        sync.Mutex
 	running   bool
@@ -123,12 +133,16 @@ func (w *Worker) Start(ctx context.Context) error {
 
 	w.runCtx, w.cancelRuns = context.WithCancel(context.Background())
 	w.consumers = nil
+	if err := w.startServices(log); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
 	shares := splitConcurrency(w.cfg.Concurrency, len(w.cfg.Queues))
 	started := make([]chan struct{}, 0, len(w.cfg.Queues))
 	for i, queue := range w.cfg.Queues {
 		c, consuming, err := w.launch(queue, shares[i], log)
 		if err != nil {
 			w.stopConsumers(log)
+			w.stopServices()
 			return fmt.Errorf("start worker on queue %s: %w", queue, err)
 		}
 		w.consumers = append(w.consumers, c)
@@ -143,6 +157,7 @@ func (w *Worker) Start(ctx context.Context) error {
 			log.WithField("queue", w.cfg.Queues[i]).Warn("consumer did not start polling in time; it keeps retrying")
 		case <-ctx.Done():
 			w.stopConsumers(log)
+			w.stopServices()
 			return fmt.Errorf("start worker: %w", ctx.Err())
 		}
 	}
@@ -152,23 +167,24 @@ func (w *Worker) Start(ctx context.Context) error {
 }
 
 // launch starts one machinery worker on queue with concurrency slots. The
-// returned channel is closed when its fetcher starts polling Redis.
+// returned channel is closed when its consumer is registered in Redis and
+// fetching.
 func (w *Worker) launch(queue string, concurrency int, log logrus.FieldLogger) (*consumer, chan struct{}, error) {
-	server, broker, err := newServer(&w.cfg)
+	server, broker, err := newServer(&w.cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	consuming := make(chan struct{})
-	server.SetBroker(&signalBroker{Broker: broker, consuming: consuming})
+	broker.handback = &w.handback
 	if err := server.RegisterTask(TaskExecuteRun, w.executeRun); err != nil {
 		return nil, nil, fmt.Errorf("register %s: %w", TaskExecuteRun, err)
 	}
 	qlog := log.WithField("queue", queue)
 	mw := server.NewCustomQueueWorker(w.ID+":"+queue, concurrency, w.cfg.queueKey(queue))
-	// machinery calls the error handler for consumer errors (after which it
-	// restarts the consumer) and for tasks that failed without retry.
+	// machinery calls the error handler for tasks that failed without
+	// retry; the reliable broker handles its own errors and never asks
+	// machinery to restart it.
 	mw.SetErrorHandler(func(err error) {
-		qlog.WithError(err).Error("machinery consumer error")
+		qlog.WithError(err).Error("machinery task error")
 	})
 	c := &consumer{queue: queue, worker: mw, done: make(chan struct{})}
 	errc := make(chan error, 1)
@@ -180,13 +196,83 @@ func (w *Worker) launch(queue string, concurrency int, log logrus.FieldLogger) (
 			qlog.WithError(err).Error("consumer stopped")
 		}
 	}()
-	return c, consuming, nil
+	return c, broker.ready, nil
 }
+
+// startServices starts what runs beside the consumers: the heartbeat that
+// renews leases, and the elector that runs the rescuer while this worker is
+// the leader.
+func (w *Worker) startServices(log logrus.FieldLogger) error {
+	q, err := NewQueue(w.cfg, w.Logger)
+	if err != nil {
+		return err
+	}
+	w.queue = q
+	w.heartbeat = &heartbeat{w: w, log: log.WithField("component", "heartbeat")}
+	w.heartbeat.Start(context.Background())
+	w.rescuer = NewRescuer(RescuerConfig{
+		Runs: w.Runs, Queue: q, Messages: q.broker.rdb,
+		Interval: w.cfg.RescueInterval, ReenqueueAfter: w.cfg.ReenqueueAfter, Logger: w.Logger,
+	})
+	rescuer := w.rescuer
+	w.elector = &elector{
+		rdb: q.broker.rdb, name: "rescuer", holder: w.ID, ttl: electorTTL(w.cfg.RescueInterval),
+		log: log.WithField("component", "elector"),
+		onChange: func(leader bool) {
+			if leader {
+				rescuer.Start(context.Background())
+			} else {
+				rescuer.Stop()
+			}
+		},
+	}
+	w.elector.Start(context.Background())
+	return nil
+}
+
+// stopServices stops what startServices started, after the consumers: the
+// heartbeat must outlive the last run.
+func (w *Worker) stopServices() {
+	if w.elector != nil {
+		w.elector.Stop() // resigns, which stops the rescuer
+		w.rescuer.Stop()
+	}
+	if w.heartbeat != nil {
+		w.heartbeat.Stop()
+	}
+	if w.queue != nil {
+		_ = w.queue.Close()
+	}
+	w.elector, w.rescuer, w.heartbeat, w.queue = nil, nil, nil, nil
+}
+
+// electorTTL is the rescuer leadership's TTL: three rescue intervals, at
+// least a second and at most ElectorTTLDefault, so a dead leader's
+// successor starts within about one lease.
+func electorTTL(rescueInterval time.Duration) time.Duration {
+	return min(max(3*rescueInterval, time.Second), ElectorTTLDefault)
+}
+
+// RescuerStats returns what this worker's rescuer did while it led.
+func (w *Worker) RescuerStats() RescuerStats {
+	w.mu.Lock()
+	r := w.rescuer
+	w.mu.Unlock()
+	if r == nil {
+		return RescuerStats{}
+	}
+	return r.Stats()
+}
+
+// HandedBack is how many runs this worker handed back at shutdown.
+func (w *Worker) HandedBack() int64 { return w.stats.handedBack.Load() }
 
 // Stop stops fetching, lets in-flight runs finish for up to DrainTimeout,
 // then cancels their context and waits for them. Runs interrupted that way
-// stay running until their lease expires. Stop is safe to call twice,
-// concurrently, or without Start; the worker may be started again after.
+// are handed back at once: back to pending without using up an attempt,
+// their messages back at the front of their queues, for another worker.
+// Stop is safe to call twice, concurrently, or without Start; the worker
+// may be started again after.
 func (w *Worker) Stop() {
 	w.mu.Lock()
 	if w.stopping != nil {
@@ -206,7 +292,8 @@ func (w *Worker) Stop() {
 	log := w.Logger.WithFields(logrus.Fields{"component": "worker", "worker_id": w.ID})
 	log.Info("worker stopping")
 	w.stopConsumers(log)
-	log.Info("worker stopped")
+	w.stopServices()
+	log.WithField("handed_back", w.HandedBack()).Info("worker stopped")
 
 	w.mu.Lock()
 	w.running = false
@@ -277,36 +364,4 @@ func pingRedis(ctx context.Context, rawURL string) error {
 		return fmt.Errorf("ping redis: %w", err)
 	}
 	return nil
-}
-
-// signalBroker tells Start when machinery's fetcher begins polling: the
-// fetcher asks the task processor for its queue just before each BLPOP,
-// after BrokerGR.StartConsuming has registered itself, so a Stop after
-// Start returns does not find a consumer that is still starting.
-//
-// `go test -race` still reports a WaitGroup race inside BrokerGR on Stop:
-// it adds to its delayed-task WaitGroup after spawning the fetcher, with no
-// synchronisation the race detector can see. The counter is already 1 when
-// Stop waits, so it is harmless; the reliable broker that replaces BrokerGR
-// removes it.
-type signalBroker struct {
-	brokersiface.Broker
-	consuming chan struct{}
-	once      sync.Once
-}
-
-// StartConsuming wraps p to observe the fetcher's first queue lookup.
-func (b *signalBroker) StartConsuming(tag string, concurrency int, p brokersiface.TaskProcessor) (bool, error) {
-	return b.Broker.StartConsuming(tag, concurrency, &signalProcessor{TaskProcessor: p, b: b})
-}
-
-type signalProcessor struct {
-	brokersiface.TaskProcessor
-	b *signalBroker
-}
-
-// CustomQueue reports the queue and signals that polling has begun.
-func (p *signalProcessor) CustomQueue() string {
-	p.b.once.Do(func() { close(p.b.consuming) })
-	return p.TaskProcessor.CustomQueue()
 }

@@ -125,5 +125,10 @@ func (c Config) tasksConfig() tasks.Config {
 		ResultBackend:   c.ResultBackend,
 		ResultsExpireIn: time.Hour,
 		LeaseDuration:   c.LeaseDuration,
+
+		HeartbeatInterval: c.HeartbeatInterval,
+		ConsumerTTL:       c.ConsumerTTL,
+		RescueInterval:    c.RescueInterval,
+		ReenqueueAfter:    c.ReenqueueAfter,
 	}
 }

@@ -33,6 +33,13 @@ type Config struct {
 	LogFormat     string        // ORCHEO_LOG_FORMAT
 	DataDir       string        // ORCHEO_DATA_DIR (orcheo dev only)
 
+	// Reliable delivery (issue 5, part A).
+	HeartbeatInterval time.Duration // ORCHEO_HEARTBEAT_INTERVAL
+	ConsumerTTL       time.Duration // ORCHEO_CONSUMER_TTL
+	RescueInterval    time.Duration // ORCHEO_RESCUE_INTERVAL
+	ReenqueueAfter    time.Duration // ORCHEO_REENQUEUE_AFTER
+	DrainTimeout      time.Duration // ORCHEO_WORKER_DRAIN_TIMEOUT
+
 	// Workflow engine (issue 3).
 	HTTPAllowPrivate bool              // ORCHEO_HTTP_ALLOW_PRIVATE
 	HTTPAllowCIDRs   []netip.Prefix    // ORCHEO_HTTP_ALLOW_CIDRS
@@ -56,7 +63,7 @@ func DefaultConfig() Config {
 		Concurrency:   10,
 		Queues:        []string{orcheo.DefaultQueue},
 		ResultBackend: "redis",
-		LeaseDuration: 5 * time.Minute,
+		LeaseDuration: 30 * time.Second,
 		RequeueEvery:  5 * time.Second,
 		LogLevel:      "info",
 		LogFormat:     "auto",
@@ -109,6 +116,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	str("ORCHEO_RESULT_BACKEND", &c.ResultBackend)
 	duration("ORCHEO_LEASE_DURATION", &c.LeaseDuration)
+	duration("ORCHEO_HEARTBEAT_INTERVAL", &c.HeartbeatInterval)
+	duration("ORCHEO_CONSUMER_TTL", &c.ConsumerTTL)
+	duration("ORCHEO_RESCUE_INTERVAL", &c.RescueInterval)
+	duration("ORCHEO_REENQUEUE_AFTER", &c.ReenqueueAfter)
+	duration("ORCHEO_WORKER_DRAIN_TIMEOUT", &c.DrainTimeout)
 	duration("ORCHEO_REQUEUE_INTERVAL", &c.RequeueEvery)
 	str("ORCHEO_LOG_LEVEL", &c.LogLevel)
 	str("ORCHEO_LOG_FORMAT", &c.LogFormat)

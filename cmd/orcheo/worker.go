@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/db"
@@ -53,8 +56,24 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	<-ctx.Done()
-	log.Info("worker stopping: finishing runs in flight")
-	w.Stop()
+	log.WithField("drain_timeout", w.DrainTimeout.String()).Info("worker stopping: finishing runs in flight; a second signal exits at once")
+	// A second SIGTERM or SIGINT exits without waiting: the runs in flight
+	// keep their leases until they expire, and the rescuer and the reaper
+	// give them to other workers.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	stopped := make(chan struct{})
+	go func() {
+		w.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case sig := <-again:
+		log.WithField("signal", sig.String()).Warn("second signal: exiting now; unfinished runs are recovered when their leases expire")
+		os.Exit(1)
+	}
 	return nil
 }
 
@@ -66,6 +85,7 @@ func startWorker(ctx context.Context, cfg Config, store *db.Store, queue orcheo.
 	starter := &tasks.RunStarter{Workflows: store.Workflows, Runs: store.Runs, Queue: queue, Logger: log.WithField("component", "engine")}
 	w.Engine = engine.New(cfg.engineOptions(log.WithField("component", "engine"), starter))
 	w.Logger = log.WithField("component", "worker")
+	w.DrainTimeout = cfg.DrainTimeout
 	if err := w.Start(ctx); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,511 @@
+package tasks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	brokersiface "github.com/RichardKnop/machinery/v2/brokers/iface"
+	"github.com/RichardKnop/machinery/v2/config"
+	mtasks "github.com/RichardKnop/machinery/v2/tasks"
+	"github.com/sirupsen/logrus"
+)
+
+// Broker timings that are not configuration.
+const (
+	// dequeueTimeout is how long one BLMOVE waits; it bounds how long a stop
+	// waits for the fetcher.
+	dequeueTimeout = time.Second
+	// promoteInterval is how often delayed messages are checked, and
+	// promoteBatch how many move per script call.
+	promoteInterval = 500 * time.Millisecond
+	promoteBatch    = 500
+	// reapBatch is the most dead consumers one reaper call handles.
+	reapBatch = 100
+	// backoffMin and backoffMax bound the wait after a Redis error, so an
+	// outage costs no CPU and recovery is noticed within backoffMax.
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 5 * time.Second
+	// settleTimeout bounds retrying an ack or a hand-back while Redis is
+	// down; past it the message stays in the processing list, which goes
+	// back to the queue when this consumer deregisters or is reaped.
+	settleTimeout = 30 * time.Second
+	// processErrorDelay is when a message whose processing failed inside
+	// machinery (its result backend) comes back.
+	processErrorDelay = time.Second
+)
+
+// reliableBroker implements machinery's broker interface on Redis with
+// at-least-once delivery (the "reliable queue" pattern):
+//
+//   - a consumer moves each message with BLMOVE from its queue into its own
+//     processing list, and only when a slot is free, so it holds no more
+//     messages than its concurrency;
+//   - the message leaves the processing list (ack) only after the task
+//     returned; a task that hands its run back puts the message back at the
+//     front of the queue instead;
+//   - the consumer renews a heartbeat deadline in P:consumers; every
+//     consumer also reaps: consumers whose deadline passed (killed, hung)
+//     get their processing lists returned to their queues;
+//   - delayed messages (ETA) are promoted in batches by one script;
+//   - on stop the consumer stops fetching, waits for its tasks (the Worker
+//     bounds that with its drain timeout) and returns what it still holds.
+//
+// Redis errors never stop consuming: the fetcher backs off and retries, and
+// go-redis reconnects. Redis is not the source of truth: a duplicate
+// delivery is skipped by the run's claim, and runs whose messages were lost
+// with Redis are found in the database by the rescuer, using P:messages to
+// tell which pending runs still have a message.
+//
+// One broker consumes at most once (StartConsuming after StopConsuming
+// returns at once); the Worker builds one per queue per start.
+type reliableBroker struct {
+	cnf    *config.Config
+	cfg    *Config
+	rdb    *rdb
+	logger logrus.FieldLogger
+	now    func() time.Time
+
+	namesMu sync.RWMutex
+	names   []string
+
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	stop     chan struct{} // closed by StopConsuming
+	consumed chan struct{} // closed when StartConsuming has returned
+
+	// handback holds the signatures whose task asked for its message to go
+	// back to the queue (see handBack); the consuming goroutine reads them.
+	// The Worker shares one map among its brokers.
+	handback *sync.Map // *mtasks.Signature → struct{}
+
+	// ready is closed once the consumer is registered and about to fetch.
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	inflightMu sync.Mutex
+	inflight   map[string]int // messages being processed → how many copies
+}
+
+var _ brokersiface.Broker = (*reliableBroker)(nil)
+
+func newReliableBroker(cfg *Config, cnf *config.Config, logger logrus.FieldLogger) (*reliableBroker, error) {
+	r, err := newRDB(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &reliableBroker{
+		cnf: cnf, cfg: cfg, rdb: r, now: time.Now,
+		logger:   logger.WithField("component", "broker"),
+		stop:     make(chan struct{}),
+		consumed: make(chan struct{}),
+		inflight: make(map[string]int),
+		handback: new(sync.Map),
+		ready:    make(chan struct{}),
+	}, nil
+}
+
+// GetConfig returns machinery's configuration.
+func (b *reliableBroker) GetConfig() *config.Config { return b.cnf }
+
+// SetRegisteredTaskNames records the tasks this worker can run.
+func (b *reliableBroker) SetRegisteredTaskNames(names []string) {
+	b.namesMu.Lock()
+	defer b.namesMu.Unlock()
+	b.names = append([]string(nil), names...)
+}
+
+// IsTaskRegistered reports whether name was registered.
+func (b *reliableBroker) IsTaskRegistered(name string) bool {
+	b.namesMu.RLock()
+	defer b.namesMu.RUnlock()
+	for _, n := range b.names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// AdjustRoutingKey sends a message without a routing key to the default
+// queue.
+func (b *reliableBroker) AdjustRoutingKey(s *mtasks.Signature) {
+	if s.RoutingKey == "" {
+		s.RoutingKey = b.cnf.DefaultQueue
+	}
+}
+
+// Publish adds a message to its queue, or to the queue's delayed set when
+// its ETA is in the future, and counts it for its run.
+func (b *reliableBroker) Publish(ctx context.Context, sig *mtasks.Signature) error {
+	b.AdjustRoutingKey(sig)
+	msg, err := json.Marshal(sig)
+	if err != nil {
+		return fmt.Errorf("encode message: %w", err)
+	}
+	var eta time.Time
+	if sig.ETA != nil && sig.ETA.After(b.now()) {
+		eta = *sig.ETA
+	}
+	return b.rdb.publish(ctx, sig.RoutingKey, string(msg), runIDOf(sig), eta)
+}
+
+// GetPendingTasks returns the messages waiting in a queue (a queue key).
+func (b *reliableBroker) GetPendingTasks(queue string) ([]*mtasks.Signature, error) {
+	if queue == "" {
+		queue = b.cnf.DefaultQueue
+	}
+	msgs, err := b.rdb.client.LRange(context.Background(), queue, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", queue, err)
+	}
+	return decodeAll(msgs)
+}
+
+// GetDelayedTasks returns the messages waiting for their ETA on the default
+// queue.
+func (b *reliableBroker) GetDelayedTasks() ([]*mtasks.Signature, error) {
+	msgs, err := b.rdb.client.ZRange(context.Background(), delayedKey(b.cnf.DefaultQueue), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list delayed: %w", err)
+	}
+	return decodeAll(msgs)
+}
+
+func decodeAll(msgs []string) ([]*mtasks.Signature, error) {
+	out := make([]*mtasks.Signature, 0, len(msgs))
+	for _, m := range msgs {
+		sig, err := decodeMessage(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sig)
+	}
+	return out, nil
+}
+
+func decodeMessage(msg string) (*mtasks.Signature, error) {
+	sig := new(mtasks.Signature)
+	dec := json.NewDecoder(bytes.NewReader([]byte(msg)))
+	dec.UseNumber()
+	if err := dec.Decode(sig); err != nil {
+		return nil, fmt.Errorf("decode message: %w", err)
+	}
+	return sig, nil
+}
+
+// runIDOf is the run a message is for: execute_run's one argument.
+func runIDOf(sig *mtasks.Signature) string {
+	if sig.Name != TaskExecuteRun || len(sig.Args) != 1 {
+		return ""
+	}
+	id, _ := sig.Args[0].Value.(string)
+	return id
+}
+
+// handBack asks that the message of sig go back to the front of its queue
+// once its task returns, instead of being acked. The task calls it with
+// the signature machinery put in its context.
+func (b *reliableBroker) handBack(sig *mtasks.Signature) { b.handback.Store(sig, struct{}{}) }
+
+// StopConsuming stops fetching, waits until StartConsuming has returned
+// (in-flight tasks finished and unacked messages handed back), then closes
+// the Redis connections. Safe to call twice, concurrently, or without
+// StartConsuming.
+func (b *reliableBroker) StopConsuming() {
+	b.mu.Lock()
+	if !b.stopped {
+		b.stopped = true
+		close(b.stop)
+	}
+	started := b.started
+	b.mu.Unlock()
+	if started {
+		<-b.consumed
+	}
+	_ = b.rdb.close()
+}
+
+// StartConsuming consumes the processor's queue with concurrency slots
+// until StopConsuming. It returns (false, nil) when stopped: it handles
+// Redis errors itself, so machinery never restarts it.
+func (b *reliableBroker) StartConsuming(tag string, concurrency int, p brokersiface.TaskProcessor) (bool, error) {
+	b.mu.Lock()
+	if b.stopped || b.started {
+		b.mu.Unlock()
+		return false, nil
+	}
+	b.started = true
+	b.mu.Unlock()
+	defer close(b.consumed)
+
+	if concurrency < 1 {
+		concurrency = 1
+	}
+	queue := p.CustomQueue()
+	if queue == "" {
+		queue = b.cnf.DefaultQueue
+	}
+	c := &consumerLoop{b: b, id: tag, queue: queue, p: p,
+		log: b.logger.WithFields(logrus.Fields{"consumer": tag, "queue_key": queue})}
+	c.run(concurrency)
+	return false, nil
+}
+
+// consumerLoop is one StartConsuming: a fetcher, task goroutines and a
+// maintenance goroutine (heartbeat, reaper, promoter, orphan sweep).
+type consumerLoop struct {
+	b     *reliableBroker
+	id    string // consumer id: "<worker id>:<queue>"
+	queue string // queue key
+	p     brokersiface.TaskProcessor
+	log   logrus.FieldLogger
+}
+
+func (c *consumerLoop) run(concurrency int) {
+	b := c.b
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// Register before the first fetch, so a message taken is never in the
+	// list of a consumer the reaper does not know.
+	if !c.retry(ctx, "register consumer", func() error {
+		return b.rdb.heartbeat(ctx, c.id, c.queue, b.now(), b.cfg.ConsumerTTL)
+	}) {
+		return
+	}
+
+	b.readyOnce.Do(func() { close(b.ready) })
+
+	var maint sync.WaitGroup
+	maintStop := make(chan struct{})
+	maint.Add(1)
+	go func() {
+		defer maint.Done()
+		c.maintain(ctx, maintStop)
+	}()
+
+	var tasks sync.WaitGroup
+	slots := make(chan struct{}, concurrency)
+	backoff := backoffMin
+	failing := false
+fetch:
+	for {
+		select {
+		case <-b.stop:
+			break fetch
+		case slots <- struct{}{}:
+		}
+		msg, err := b.rdb.dequeue(ctx, c.queue, c.id, dequeueTimeout)
+		if err != nil {
+			<-slots
+			if !failing {
+				c.log.WithError(err).Warn("redis unavailable; consumer retrying with backoff")
+				failing = true
+			}
+			select {
+			case <-b.stop:
+				break fetch
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, backoffMax)
+			continue
+		}
+		if failing {
+			c.log.Info("redis available again; consumer resumed")
+			failing = false
+		}
+		backoff = backoffMin
+		if msg == "" {
+			<-slots
+			continue
+		}
+		c.track(msg, 1)
+		tasks.Add(1)
+		go func() {
+			defer tasks.Done()
+			defer func() { <-slots }()
+			defer c.track(msg, -1)
+			c.process(ctx, msg)
+		}()
+	}
+	// A message taken after the stop stays in the processing list, and
+	// deregister hands it back with the others.
+	tasks.Wait()
+	close(maintStop)
+	maint.Wait()
+	c.retryFor(ctx, settleTimeout, "deregister consumer", func() error {
+		n, err := b.rdb.deregister(ctx, c.id, c.queue)
+		if err == nil && n > 0 {
+			c.log.WithField("messages", n).Info("handed unfinished messages back to the queue")
+		}
+		return err
+	})
+}
+
+// track counts a message in or out of the in-flight set the orphan sweep
+// compares the processing list with.
+func (c *consumerLoop) track(msg string, delta int) {
+	c.b.inflightMu.Lock()
+	defer c.b.inflightMu.Unlock()
+	if n := c.b.inflight[msg] + delta; n > 0 {
+		c.b.inflight[msg] = n
+	} else {
+		delete(c.b.inflight, msg)
+	}
+}
+
+// process runs one message's task and settles the message: ack, or hand
+// back when the task asked for it or machinery failed around it.
+func (c *consumerLoop) process(ctx context.Context, msg string) {
+	b := c.b
+	sig, err := decodeMessage(msg)
+	if err != nil {
+		// It can never be processed: drop it rather than loop on it.
+		c.log.WithError(err).Error("undecodable message dropped")
+		c.settle(ctx, "ack", func() error { return b.rdb.ack(ctx, c.id, msg, "") })
+		return
+	}
+	runID := runIDOf(sig)
+	log := c.log.WithField("run_id", runID)
+	if !b.IsTaskRegistered(sig.Name) {
+		log.WithField("task", sig.Name).Warn("task not registered here; message handed back")
+		c.settle(ctx, "hand back", func() error {
+			return b.rdb.requeue(ctx, c.id, c.queue, msg, b.now().Add(processErrorDelay))
+		})
+		return
+	}
+	perr := c.p.Process(sig)
+	if _, ok := b.handback.LoadAndDelete(sig); ok {
+		c.settle(ctx, "hand back", func() error { return b.rdb.requeue(ctx, c.id, c.queue, msg, time.Time{}) })
+		return
+	}
+	if perr != nil {
+		// machinery failed before or after the task (its result backend);
+		// the claim makes a second delivery harmless.
+		log.WithError(perr).Warn("processing failed outside the task; message comes back shortly")
+		c.settle(ctx, "hand back", func() error {
+			return b.rdb.requeue(ctx, c.id, c.queue, msg, b.now().Add(processErrorDelay))
+		})
+		return
+	}
+	c.settle(ctx, "ack", func() error { return b.rdb.ack(ctx, c.id, msg, runID) })
+}
+
+// settle retries a message's ack or hand-back through a Redis outage for
+// up to settleTimeout.
+func (c *consumerLoop) settle(ctx context.Context, what string, fn func() error) {
+	c.retryFor(ctx, settleTimeout, what, fn)
+}
+
+// retry calls fn until it succeeds or the broker stops; it reports success.
+func (c *consumerLoop) retry(ctx context.Context, what string, fn func() error) bool {
+	backoff := backoffMin
+	for {
+		err := fn()
+		if err == nil {
+			return true
+		}
+		c.log.WithError(err).Warn(what + "; retrying")
+		select {
+		case <-c.b.stop:
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, backoffMax)
+	}
+}
+
+// retryFor calls fn until it succeeds or d has passed, whether or not the
+// broker is stopping.
+func (c *consumerLoop) retryFor(ctx context.Context, d time.Duration, what string, fn func() error) bool {
+	deadline := time.Now().Add(d)
+	backoff := backoffMin
+	for {
+		err := fn()
+		if err == nil {
+			return true
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			c.log.WithError(err).Error(what + ": giving up; the reaper returns the message once this consumer is gone")
+			return false
+		}
+		c.log.WithError(err).Warn(what + "; retrying")
+		time.Sleep(backoff)
+		backoff = min(backoff*2, backoffMax)
+	}
+}
+
+// maintain renews the heartbeat, reaps dead consumers, promotes delayed
+// messages and sweeps orphans until stop is closed. Errors are logged and
+// retried at the next tick.
+func (c *consumerLoop) maintain(ctx context.Context, stop <-chan struct{}) {
+	b := c.b
+	beat := time.NewTicker(b.cfg.HeartbeatInterval)
+	defer beat.Stop()
+	promote := time.NewTicker(promoteInterval)
+	defer promote.Stop()
+	c.reap(ctx)
+	suspects := map[string]bool{}
+	for {
+		select {
+		case <-stop:
+			return
+		case <-beat.C:
+			if err := b.rdb.heartbeat(ctx, c.id, c.queue, b.now(), b.cfg.ConsumerTTL); err != nil {
+				c.log.WithError(err).Warn("consumer heartbeat")
+				continue
+			}
+			c.reap(ctx)
+			suspects = c.sweep(ctx, suspects)
+		case <-promote.C:
+			if _, err := b.rdb.promote(ctx, c.queue, b.now(), promoteBatch); err != nil {
+				c.log.WithError(err).Debug("promote delayed messages")
+			}
+		}
+	}
+}
+
+func (c *consumerLoop) reap(ctx context.Context) {
+	consumers, messages, err := c.b.rdb.reap(ctx, c.b.now(), reapBatch)
+	if err != nil {
+		c.log.WithError(err).Debug("reap dead consumers")
+		return
+	}
+	if consumers > 0 {
+		c.log.WithFields(logrus.Fields{"consumers": consumers, "messages": messages}).Warn("reaped dead consumers: their messages are back in their queues")
+	}
+}
+
+// sweep hands back messages that sit in this consumer's processing list
+// but are not being processed (a BLMOVE whose reply was lost in a network
+// failure). A message must look orphaned on two sweeps in a row, so one
+// that was just taken and not yet tracked is left alone.
+func (c *consumerLoop) sweep(ctx context.Context, suspects map[string]bool) map[string]bool {
+	msgs, err := c.b.rdb.processing(ctx, c.id)
+	if err != nil {
+		return suspects
+	}
+	c.b.inflightMu.Lock()
+	next := map[string]bool{}
+	for _, m := range msgs {
+		if c.b.inflight[m] == 0 {
+			next[m] = true
+		}
+	}
+	c.b.inflightMu.Unlock()
+	for m := range next {
+		if !suspects[m] {
+			continue
+		}
+		if err := c.b.rdb.requeue(ctx, c.id, c.queue, m, time.Time{}); err == nil {
+			c.log.Warn("orphaned message in the processing list handed back")
+			delete(next, m)
+		}
+	}
+	return next
+}

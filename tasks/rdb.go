@@ -1,0 +1,338 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// rdb is orcheo's access to Redis for the broker, the rescuer and the
+// leader elector. Every change to several keys is one Lua script below, so
+// it happens entirely or not at all; each script's comment lists its KEYS,
+// ARGV and return value. The one command outside a script is BLMOVE in
+// dequeue: Redis refuses blocking commands inside scripts, and BLMOVE is
+// atomic by itself. Times are passed in (ms since the epoch) from the
+// caller's clock, so scripts behave the same on redis-server and miniredis.
+type rdb struct {
+	client *redis.Client
+	cfg    *Config
+}
+
+// newRDB connects lazily to cfg.RedisURL (validated).
+func newRDB(cfg *Config) (*rdb, error) {
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %s", redactErr(err, cfg.RedisURL))
+	}
+	// Fail fast while Redis is down: callers back off themselves, and the
+	// API answers its client instead of waiting out go-redis's retries.
+	opt.MaxRetries = 1
+	opt.DialTimeout = 2 * time.Second
+	return &rdb{client: redis.NewClient(opt), cfg: cfg}, nil
+}
+
+func (r *rdb) close() error { return r.client.Close() }
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// publishCmd adds a message to a queue, or to its delayed set when it has
+// an ETA, and counts it for its run.
+//
+// KEYS[1] -> P:queue:<queue>
+// KEYS[2] -> P:queue:<queue>:delayed
+// KEYS[3] -> P:messages
+// ARGV[1] -> message (machinery signature JSON)
+// ARGV[2] -> run id ("" when the message is not a run's)
+// ARGV[3] -> ETA in ms since the epoch, or 0 for "now"
+// Returns 1.
+var publishCmd = redis.NewScript(`
+if tonumber(ARGV[3]) > 0 then
+	redis.call("ZADD", KEYS[2], ARGV[3], ARGV[1])
+else
+	redis.call("RPUSH", KEYS[1], ARGV[1])
+end
+if ARGV[2] ~= "" then
+	redis.call("HINCRBY", KEYS[3], ARGV[2], 1)
+end
+return 1`)
+
+func (r *rdb) publish(ctx context.Context, queueKey, msg, runID string, eta time.Time) error {
+	var at int64
+	if !eta.IsZero() {
+		at = ms(eta)
+	}
+	keys := []string{queueKey, delayedKey(queueKey), r.cfg.messagesKey()}
+	if err := publishCmd.Run(ctx, r.client, keys, msg, runID, at).Err(); err != nil {
+		return fmt.Errorf("publish to %s: %w", queueKey, err)
+	}
+	return nil
+}
+
+// dequeue moves the oldest message of queueKey into the consumer's
+// processing list, waiting up to timeout. It returns "" when none came.
+func (r *rdb) dequeue(ctx context.Context, queueKey, consumer string, timeout time.Duration) (string, error) {
+	msg, err := r.client.BLMove(ctx, queueKey, r.cfg.processingPrefix()+consumer, "LEFT", "RIGHT", timeout).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("dequeue from %s: %w", queueKey, err)
+	}
+	return msg, nil
+}
+
+// ackCmd removes a processed message from the consumer's processing list
+// and uncounts it. A message already gone (Redis restarted, or the reaper
+// took it back) is not uncounted twice.
+//
+// KEYS[1] -> P:processing:<consumer>
+// KEYS[2] -> P:messages
+// ARGV[1] -> message
+// ARGV[2] -> run id ("" when not counted)
+// Returns the number of messages removed (0 or 1).
+var ackCmd = redis.NewScript(`
+local n = redis.call("LREM", KEYS[1], 1, ARGV[1])
+if n > 0 and ARGV[2] ~= "" then
+	if redis.call("HINCRBY", KEYS[2], ARGV[2], -1) <= 0 then
+		redis.call("HDEL", KEYS[2], ARGV[2])
+	end
+end
+return n`)
+
+func (r *rdb) ack(ctx context.Context, consumer, msg, runID string) error {
+	keys := []string{r.cfg.processingPrefix() + consumer, r.cfg.messagesKey()}
+	if err := ackCmd.Run(ctx, r.client, keys, msg, runID).Err(); err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	return nil
+}
+
+// requeueCmd hands a message back: from the consumer's processing list to
+// the front of its queue (it was first in line), or to the delayed set
+// when an ETA is given.
+//
+// KEYS[1] -> P:processing:<consumer>
+// KEYS[2] -> P:queue:<queue>
+// KEYS[3] -> P:queue:<queue>:delayed
+// ARGV[1] -> message
+// ARGV[2] -> ETA in ms since the epoch, or 0 for "now"
+// Returns 1 if the message was handed back, 0 if it was not held.
+var requeueCmd = redis.NewScript(`
+if redis.call("LREM", KEYS[1], 1, ARGV[1]) == 0 then
+	return 0
+end
+if tonumber(ARGV[2]) > 0 then
+	redis.call("ZADD", KEYS[3], ARGV[2], ARGV[1])
+else
+	redis.call("LPUSH", KEYS[2], ARGV[1])
+end
+return 1`)
+
+func (r *rdb) requeue(ctx context.Context, consumer, queueKey, msg string, eta time.Time) error {
+	var at int64
+	if !eta.IsZero() {
+		at = ms(eta)
+	}
+	keys := []string{r.cfg.processingPrefix() + consumer, queueKey, delayedKey(queueKey)}
+	if err := requeueCmd.Run(ctx, r.client, keys, msg, at).Err(); err != nil {
+		return fmt.Errorf("requeue to %s: %w", queueKey, err)
+	}
+	return nil
+}
+
+// promoteCmd moves up to ARGV[2] due messages from a queue's delayed set to
+// the end of the queue, in ETA order.
+//
+// KEYS[1] -> P:queue:<queue>:delayed
+// KEYS[2] -> P:queue:<queue>
+// ARGV[1] -> now in ms since the epoch
+// ARGV[2] -> batch size
+// Returns the number of messages moved.
+var promoteCmd = redis.NewScript(`
+local msgs = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "LIMIT", 0, tonumber(ARGV[2]))
+for _, m in ipairs(msgs) do
+	redis.call("RPUSH", KEYS[2], m)
+	redis.call("ZREM", KEYS[1], m)
+end
+return #msgs`)
+
+func (r *rdb) promote(ctx context.Context, queueKey string, now time.Time, batch int) (int, error) {
+	n, err := promoteCmd.Run(ctx, r.client, []string{delayedKey(queueKey), queueKey}, ms(now), batch).Int()
+	if err != nil {
+		return 0, fmt.Errorf("promote delayed messages of %s: %w", queueKey, err)
+	}
+	return n, nil
+}
+
+// heartbeatCmd registers a consumer or extends its registration.
+//
+// KEYS[1] -> P:consumers
+// KEYS[2] -> P:consumers:queue
+// KEYS[3] -> P:consumer:<consumer>
+// ARGV[1] -> consumer id
+// ARGV[2] -> deadline in ms since the epoch (now + ConsumerTTL)
+// ARGV[3] -> the consumer's queue key
+// ARGV[4] -> ConsumerTTL in ms
+// Returns 1.
+var heartbeatCmd = redis.NewScript(`
+redis.call("ZADD", KEYS[1], ARGV[2], ARGV[1])
+redis.call("HSET", KEYS[2], ARGV[1], ARGV[3])
+redis.call("SET", KEYS[3], "alive", "PX", ARGV[4])
+return 1`)
+
+func (r *rdb) heartbeat(ctx context.Context, consumer, queueKey string, now time.Time, ttl time.Duration) error {
+	keys := []string{r.cfg.consumersKey(), r.cfg.consumerQueuesKey(), r.cfg.consumerKey(consumer)}
+	if err := heartbeatCmd.Run(ctx, r.client, keys, consumer, ms(now.Add(ttl)), queueKey, ttl.Milliseconds()).Err(); err != nil {
+		return fmt.Errorf("heartbeat of %s: %w", consumer, err)
+	}
+	return nil
+}
+
+// reapCmd returns the messages of up to ARGV[3] consumers whose deadline
+// passed to the front of their queues, oldest first, and forgets those
+// consumers. Processing list keys are ARGV[2] .. consumer id.
+//
+// KEYS[1] -> P:consumers
+// KEYS[2] -> P:consumers:queue
+// ARGV[1] -> now in ms since the epoch
+// ARGV[2] -> "P:processing:"
+// ARGV[3] -> most consumers to reap in one call
+// ARGV[4] -> "P:consumer:"
+// Returns {consumers reaped, messages returned}.
+var reapCmd = redis.NewScript(`
+local dead = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "LIMIT", 0, tonumber(ARGV[3]))
+local moved = 0
+for _, c in ipairs(dead) do
+	local plist = ARGV[2] .. c
+	local q = redis.call("HGET", KEYS[2], c)
+	if q then
+		local msgs = redis.call("LRANGE", plist, 0, -1)
+		for i = #msgs, 1, -1 do
+			redis.call("LPUSH", q, msgs[i])
+		end
+		moved = moved + #msgs
+	end
+	redis.call("DEL", plist, ARGV[4] .. c)
+	redis.call("ZREM", KEYS[1], c)
+	redis.call("HDEL", KEYS[2], c)
+end
+return {#dead, moved}`)
+
+func (r *rdb) reap(ctx context.Context, now time.Time, limit int) (consumers, messages int, err error) {
+	keys := []string{r.cfg.consumersKey(), r.cfg.consumerQueuesKey()}
+	res, err := reapCmd.Run(ctx, r.client, keys, ms(now), r.cfg.processingPrefix(), limit, r.cfg.consumerKey("")).Int64Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("reap dead consumers: %w", err)
+	}
+	return int(res[0]), int(res[1]), nil
+}
+
+// deregisterCmd is a consumer's own graceful exit: its unacked messages go
+// back to the front of its queue, oldest first, and it is forgotten.
+//
+// KEYS[1] -> P:processing:<consumer>
+// KEYS[2] -> P:queue:<queue>
+// KEYS[3] -> P:consumers
+// KEYS[4] -> P:consumers:queue
+// KEYS[5] -> P:consumer:<consumer>
+// ARGV[1] -> consumer id
+// Returns the number of messages handed back.
+var deregisterCmd = redis.NewScript(`
+local msgs = redis.call("LRANGE", KEYS[1], 0, -1)
+for i = #msgs, 1, -1 do
+	redis.call("LPUSH", KEYS[2], msgs[i])
+end
+redis.call("DEL", KEYS[1], KEYS[5])
+redis.call("ZREM", KEYS[3], ARGV[1])
+redis.call("HDEL", KEYS[4], ARGV[1])
+return #msgs`)
+
+func (r *rdb) deregister(ctx context.Context, consumer, queueKey string) (int, error) {
+	keys := []string{r.cfg.processingPrefix() + consumer, queueKey, r.cfg.consumersKey(),
+		r.cfg.consumerQueuesKey(), r.cfg.consumerKey(consumer)}
+	n, err := deregisterCmd.Run(ctx, r.client, keys, consumer).Int()
+	if err != nil {
+		return 0, fmt.Errorf("deregister %s: %w", consumer, err)
+	}
+	return n, nil
+}
+
+// processing returns the messages in a consumer's processing list (read
+// only: one command).
+func (r *rdb) processing(ctx context.Context, consumer string) ([]string, error) {
+	msgs, err := r.client.LRange(ctx, r.cfg.processingPrefix()+consumer, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list processing of %s: %w", consumer, err)
+	}
+	return msgs, nil
+}
+
+// messageCounts reports, for each run id, how many of its messages Redis
+// holds (read only: one command).
+func (r *rdb) messageCounts(ctx context.Context, runIDs []string) ([]int, error) {
+	if len(runIDs) == 0 {
+		return nil, nil
+	}
+	vals, err := r.client.HMGet(ctx, r.cfg.messagesKey(), runIDs...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("count messages: %w", err)
+	}
+	out := make([]int, len(vals))
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			out[i], _ = strconv.Atoi(s)
+		}
+	}
+	return out, nil
+}
+
+// elect takes leadership name for holder for ttl if no one holds it
+// (SET NX PX: one command). Returns whether holder is now the leader.
+func (r *rdb) elect(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	ok, err := r.client.SetNX(ctx, r.cfg.leaderKey(name), holder, ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("elect %s: %w", name, err)
+	}
+	return ok, nil
+}
+
+// reelectCmd extends a leadership while it is still ours.
+//
+// KEYS[1] -> P:leader:<name>
+// ARGV[1] -> holder
+// ARGV[2] -> ttl in ms
+// Returns 1 if extended, 0 if someone else (or no one) holds it.
+var reelectCmd = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+end
+return 0`)
+
+func (r *rdb) reelect(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	n, err := reelectCmd.Run(ctx, r.client, []string{r.cfg.leaderKey(name)}, holder, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("reelect %s: %w", name, err)
+	}
+	return n == 1, nil
+}
+
+// resignCmd gives up a leadership if it is still ours.
+//
+// KEYS[1] -> P:leader:<name>
+// ARGV[1] -> holder
+// Returns 1 if deleted, 0 if it was not ours.
+var resignCmd = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return redis.call("DEL", KEYS[1])
+end
+return 0`)
+
+func (r *rdb) resign(ctx context.Context, name, holder string) error {
+	if err := resignCmd.Run(ctx, r.client, []string{r.cfg.leaderKey(name)}, holder).Err(); err != nil {
+		return fmt.Errorf("resign %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,211 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/internal/startstop"
+	"github.com/sirupsen/logrus"
+)
+
+// RescuerBatchSizeDefault is how many runs one store call handles.
+const RescuerBatchSizeDefault = 200
+
+// messageCounter tells which runs still have a message in Redis.
+type messageCounter interface {
+	messageCounts(ctx context.Context, runIDs []string) ([]int, error)
+}
+
+// RescuerConfig configures a Rescuer.
+type RescuerConfig struct {
+	// Runs is the store (required).
+	Runs orcheo.RunService
+	// Queue publishes rescued runs (required).
+	Queue orcheo.RunQueue
+	// Messages tells which pending runs still have a message in Redis
+	// (required; the Queue's Redis).
+	Messages messageCounter
+	// Interval between passes; default RescueIntervalDefault.
+	Interval time.Duration
+	// ReenqueueAfter is how long a pending run may go without a message
+	// before it is published again; default ReenqueueAfterDefault.
+	ReenqueueAfter time.Duration
+	// BatchSize bounds each store call; a pass repeats batches until one
+	// comes back short. Default RescuerBatchSizeDefault.
+	BatchSize int
+	// Logger; default logrus's standard logger.
+	Logger logrus.FieldLogger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// RescuerStats counts what rescuers did since the process started. A later
+// metrics exporter reads it with Stats.
+type RescuerStats struct {
+	Passes        int64 // passes made
+	Rescued       int64 // runs with an expired lease put back to pending
+	Failed        int64 // runs with an expired lease and no attempt left, failed as "worker lost"
+	Reenqueued    int64 // pending runs whose message was lost, published again
+	EnqueueFailed int64 // publishes that failed (left for the next pass or the API's requeuer)
+}
+
+// Rescuer returns runs of dead workers to work, on one worker at a time
+// (the leader). Each pass:
+//
+//  1. takes runs whose lease expired (their worker died or hung): back to
+//     pending and published again, or failed with "worker lost" when no
+//     attempt is left;
+//  2. takes pending runs not published for ReenqueueAfter and publishes
+//     again those without a message in Redis (the enqueue failed, Redis
+//     restarted empty, or a process died between insert and publish).
+//
+// Both steps are safe to run twice at once: the store hands each run to one
+// caller, and a duplicate message is skipped by the claim.
+type Rescuer struct {
+	startstop.BaseStartStop
+	cfg    RescuerConfig
+	logger logrus.FieldLogger
+	stats  struct{ passes, rescued, failed, reenqueued, enqueueFailed atomic.Int64 }
+}
+
+var _ startstop.Service = (*Rescuer)(nil)
+
+// NewRescuer fills zero fields of cfg with defaults. It panics if a
+// required field is nil or a field is negative: programmer errors.
+func NewRescuer(cfg RescuerConfig) *Rescuer {
+	if cfg.Interval == 0 {
+		cfg.Interval = RescueIntervalDefault
+	}
+	if cfg.ReenqueueAfter == 0 {
+		cfg.ReenqueueAfter = ReenqueueAfterDefault
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = RescuerBatchSizeDefault
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Runs == nil || cfg.Queue == nil || cfg.Messages == nil {
+		panic("tasks: RescuerConfig needs Runs, Queue and Messages")
+	}
+	if cfg.Interval < 0 || cfg.ReenqueueAfter < 0 || cfg.BatchSize < 0 {
+		panic("tasks: RescuerConfig durations and BatchSize must not be negative")
+	}
+	return &Rescuer{cfg: cfg, logger: cfg.Logger.WithField("component", "rescuer")}
+}
+
+// Stats returns the counters.
+func (r *Rescuer) Stats() RescuerStats {
+	return RescuerStats{
+		Passes: r.stats.passes.Load(), Rescued: r.stats.rescued.Load(), Failed: r.stats.failed.Load(),
+		Reenqueued: r.stats.reenqueued.Load(), EnqueueFailed: r.stats.enqueueFailed.Load(),
+	}
+}
+
+// Start launches the rescuer's goroutine: a pass now, then one every
+// Interval until Stop or ctx is done. Errors are logged, not returned.
+func (r *Rescuer) Start(ctx context.Context) {
+	ctx, shouldStart, stopped := r.StartInit(ctx)
+	if !shouldStart {
+		return
+	}
+	go func() {
+		defer stopped()
+		ticker := time.NewTicker(r.cfg.Interval)
+		defer ticker.Stop()
+		for {
+			if err := r.runOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				r.logger.WithError(err).Error("rescue pass")
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+		}
+	}()
+}
+
+// runOnce makes one pass of both steps.
+func (r *Rescuer) runOnce(ctx context.Context) error {
+	r.stats.passes.Add(1)
+	err := r.rescueExpired(ctx)
+	return errors.Join(err, r.reenqueueLost(ctx))
+}
+
+func (r *Rescuer) rescueExpired(ctx context.Context) error {
+	for {
+		runs, err := r.cfg.Runs.RescueExpiredRuns(ctx, r.cfg.Now(), r.cfg.BatchSize)
+		if err != nil {
+			return fmt.Errorf("rescue expired runs: %w", err)
+		}
+		for _, run := range runs {
+			log := r.logger.WithFields(logrus.Fields{"run_id": run.ID, "attempt": run.Attempt, "lost_worker": run.WorkerID})
+			if run.Status == orcheo.RunFailed {
+				r.stats.failed.Add(1)
+				log.Warn("lease expired with no attempt left: run failed (worker lost)")
+				continue
+			}
+			r.stats.rescued.Add(1)
+			log.Warn("lease expired: run back to pending")
+			r.publish(ctx, run, log)
+		}
+		if len(runs) < r.cfg.BatchSize || ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+func (r *Rescuer) reenqueueLost(ctx context.Context) error {
+	for {
+		runs, err := r.cfg.Runs.ClaimStaleRuns(ctx, r.cfg.Now().Add(-r.cfg.ReenqueueAfter), r.cfg.BatchSize)
+		if err != nil {
+			return fmt.Errorf("find runs with lost messages: %w", err)
+		}
+		ids := make([]string, len(runs))
+		for i, run := range runs {
+			ids[i] = run.ID
+		}
+		counts, err := r.cfg.Messages.messageCounts(ctx, ids)
+		if err != nil {
+			// Without Redis nothing can be published; ClaimStaleRuns
+			// stamped them, so they come back after ReenqueueAfter.
+			return fmt.Errorf("find runs with lost messages: %w", err)
+		}
+		for i, run := range runs {
+			if counts[i] > 0 {
+				continue // still waiting in Redis: a long queue, not a loss
+			}
+			log := r.logger.WithField("run_id", run.ID)
+			if r.publish(ctx, run, log) {
+				r.stats.reenqueued.Add(1)
+				log.Warn("pending run had no message: published again")
+			}
+		}
+		if len(runs) < r.cfg.BatchSize || ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// publish enqueues run; on failure it marks the run unenqueued, so the next
+// pass (or the API's requeuer) retries it.
+func (r *Rescuer) publish(ctx context.Context, run *orcheo.Run, log logrus.FieldLogger) bool {
+	err := r.cfg.Queue.EnqueueRun(ctx, run)
+	if err == nil {
+		return true
+	}
+	r.stats.enqueueFailed.Add(1)
+	log.WithError(err).Warn("publish rescued run; retried later")
+	if merr := r.cfg.Runs.MarkRunUnenqueued(context.WithoutCancel(ctx), run.ID); merr != nil {
+		log.WithError(merr).Error("mark run unenqueued; the next pass retries it")
+	}
+	return false
+}
