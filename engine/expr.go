@@ -9,6 +9,8 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/orcheo/orcheo"
 )
 
 // exprEnv is the environment every expression is compiled and evaluated
@@ -50,7 +52,9 @@ func (e *Expr) String() string { return e.source }
 func (e *Expr) eval(env *exprEnv) (any, error) {
 	v, err := vm.Run(e.program, env)
 	if err != nil {
-		return nil, fmt.Errorf("field %q: %s (expression `%s`)", e.field, exprErrorMessage(err), e.source)
+		// Permanent: the same expression over the same data fails again,
+		// so the run is not retried.
+		return nil, orcheo.Permanent(fmt.Errorf("field %q: %s (expression `%s`)", e.field, exprErrorMessage(err), e.source))
 	}
 	return v, nil
 }

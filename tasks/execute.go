@@ -58,7 +58,14 @@ func (w *Worker) executeRun(mctx context.Context, runID string) error {
 		w.handBack(mctx, run, log)
 		return nil
 	}
-	w.complete(run, *c, log.WithField("duration", time.Since(start).String()))
+	done := w.complete(run, *c, log.WithField("duration", time.Since(start).String()))
+	if done != nil && done.Status == orcheo.RunPending && done.NotBefore != nil {
+		// The attempt failed and the store granted another (retry.go): the
+		// message comes back through the broker's delayed set when due.
+		delay := max(time.Until(*done.NotBefore), 0)
+		log.WithFields(logrus.Fields{"retry_in": delay.String(), "max_attempts": done.MaxAttempts}).Info("attempt failed; retry scheduled")
+		return mtasks.NewErrRetryTaskLater(fmt.Sprintf("retry run %s", run.ID), delay)
+	}
 	return nil
 }
 
@@ -69,12 +76,15 @@ func (w *Worker) execute(ctx context.Context, run *orcheo.Run, log logrus.FieldL
 	version, err := w.version(ctx, run.VersionID)
 	if err != nil {
 		if ctx.Err() != nil {
+			if c := cancelledCompletion(ctx, nil); c != nil {
+				return c
+			}
 			log.Warn("run interrupted before it started")
 			return nil
 		}
 		log.WithError(err).Error("load workflow version")
 		msg := "load workflow version: " + orcheo.ErrorMessage(err)
-		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: msg}
+		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: msg, RetryAt: retryAt(run, nil, err, time.Now())}
 	}
 	// Steps are saved as they happen (see stepWriter); close waits for a
 	// save in flight so none races the completion below.
@@ -85,42 +95,50 @@ func (w *Worker) execute(ctx context.Context, run *orcheo.Run, log logrus.FieldL
 		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: "engine returned no result"}
 	}
 	if exec.Err != nil && ctx.Err() != nil && errors.Is(exec.Err, ctx.Err()) {
+		// An operator's cancel ends the run; a shutdown or a lost lease
+		// hands it back.
+		if c := cancelledCompletion(ctx, exec); c != nil {
+			return c
+		}
 		log.Warn("run interrupted")
 		return nil
 	}
 	if exec.Err != nil {
-		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: exec.Err.Error(), Output: exec.Output, Steps: exec.Steps}
+		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: exec.Err.Error(), Output: exec.Output, Steps: exec.Steps,
+			RetryAt: retryAt(run, version.Definition, exec.Err, time.Now())}
 	}
 	return &orcheo.RunCompletion{Status: orcheo.RunSucceeded, Output: exec.Output, Steps: exec.Steps}
 }
 
 // complete records c, retrying database errors for up to completeTimeout
-// (a database restart must not lose a finished run). It uses its own
-// context so a run that finished during shutdown is still recorded.
-func (w *Worker) complete(run *orcheo.Run, c orcheo.RunCompletion, log logrus.FieldLogger) {
+// (a database restart must not lose a finished run), and returns the run as
+// stored (pending when the store granted a retry), or nil if it could not
+// be recorded. It uses its own context so a run that finished during
+// shutdown is still recorded.
+func (w *Worker) complete(run *orcheo.Run, c orcheo.RunCompletion, log logrus.FieldLogger) *orcheo.Run {
 	log = log.WithField("status", string(c.Status))
 	ctx, cancel := context.WithTimeout(context.Background(), completeTimeout)
 	defer cancel()
 	backoff := 100 * time.Millisecond
 	for {
-		_, err := w.Runs.CompleteRun(ctx, run.ID, run.Attempt, c)
+		done, err := w.Runs.CompleteRun(ctx, run.ID, run.Attempt, c)
 		switch orcheo.ErrorCode(err) {
 		case "":
 			// The run's error may quote workflow data, so it is stored on
 			// the run and logged only at debug.
-			log.Info("run finished")
+			log.WithField("status", string(done.Status)).Info("attempt finished")
 			if c.Status == orcheo.RunFailed {
 				log.WithField("error", c.Error).Debug("run failure")
 			}
-			return
+			return done
 		case orcheo.ECONFLICT, orcheo.ENOTFOUND:
 			log.WithField("reason", orcheo.ErrorMessage(err)).Warn("lost claim; result discarded")
-			return
+			return nil
 		}
 		select {
 		case <-ctx.Done():
 			log.WithError(err).Error("complete run; left for the rescuer")
-			return
+			return nil
 		case <-time.After(backoff):
 		}
 		log.WithError(err).Warn("complete run; retrying")

@@ -50,7 +50,8 @@ type Worker struct {
 	stats    struct{ handedBack atomic.Int64 }
 
 	heartbeat *heartbeat
-	queue     *Queue // publishes rescued runs
+	cancels   *cancelListener // operator cancels of running runs (cancel.go)
+	queue     *Queue          // publishes rescued runs
 	rescuer   *Rescuer
 	elector   *elector
 
@@ -210,6 +211,8 @@ func (w *Worker) startServices(log logrus.FieldLogger) error {
 	w.queue = q
 	w.heartbeat = &heartbeat{w: w, log: log.WithField("component", "heartbeat")}
 	w.heartbeat.Start(context.Background())
+	w.cancels = &cancelListener{w: w, log: log.WithField("component", "cancel")}
+	w.cancels.Start(context.Background())
 	w.rescuer = NewRescuer(RescuerConfig{
 		Runs: w.Runs, Queue: q, Messages: q.broker.rdb,
 		Interval: w.cfg.RescueInterval, ReenqueueAfter: w.cfg.ReenqueueAfter, Logger: w.Logger,
@@ -240,10 +243,13 @@ func (w *Worker) stopServices() {
 	if w.heartbeat != nil {
 		w.heartbeat.Stop()
 	}
+	if w.cancels != nil {
+		w.cancels.Stop()
+	}
 	if w.queue != nil {
 		_ = w.queue.Close()
 	}
-	w.elector, w.rescuer, w.heartbeat, w.queue = nil, nil, nil, nil
+	w.elector, w.rescuer, w.heartbeat, w.cancels, w.queue = nil, nil, nil, nil, nil
 }
 
 // electorTTL is the rescuer leadership's TTL: three rescue intervals, at

@@ -52,6 +52,7 @@ type apiMain struct {
 	log      *logrus.Logger
 	store    *db.Store
 	queue    *tasks.Queue
+	cancels  *tasks.CancelNotifier
 	server   *server.Server
 	requeuer *tasks.Requeuer
 }
@@ -66,9 +67,12 @@ func (a *apiMain) Open(ctx context.Context) error {
 	if a.queue, err = tasks.NewQueue(a.tasksConfig(), a.log.WithField("component", "queue")); err != nil {
 		return err
 	}
+	if a.cancels, err = tasks.NewCancelNotifier(a.tasksConfig()); err != nil {
+		return err
+	}
 	s := server.NewServer()
 	s.Workflows, s.Runs, s.Triggers = a.store.Workflows, a.store.Runs, a.store.Triggers
-	s.Queue = a.queue
+	s.Queue, s.Cancels = a.queue, a.cancels
 	s.Engine = engine.New(engine.Options{Logger: a.log.WithField("component", "engine")})
 	s.Token = a.cfg.APIToken
 	s.Addr = a.cfg.HTTPAddr
@@ -100,6 +104,11 @@ func (a *apiMain) Close() error {
 	}
 	if a.queue != nil {
 		if err := a.queue.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	if a.cancels != nil {
+		if err := a.cancels.Close(); err != nil && first == nil {
 			first = err
 		}
 	}
