@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -274,7 +275,8 @@ func (c *consumerLoop) run(concurrency int) {
 	// Register before the first fetch, so a message taken is never in the
 	// list of a consumer the reaper does not know.
 	if !c.retry(ctx, "register consumer", func() error {
-		return b.rdb.heartbeat(ctx, c.id, c.queue, b.now(), b.cfg.ConsumerTTL)
+		_, err := b.rdb.heartbeat(ctx, c.id, c.queue, b.now(), b.cfg.ConsumerTTL)
+		return err
 	}) {
 		return
 	}
@@ -301,6 +303,13 @@ fetch:
 		case slots <- struct{}{}:
 		}
 		msg, err := b.rdb.dequeue(ctx, c.queue, c.id, dequeueTimeout)
+		if errors.Is(err, errReaped) && c.reregister(ctx) {
+			// Paused past ConsumerTTL: the reaper returned what we held
+			// (tasks still running here settle harmlessly: their acks find
+			// nothing to remove). Registered again, we may take messages.
+			<-slots
+			continue
+		}
 		if err != nil {
 			<-slots
 			if !failing {
@@ -456,8 +465,7 @@ func (c *consumerLoop) maintain(ctx context.Context, stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-beat.C:
-			if err := b.rdb.heartbeat(ctx, c.id, c.queue, b.now(), b.cfg.ConsumerTTL); err != nil {
-				c.log.WithError(err).Warn("consumer heartbeat")
+			if !c.reregister(ctx) {
 				continue
 			}
 			c.reap(ctx)
@@ -468,6 +476,20 @@ func (c *consumerLoop) maintain(ctx context.Context, stop <-chan struct{}) {
 			}
 		}
 	}
+}
+
+// reregister renews the consumer's heartbeat, which registers it again if
+// the reaper had forgotten it; it reports success.
+func (c *consumerLoop) reregister(ctx context.Context) bool {
+	added, err := c.b.rdb.heartbeat(ctx, c.id, c.queue, c.b.now(), c.b.cfg.ConsumerTTL)
+	if err != nil {
+		c.log.WithError(err).Warn("consumer heartbeat")
+		return false
+	}
+	if added {
+		c.log.Warn("consumer had been reaped (paused past its TTL); registered again")
+	}
+	return true
 }
 
 func (c *consumerLoop) reap(ctx context.Context) {

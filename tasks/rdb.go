@@ -72,16 +72,53 @@ func (r *rdb) publish(ctx context.Context, queueKey, msg, runID string, eta time
 	return nil
 }
 
+// errReaped is dequeue's answer to a consumer the reaper has forgotten.
+var errReaped = errors.New("consumer is not registered (reaped)")
+
+// takeCmd moves the oldest message of a queue into a consumer's processing
+// list, but only while the consumer is registered. A consumer that was
+// paused past its TTL has been reaped; were it to take a message and crash
+// before its next heartbeat re-registered it, the message would sit in a
+// list no reaper knows, counted in P:messages, and the rescuer would never
+// publish its run again. Refusing the move closes that window atomically.
+//
+// KEYS[1] -> P:queue:<queue>
+// KEYS[2] -> P:processing:<consumer>
+// KEYS[3] -> P:consumers
+// ARGV[1] -> consumer id
+// Returns the message, nil when the queue is empty, or 0 when the consumer
+// is not registered.
+var takeCmd = redis.NewScript(`
+if not redis.call("ZSCORE", KEYS[3], ARGV[1]) then
+	return 0
+end
+return redis.call("LMOVE", KEYS[1], KEYS[2], "LEFT", "RIGHT")`)
+
 // dequeue moves the oldest message of queueKey into the consumer's
-// processing list, waiting up to timeout. It returns "" when none came.
+// processing list, waiting up to timeout. It returns "" when none came, and
+// errReaped when the consumer must register again before taking any.
+//
+// Redis refuses blocking commands in scripts, so the wait is a BLMOVE of
+// the queue onto its own head (it returns once the queue is not empty and
+// leaves it unchanged), and the move is takeCmd.
 func (r *rdb) dequeue(ctx context.Context, queueKey, consumer string, timeout time.Duration) (string, error) {
-	msg, err := r.client.BLMove(ctx, queueKey, r.cfg.processingPrefix()+consumer, "LEFT", "RIGHT", timeout).Result()
+	err := r.client.BLMove(ctx, queueKey, queueKey, "LEFT", "LEFT", timeout).Err()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	} else if err != nil {
 		return "", fmt.Errorf("dequeue from %s: %w", queueKey, err)
 	}
-	return msg, nil
+	keys := []string{queueKey, r.cfg.processingPrefix() + consumer, r.cfg.consumersKey()}
+	res, err := takeCmd.Run(ctx, r.client, keys, consumer).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil // another consumer took it first
+	} else if err != nil {
+		return "", fmt.Errorf("dequeue from %s: %w", queueKey, err)
+	}
+	if msg, ok := res.(string); ok {
+		return msg, nil
+	}
+	return "", errReaped
 }
 
 // ackCmd removes a processed message from the consumer's processing list
@@ -176,19 +213,23 @@ func (r *rdb) promote(ctx context.Context, queueKey string, now time.Time, batch
 // ARGV[2] -> deadline in ms since the epoch (now + ConsumerTTL)
 // ARGV[3] -> the consumer's queue key
 // ARGV[4] -> ConsumerTTL in ms
-// Returns 1.
+// Returns 1 if the consumer was not registered (first heartbeat, or it was
+// reaped), 0 if it was.
 var heartbeatCmd = redis.NewScript(`
-redis.call("ZADD", KEYS[1], ARGV[2], ARGV[1])
+local added = redis.call("ZADD", KEYS[1], ARGV[2], ARGV[1])
 redis.call("HSET", KEYS[2], ARGV[1], ARGV[3])
 redis.call("SET", KEYS[3], "alive", "PX", ARGV[4])
-return 1`)
+return added`)
 
-func (r *rdb) heartbeat(ctx context.Context, consumer, queueKey string, now time.Time, ttl time.Duration) error {
+// heartbeat registers consumer, or extends its registration; it reports
+// whether the consumer had to be registered anew.
+func (r *rdb) heartbeat(ctx context.Context, consumer, queueKey string, now time.Time, ttl time.Duration) (bool, error) {
 	keys := []string{r.cfg.consumersKey(), r.cfg.consumerQueuesKey(), r.cfg.consumerKey(consumer)}
-	if err := heartbeatCmd.Run(ctx, r.client, keys, consumer, ms(now.Add(ttl)), queueKey, ttl.Milliseconds()).Err(); err != nil {
-		return fmt.Errorf("heartbeat of %s: %w", consumer, err)
+	n, err := heartbeatCmd.Run(ctx, r.client, keys, consumer, ms(now.Add(ttl)), queueKey, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("heartbeat of %s: %w", consumer, err)
 	}
-	return nil
+	return n == 1, nil
 }
 
 // reapCmd returns the messages of up to ARGV[3] consumers whose deadline
