@@ -114,8 +114,8 @@ func (r *Requeuer) Start(ctx context.Context) {
 }
 
 // runOnce makes one pass: it claims unenqueued runs in batches and
-// enqueues them. When an enqueue fails (Redis is down), it marks that run
-// and the rest of the batch unenqueued again and ends the pass.
+// enqueues them. When an enqueue fails (Redis is down), publishRuns marks
+// that run and the rest of the batch unenqueued again, and the pass ends.
 func (r *Requeuer) runOnce(ctx context.Context) (requeueResult, error) {
 	var res requeueResult
 	for {
@@ -123,20 +123,10 @@ func (r *Requeuer) runOnce(ctx context.Context) (requeueResult, error) {
 		if err != nil {
 			return res, fmt.Errorf("claim unenqueued runs: %w", err)
 		}
-		for i, run := range runs {
-			err := r.cfg.Queue.EnqueueRun(ctx, run)
-			if err == nil {
-				res.Enqueued++
-				continue
-			}
-			// Hand this run and the rest of the batch back: the next pass
-			// retries them.
-			for _, back := range runs[i:] {
-				res.Failed++
-				if merr := r.cfg.Runs.MarkRunUnenqueued(context.WithoutCancel(ctx), back.ID); merr != nil {
-					r.logger.WithError(merr).WithField("run_id", back.ID).Error("mark run unenqueued; it waits for the rescuer")
-				}
-			}
+		n, err := publishRuns(ctx, r.cfg.Queue, r.cfg.Runs, runs, r.logger)
+		res.Enqueued += n
+		if err != nil {
+			res.Failed += len(runs) - n
 			return res, fmt.Errorf("requeue: %w", err)
 		}
 		if len(runs) < r.cfg.BatchSize {
@@ -146,4 +136,26 @@ func (r *Requeuer) runOnce(ctx context.Context) (requeueResult, error) {
 			return res, err
 		}
 	}
+}
+
+// publishRuns publishes runs in order and returns how many it published.
+// At the first failure (Redis is down, so the rest would fail too) it marks
+// that run and the rest unenqueued, so the Requeuer's next pass retries
+// them, and returns the error. The Requeuer and the Rescuer share it.
+func publishRuns(ctx context.Context, q orcheo.RunQueue, store orcheo.RunService, runs []*orcheo.Run, log logrus.FieldLogger) (int, error) {
+	for i, run := range runs {
+		err := q.EnqueueRun(ctx, run)
+		if err == nil {
+			continue
+		}
+		for _, back := range runs[i:] {
+			if merr := store.MarkRunUnenqueued(context.WithoutCancel(ctx), back.ID); merr != nil {
+				// Still stamped as enqueued: the rescuer publishes it
+				// again once ReenqueueAfter has passed.
+				log.WithError(merr).WithField("run_id", back.ID).Error("mark run unenqueued; it waits for the rescuer")
+			}
+		}
+		return i, fmt.Errorf("publish run %s: %w", run.ID, err)
+	}
+	return len(runs), nil
 }

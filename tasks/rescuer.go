@@ -50,7 +50,7 @@ type RescuerStats struct {
 	Rescued       int64 // runs with an expired lease put back to pending
 	Failed        int64 // runs with an expired lease and no attempt left, failed as "worker lost"
 	Reenqueued    int64 // pending runs whose message was lost, published again
-	EnqueueFailed int64 // publishes that failed (left for the next pass or the API's requeuer)
+	EnqueueFailed int64 // runs left unpublished by a failed publish (for the next pass or the API's requeuer)
 }
 
 // Rescuer returns runs of dead workers to work, on one worker at a time
@@ -146,6 +146,7 @@ func (r *Rescuer) rescueExpired(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("rescue expired runs: %w", err)
 		}
+		var pending []*orcheo.Run
 		for _, run := range runs {
 			log := r.logger.WithFields(logrus.Fields{"run_id": run.ID, "attempt": run.Attempt, "lost_worker": run.WorkerID})
 			if run.Status == orcheo.RunFailed {
@@ -155,7 +156,10 @@ func (r *Rescuer) rescueExpired(ctx context.Context) error {
 			}
 			r.stats.rescued.Add(1)
 			log.Warn("lease expired: run back to pending")
-			r.publish(ctx, run, log)
+			pending = append(pending, run)
+		}
+		if _, err := r.publish(ctx, pending); err != nil {
+			return fmt.Errorf("publish rescued runs: %w", err)
 		}
 		if len(runs) < r.cfg.BatchSize || ctx.Err() != nil {
 			return ctx.Err()
@@ -179,15 +183,19 @@ func (r *Rescuer) reenqueueLost(ctx context.Context) error {
 			// stamped them, so they come back after ReenqueueAfter.
 			return fmt.Errorf("find runs with lost messages: %w", err)
 		}
+		var lost []*orcheo.Run
 		for i, run := range runs {
-			if counts[i] > 0 {
-				continue // still waiting in Redis: a long queue, not a loss
+			if counts[i] == 0 { // else still waiting in Redis: a long queue, not a loss
+				lost = append(lost, run)
 			}
-			log := r.logger.WithField("run_id", run.ID)
-			if r.publish(ctx, run, log) {
-				r.stats.reenqueued.Add(1)
-				log.Warn("pending run had no message: published again")
-			}
+		}
+		n, err := r.publish(ctx, lost)
+		r.stats.reenqueued.Add(int64(n))
+		for _, run := range lost[:n] {
+			r.logger.WithField("run_id", run.ID).Warn("pending run had no message: published again")
+		}
+		if err != nil {
+			return fmt.Errorf("publish runs with lost messages: %w", err)
 		}
 		if len(runs) < r.cfg.BatchSize || ctx.Err() != nil {
 			return ctx.Err()
@@ -195,17 +203,10 @@ func (r *Rescuer) reenqueueLost(ctx context.Context) error {
 	}
 }
 
-// publish enqueues run; on failure it marks the run unenqueued, so the next
-// pass (or the API's requeuer) retries it.
-func (r *Rescuer) publish(ctx context.Context, run *orcheo.Run, log logrus.FieldLogger) bool {
-	err := r.cfg.Queue.EnqueueRun(ctx, run)
-	if err == nil {
-		return true
-	}
-	r.stats.enqueueFailed.Add(1)
-	log.WithError(err).Warn("publish rescued run; retried later")
-	if merr := r.cfg.Runs.MarkRunUnenqueued(context.WithoutCancel(ctx), run.ID); merr != nil {
-		log.WithError(merr).Error("mark run unenqueued; the next pass retries it")
-	}
-	return false
+// publish publishes runs; those it could not are marked unenqueued, so the
+// next pass (or the API's requeuer) retries them.
+func (r *Rescuer) publish(ctx context.Context, runs []*orcheo.Run) (int, error) {
+	n, err := publishRuns(ctx, r.cfg.Queue, r.cfg.Runs, runs, r.logger)
+	r.stats.enqueueFailed.Add(int64(len(runs) - n))
+	return n, err
 }

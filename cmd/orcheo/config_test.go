@@ -1,7 +1,11 @@
 package main
 
 import (
+	"net/netip"
+	"os"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +48,70 @@ func TestConfigFromEnv(t *testing.T) {
 			t.Fatalf("the CLI token should fall back to ORCHEO_API_TOKEN, got %q", got.Token)
 		}
 	})
+	t.Run("DeliveryAndEngine", func(t *testing.T) {
+		got, err := ConfigFromEnv(env(map[string]string{
+			"ORCHEO_HEARTBEAT_INTERVAL":   "2s",
+			"ORCHEO_CONSUMER_TTL":         "7s",
+			"ORCHEO_RESCUE_INTERVAL":      "3s",
+			"ORCHEO_REENQUEUE_AFTER":      "1m",
+			"ORCHEO_WORKER_DRAIN_TIMEOUT": "45s",
+			"ORCHEO_REQUEUE_INTERVAL":     "250ms",
+			"ORCHEO_HTTP_ALLOW_PRIVATE":   "true",
+			"ORCHEO_HTTP_ALLOW_CIDRS":     " 10.20.1.2/16 , 127.0.0.1/32",
+			"ORCHEO_WORKFLOW_ENV":         "PARTNER_URL, UNSET",
+			"PARTNER_URL":                 "https://partner.example",
+			"ORCHEO_DATABASE_URL":         "never read by a workflow",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.HeartbeatInterval != 2*time.Second || got.ConsumerTTL != 7*time.Second ||
+			got.RescueInterval != 3*time.Second || got.ReenqueueAfter != time.Minute ||
+			got.DrainTimeout != 45*time.Second || got.RequeueEvery != 250*time.Millisecond {
+			t.Fatalf("durations: got %+v", got)
+		}
+		wantCIDRs := []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16"), netip.MustParsePrefix("127.0.0.1/32")}
+		if !got.HTTPAllowPrivate || !reflect.DeepEqual(got.HTTPAllowCIDRs, wantCIDRs) {
+			t.Fatalf("http: allow private %v, CIDRs %v; want true, %v", got.HTTPAllowPrivate, got.HTTPAllowCIDRs, wantCIDRs)
+		}
+		wantEnv := map[string]string{"PARTNER_URL": "https://partner.example", "UNSET": ""}
+		if !reflect.DeepEqual(got.WorkflowEnv, wantEnv) {
+			t.Fatalf("workflow env = %v, want only the listed names %v", got.WorkflowEnv, wantEnv)
+		}
+	})
+	t.Run("DeliveryDefaultsLeftToTasks", func(t *testing.T) {
+		// Zero means "the tasks package's default", which depends on the
+		// lease (see docs/configuration.md).
+		got := DefaultConfig()
+		if got.HeartbeatInterval != 0 || got.ConsumerTTL != 0 || got.RescueInterval != 0 ||
+			got.ReenqueueAfter != 0 || got.DrainTimeout != 0 || got.HTTPAllowPrivate ||
+			got.HTTPAllowCIDRs != nil || got.WorkflowEnv != nil {
+			t.Fatalf("defaults: %+v", got)
+		}
+		if got.RequeueEvery != 5*time.Second {
+			t.Fatalf("requeue interval default = %v, want 5s", got.RequeueEvery)
+		}
+	})
+	t.Run("Cron", func(t *testing.T) {
+		got, err := ConfigFromEnv(env(map[string]string{
+			"CRON_DISPATCH_INTERVAL":      "30s",
+			"ORCHEO_CRON_RELOAD_INTERVAL": "4s",
+			"ORCHEO_CRON_GRACE":           "5m",
+			"ORCHEO_CRON_SECONDS":         "true",
+			"ORCHEO_BEAT_HEALTH_ADDR":     "127.0.0.1:9090",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Cron.Interval != 30*time.Second || got.Cron.ReloadInterval != 4*time.Second ||
+			got.Cron.Grace != 5*time.Minute || !got.Cron.Seconds || got.Cron.HealthAddr != "127.0.0.1:9090" {
+			t.Fatalf("cron: got %+v", got.Cron)
+		}
+		if def := DefaultConfig().Cron; def.Interval != time.Minute || def.ReloadInterval != 10*time.Second ||
+			def.Grace != 2*time.Minute || def.Seconds || def.HealthAddr != "" {
+			t.Fatalf("cron defaults = %+v, want 60s, 10s, 2m, false, none as documented", def)
+		}
+	})
 	t.Run("TokenOverride", func(t *testing.T) {
 		got, err := ConfigFromEnv(env(map[string]string{"ORCHEO_API_TOKEN": "a", "ORCHEO_TOKEN": "b"}))
 		if err != nil || got.Token != "b" || got.APIToken != "a" {
@@ -56,6 +124,19 @@ func TestConfigFromEnv(t *testing.T) {
 		"BadDuration":     {"ORCHEO_LEASE_DURATION": "forever"},
 		"BadBackend":      {"ORCHEO_RESULT_BACKEND": "mongo"},
 		"BadFormat":       {"ORCHEO_LOG_FORMAT": "xml"},
+		"BadHeartbeat":    {"ORCHEO_HEARTBEAT_INTERVAL": "10"},
+		"ZeroConsumerTTL": {"ORCHEO_CONSUMER_TTL": "0s"},
+		"BadRescue":       {"ORCHEO_RESCUE_INTERVAL": "soon"},
+		"NegativeReenq":   {"ORCHEO_REENQUEUE_AFTER": "-1m"},
+		"BadDrain":        {"ORCHEO_WORKER_DRAIN_TIMEOUT": "x"},
+		"BadRequeue":      {"ORCHEO_REQUEUE_INTERVAL": "1y"},
+		"BadPrivate":      {"ORCHEO_HTTP_ALLOW_PRIVATE": "maybe"},
+		"BadCIDR":         {"ORCHEO_HTTP_ALLOW_CIDRS": "10.0.0.0/8,not-a-cidr"},
+		"BadCronInterval": {"CRON_DISPATCH_INTERVAL": "often"},
+		"BadCronReload":   {"ORCHEO_CRON_RELOAD_INTERVAL": "0"},
+		"BadCronGrace":    {"ORCHEO_CRON_GRACE": "2"},
+		"BadCronSeconds":  {"ORCHEO_CRON_SECONDS": "yes please"},
+		"TwoBad":          {"ORCHEO_CONSUMER_TTL": "x", "ORCHEO_MAX_BODY_BYTES": "-1"},
 	} {
 		kv := kv
 		t.Run(name, func(t *testing.T) {
@@ -99,5 +180,51 @@ func TestIsLoopback(t *testing.T) {
 		if got := isLoopback(addr); got != want {
 			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
 		}
+	}
+}
+
+// TestConfig_MatchesDocs keeps docs/configuration.md and ConfigFromEnv in
+// step: every variable a table documents is read, and every variable read
+// is documented (the Tests table is for the test suite, not the program).
+func TestConfig_MatchesDocs(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	row := regexp.MustCompile("^\\| `([A-Z][A-Z0-9_]*)` \\|")
+	section := ""
+	for _, line := range strings.Split(string(doc), "\n") {
+		if strings.HasPrefix(line, "## ") {
+			section = line
+		}
+		if m := row.FindStringSubmatch(line); m != nil && section != "## Tests" {
+			documented[m[1]] = true
+		}
+	}
+	if len(documented) < 20 {
+		t.Fatalf("found only %d documented variables; did the table format change?", len(documented))
+	}
+
+	read := map[string]bool{}
+	if _, err := ConfigFromEnv(func(name string) string { read[name] = true; return "" }); err != nil {
+		t.Fatal(err)
+	}
+	var undocumented, unread []string
+	for name := range read {
+		if !documented[name] {
+			undocumented = append(undocumented, name)
+		}
+	}
+	for name := range documented {
+		if !read[name] {
+			unread = append(unread, name)
+		}
+	}
+	slices.Sort(undocumented)
+	slices.Sort(unread)
+	if len(undocumented) > 0 || len(unread) > 0 {
+		t.Fatalf("read but not in docs/configuration.md: %v; documented but never read: %v", undocumented, unread)
 	}
 }
