@@ -108,42 +108,60 @@ func (s *Spec) Expr(name string, required bool) (*Expr, error) {
 // ExprMap compiles option name, an object of key → expression, and returns
 // it with its keys sorted. A required map must have at least one key.
 func (s *Spec) ExprMap(name string, required bool) ([]KeyedExpr, error) {
+	var out []KeyedExpr
+	err := s.eachKeyed(name, required, "must be an object of key: expression",
+		"must be an expression string (quote string literals twice, as in '\"text\"')",
+		func(key, field, src string) error {
+			e, err := s.compile(field, src)
+			if err == nil {
+				out = append(out, KeyedExpr{Key: key, Expr: e})
+			}
+			return err
+		})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// eachKeyed decodes option name, an object of key → string, and calls fn
+// with each entry in key order, stopping at the first error; notObject and
+// notString are the messages for a value of the wrong type. A required
+// object must be present with at least one key.
+func (s *Spec) eachKeyed(name string, required bool, notObject, notString string, fn func(key, field, src string) error) error {
 	var m map[string]json.RawMessage
 	ok, err := s.Decode(name, &m)
 	if err != nil {
-		return nil, s.Errorf(name, "must be an object of key: expression")
+		return s.Errorf(name, "%s", notObject)
 	}
 	if !ok || m == nil {
 		if required {
-			return nil, s.Errorf(name, "required")
+			return s.Errorf(name, "required")
 		}
-		return nil, nil
+		return nil
 	}
 	if len(m) == 0 && required {
-		return nil, s.Errorf(name, "must set at least one key")
+		return s.Errorf(name, "must set at least one key")
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	out := make([]KeyedExpr, 0, len(keys))
 	for _, k := range keys {
 		field := name + "." + k
 		if k == "" {
-			return nil, s.Errorf(name, "keys must not be empty")
+			return s.Errorf(name, "keys must not be empty")
 		}
 		var src string
 		if err := json.Unmarshal(m[k], &src); err != nil {
-			return nil, s.Errorf(field, "must be an expression string (quote string literals twice, as in '\"text\"')")
+			return s.Errorf(field, "%s", notString)
 		}
-		e, err := s.compile(field, src)
-		if err != nil {
-			return nil, err
+		if err := fn(k, field, src); err != nil {
+			return err
 		}
-		out = append(out, KeyedExpr{Key: k, Expr: e})
 	}
-	return out, nil
+	return nil
 }
 
 // KeyedExpr is one entry of an ExprMap option.
@@ -270,34 +288,17 @@ func (s *Spec) Template(name string, required bool) (*Template, error) {
 // TemplateMap compiles option name, an object of key → template, and
 // returns it with its keys sorted.
 func (s *Spec) TemplateMap(name string) ([]KeyedTemplate, error) {
-	var m map[string]json.RawMessage
-	ok, err := s.Decode(name, &m)
+	var out []KeyedTemplate
+	err := s.eachKeyed(name, false, "must be an object of key: text", "must be a string",
+		func(key, field, src string) error {
+			t, err := s.template(field, src)
+			if err == nil {
+				out = append(out, KeyedTemplate{Key: key, Template: t})
+			}
+			return err
+		})
 	if err != nil {
-		return nil, s.Errorf(name, "must be an object of key: text")
-	}
-	if !ok || m == nil {
-		return nil, nil
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]KeyedTemplate, 0, len(keys))
-	for _, k := range keys {
-		field := name + "." + k
-		if k == "" {
-			return nil, s.Errorf(name, "keys must not be empty")
-		}
-		var src string
-		if err := json.Unmarshal(m[k], &src); err != nil {
-			return nil, s.Errorf(field, "must be a string")
-		}
-		t, err := s.template(field, src)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, KeyedTemplate{Key: k, Template: t})
+		return nil, err
 	}
 	return out, nil
 }
