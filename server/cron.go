@@ -11,20 +11,25 @@ import (
 )
 
 func (s *Server) registerCronRoutes(r *mux.Router) {
-	r.HandleFunc("/api/workflows/{ref}/triggers/cron/config", s.handleCronConfigView).Methods(http.MethodGet)
-	r.HandleFunc("/api/workflows/{ref}/triggers/cron/config", s.handleCronConfigUpdate).Methods(http.MethodPut)
-	r.HandleFunc("/api/workflows/{ref}/triggers/cron/config", s.handleCronConfigDelete).Methods(http.MethodDelete)
-	r.HandleFunc("/api/triggers/cron", s.handleCronList).Methods(http.MethodGet)
-	r.HandleFunc("/api/triggers/cron/dispatch", s.handleCronDispatch).Methods(http.MethodPost)
+	r.HandleFunc("/api/workflows/{ref}/triggers/cron/config", s.cronReady(s.handleCronConfigView)).Methods(http.MethodGet)
+	r.HandleFunc("/api/workflows/{ref}/triggers/cron/config", s.cronReady(s.handleCronConfigUpdate)).Methods(http.MethodPut)
+	r.HandleFunc("/api/workflows/{ref}/triggers/cron/config", s.cronReady(s.handleCronConfigDelete)).Methods(http.MethodDelete)
+	r.HandleFunc("/api/triggers/cron", s.cronReady(s.handleCronList)).Methods(http.MethodGet)
+	r.HandleFunc("/api/triggers/cron/dispatch", s.cronReady(s.handleCronDispatch)).Methods(http.MethodPost)
 }
 
-// cronReady returns EUNAVAILABLE unless the cron services are set: a
-// server built without them (some tests) has no cron routes to offer.
-func (s *Server) cronReady() error {
-	if s.Cron == nil || s.CronScheduler == nil || s.CronDispatcher == nil {
-		return orcheo.Errorf(orcheo.EUNAVAILABLE, "cron triggers are not configured on this server")
+// cronReady answers EUNAVAILABLE instead of calling h unless the cron
+// services are set: a server built without them (some tests) has no cron
+// routes to offer. The check runs per request because cmd assigns the
+// services after NewServer has registered the routes.
+func (s *Server) cronReady(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.Cron == nil || s.CronScheduler == nil || s.CronDispatcher == nil {
+			Error(w, r, orcheo.Errorf(orcheo.EUNAVAILABLE, "cron triggers are not configured on this server"))
+			return
+		}
+		h(w, r)
 	}
-	return nil
 }
 
 // cronConfigRequest is the body of PUT …/triggers/cron/config. Times are
@@ -63,10 +68,6 @@ func (s *Server) withNext(t *orcheo.CronTrigger) *orcheo.CronTrigger {
 // handleCronConfigView returns the workflow's cron trigger: 404 if the
 // workflow or its trigger does not exist.
 func (s *Server) handleCronConfigView(w http.ResponseWriter, r *http.Request) {
-	if err := s.cronReady(); err != nil {
-		Error(w, r, err)
-		return
-	}
 	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
 	if err != nil {
 		Error(w, r, err)
@@ -84,10 +85,6 @@ func (s *Server) handleCronConfigView(w http.ResponseWriter, r *http.Request) {
 // field for a bad expression, zone, window or catch-up (nothing stored),
 // 404 for an unknown workflow, 409 for an archived one.
 func (s *Server) handleCronConfigUpdate(w http.ResponseWriter, r *http.Request) {
-	if err := s.cronReady(); err != nil {
-		Error(w, r, err)
-		return
-	}
 	var req cronConfigRequest
 	if err := decodeJSON(r, &req, false); err != nil {
 		Error(w, r, err)
@@ -128,10 +125,6 @@ func (s *Server) handleCronConfigUpdate(w http.ResponseWriter, r *http.Request) 
 // handleCronConfigDelete removes the trigger: 204, or 404 if there is none.
 // Runs it created stay.
 func (s *Server) handleCronConfigDelete(w http.ResponseWriter, r *http.Request) {
-	if err := s.cronReady(); err != nil {
-		Error(w, r, err)
-		return
-	}
 	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
 	if err != nil {
 		Error(w, r, err)
@@ -151,10 +144,6 @@ type cronListResponse struct {
 // handleCronList lists the cron triggers of workflows that are not
 // archived, with their next slot. The beat polls it to set its timers.
 func (s *Server) handleCronList(w http.ResponseWriter, r *http.Request) {
-	if err := s.cronReady(); err != nil {
-		Error(w, r, err)
-		return
-	}
 	list, err := s.Cron.FindCronTriggers(r.Context())
 	if err != nil {
 		Error(w, r, err)
@@ -176,10 +165,6 @@ type cronDispatchRequest struct {
 // handleCronDispatch fires every due slot (see orcheo.CronDispatcher) and
 // answers 200 with the runs it created. An empty body means now.
 func (s *Server) handleCronDispatch(w http.ResponseWriter, r *http.Request) {
-	if err := s.cronReady(); err != nil {
-		Error(w, r, err)
-		return
-	}
 	var req cronDispatchRequest
 	if err := decodeJSON(r, &req, true); err != nil {
 		Error(w, r, err)
