@@ -52,19 +52,11 @@ func (blockAction) Run(ctx context.Context, scope *engine.Scope) (engine.Result,
 // runs often.
 func newRetryFixture(tb testing.TB, store *db.Store, redisURL string) *fixture {
 	tb.Helper()
-	cfg := Config{RedisURL: redisURL, Prefix: "retry-test", Concurrency: 8,
-		LeaseDuration: 5 * time.Second, HeartbeatInterval: 300 * time.Millisecond}
-	q, err := NewQueue(cfg, testLogger())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = q.Close() })
-	eng := engine.New(engine.Options{Logger: testLogger(),
-		NodeTypes: map[string]engine.NodeType{"flaky": flakyType{}, "block": blockType{}}})
-	w := NewWorker(cfg)
-	w.Runs, w.Workflows, w.Engine, w.Logger = store.Runs, store.Workflows, eng, testLogger()
-	tb.Cleanup(w.Stop)
-	f := &fixture{store: store, engine: eng, cfg: cfg, queue: q, worker: w}
+	f := newFixture(tb, store, redisURL, func(cfg *Config, opts *engine.Options) {
+		cfg.Prefix, cfg.Concurrency = "retry-test", 8
+		cfg.LeaseDuration, cfg.HeartbeatInterval = 5*time.Second, 300*time.Millisecond
+		opts.NodeTypes = map[string]engine.NodeType{"flaky": flakyType{}, "block": blockType{}}
+	})
 	f.start(tb)
 	return f
 }

@@ -59,16 +59,22 @@ type fixture struct {
 	worker *Worker
 }
 
-// newFixture builds (without starting) a worker and a queue on redisURL.
-func newFixture(tb testing.TB, store *db.Store, redisURL string) *fixture {
+// newFixture builds (without starting) a worker and a queue on redisURL;
+// each option may change the worker's Config and the engine's Options
+// before they are used.
+func newFixture(tb testing.TB, store *db.Store, redisURL string, options ...func(*Config, *engine.Options)) *fixture {
 	tb.Helper()
 	cfg := Config{RedisURL: redisURL, Prefix: "tasks-test", Concurrency: 4}
+	opts := engine.Options{Logger: testLogger()}
+	for _, o := range options {
+		o(&cfg, &opts)
+	}
 	q, err := NewQueue(cfg, testLogger())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = q.Close() })
-	eng := engine.New(engine.Options{Logger: testLogger()})
+	eng := engine.New(opts)
 	w := NewWorker(cfg)
 	w.Runs, w.Workflows, w.Engine, w.Logger = store.Runs, store.Workflows, eng, testLogger()
 	tb.Cleanup(w.Stop)
