@@ -48,15 +48,27 @@ func (c *Client) FindRunByID(ctx context.Context, id string) (*orcheo.Run, error
 // and status when not empty, and the total count. limit 0 means the
 // server's default.
 func (c *Client) FindRuns(ctx context.Context, workflowRef string, status string, limit int) ([]*orcheo.Run, int, error) {
+	return c.QueryRuns(ctx, RunQuery{Workflow: workflowRef, Status: status, Limit: limit})
+}
+
+// RunQuery selects runs for QueryRuns. Empty fields do not filter.
+type RunQuery struct {
+	Workflow string // id or handle
+	Status   string
+	Trigger  string // manual, webhook, cron or workflow
+	Limit    int    // 0 means the server's default
+}
+
+// QueryRuns is FindRuns with every filter of GET /api/runs.
+func (c *Client) QueryRuns(ctx context.Context, rq RunQuery) ([]*orcheo.Run, int, error) {
 	q := url.Values{}
-	if workflowRef != "" {
-		q.Set("workflow", workflowRef)
+	for name, v := range map[string]string{"workflow": rq.Workflow, "status": rq.Status, "trigger": rq.Trigger} {
+		if v != "" {
+			q.Set(name, v)
+		}
 	}
-	if status != "" {
-		q.Set("status", status)
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
+	if rq.Limit > 0 {
+		q.Set("limit", strconv.Itoa(rq.Limit))
 	}
 	var out struct {
 		Runs  []*orcheo.Run `json:"runs"`

@@ -43,8 +43,9 @@ type stack struct {
 }
 
 // startStack starts `orcheo api` and `orcheo worker` on a fresh database of
-// the real PostgreSQL and the real Redis under a prefix of their own.
-func startStack(t *testing.T, dbName string) *stack {
+// the real PostgreSQL and the real Redis under a prefix of their own; extra
+// is added to their environment (and to s.env, for the CLI and beats).
+func startStack(t *testing.T, dbName string, extra ...string) *stack {
 	t.Helper()
 	dbURL := testenv.PostgresURL(t, dbName)
 	redisURL := testenv.RedisURL(t)
@@ -59,6 +60,7 @@ func startStack(t *testing.T, dbName string) *stack {
 		"ORCHEO_URL=" + s.url,
 		"ORCHEO_TOKEN=" + s.token,
 	}
+	s.env = append(s.env, extra...)
 	if out, code := cli(t, s.env, "migrate"); code != 0 {
 		t.Fatalf("orcheo migrate: exit %d: %s", code, out)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -30,20 +31,21 @@ func (c *runsList) Run(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("runs list")
 	workflow := fs.String("workflow", "", "only runs of this workflow (id or handle)")
 	status := fs.String("status", "", "only runs with this status: "+statusList())
+	trigger := fs.String("trigger", "", "only runs created by this trigger: manual, webhook, cron, workflow")
 	limit := fs.Int("limit", 50, "at most this many runs (1-1000)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs("runs list [--workflow REF] [--status S]", pos); err != nil {
+	if err := wantArgs("runs list [--workflow REF] [--status S] [--trigger T]", pos); err != nil {
 		return err
 	}
 	if *status != "" && !orcheo.RunStatus(*status).Valid() {
 		return orcheo.Errorf(orcheo.EINVALID, "--status %q is not one of %s", *status, statusList())
 	}
 	cl := c.cfg.newClient()
-	runs, total, err := cl.FindRuns(ctx, *workflow, *status, *limit)
+	runs, total, err := cl.QueryRuns(ctx, client.RunQuery{Workflow: *workflow, Status: *status, Trigger: *trigger, Limit: *limit})
 	if err != nil {
 		return err
 	}
@@ -54,10 +56,11 @@ func (c *runsList) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	t := newTable(c.stdout, "ID", "WORKFLOW", "VERSION", "STATUS", "TRIGGER", "ATTEMPT", "CREATED", "DURATION")
+	t := newTable(c.stdout, "ID", "WORKFLOW", "VERSION", "STATUS", "TRIGGER", "SCHEDULED", "ATTEMPT", "CREATED", "DURATION", "NOTE")
 	for _, r := range runs {
 		t.row(r.ID, handles.name(r.WorkflowID), strconv.Itoa(r.Version), string(r.Status), r.TriggeredBy,
-			strconv.Itoa(r.Attempt), formatTime(&r.CreatedAt), formatDuration(r.StartedAt, r.CompletedAt))
+			formatTime(r.ScheduledFor), strconv.Itoa(r.Attempt), formatTime(&r.CreatedAt),
+			formatDuration(r.StartedAt, r.CompletedAt), runNote(r))
 	}
 	if err := t.flush(); err != nil {
 		return err
@@ -102,6 +105,32 @@ func (c *runsShow) Run(ctx context.Context, args []string) error {
 	return printRun(c.stdout, run, workflowHandle(ctx, cl, run.WorkflowID))
 }
 
+// lateAfter is how long after its slot a cron run must have been created to
+// be shown as late: on-time slots are created within milliseconds, caught-up
+// ones after the beat or API came back.
+const lateAfter = time.Second
+
+// runNote is the NOTE column of runs list: why a skipped slot did not run,
+// or how late a cron slot fired (a catch-up, or a beat failover).
+func runNote(r *orcheo.Run) string {
+	if r.Status == orcheo.RunSkipped {
+		return r.Error
+	}
+	if late := cronLateness(r); late >= lateAfter {
+		return "fired " + late.Round(time.Second).String() + " late"
+	}
+	return ""
+}
+
+// cronLateness is how long after its slot a cron run was created; 0 for
+// other runs.
+func cronLateness(r *orcheo.Run) time.Duration {
+	if r.ScheduledFor == nil {
+		return 0
+	}
+	return r.CreatedAt.Sub(*r.ScheduledFor)
+}
+
 // handleMap maps workflow ids to handles for display.
 type handleMap map[string]string
 
@@ -136,10 +165,34 @@ func workflowHandle(ctx context.Context, cl *client.Client, id string) string {
 	return wf.Handle
 }
 
+// scheduledZone names a cron run's slot in its trigger's zone, from the
+// run's input, when that zone is not UTC: " (02:30:00 Europe/Paris)".
+func scheduledZone(r *orcheo.Run) string {
+	var in struct {
+		ScheduledFor string `json:"scheduled_for"`
+		Timezone     string `json:"timezone"`
+	}
+	if json.Unmarshal(r.Input, &in) != nil || in.Timezone == "" || in.Timezone == "UTC" {
+		return ""
+	}
+	local, err := time.Parse(time.RFC3339, in.ScheduledFor)
+	if err != nil {
+		return ""
+	}
+	return " (" + local.Format("2006-01-02 15:04:05") + " " + in.Timezone + ")"
+}
+
 // printRun shows a run for people: status, timings, steps, output or error.
 func printRun(w io.Writer, r *orcheo.Run, workflow string) error {
 	fmt.Fprintf(w, "Run       %s\nWorkflow  %s (version %d)\nStatus    %s\nTrigger   %s\nAttempt   %d of %d\n",
 		r.ID, workflow, r.Version, r.Status, r.TriggeredBy, r.Attempt, r.MaxAttempts)
+	if r.Status == orcheo.RunPending && r.NotBefore != nil {
+		// A retry's or a suspended delay's resume time.
+		fmt.Fprintf(w, "Not before %s\n", formatTime(r.NotBefore))
+	}
+	if r.ScheduledFor != nil {
+		fmt.Fprintf(w, "Scheduled %s%s\n", formatTime(r.ScheduledFor), scheduledZone(r))
+	}
 	fmt.Fprintf(w, "Created   %s\nStarted   %s\nFinished  %s\nDuration  %s\n",
 		formatTime(&r.CreatedAt), formatTime(r.StartedAt), formatTime(r.CompletedAt), formatDuration(r.StartedAt, r.CompletedAt))
 	if r.Error != "" {
