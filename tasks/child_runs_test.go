@@ -9,29 +9,29 @@ import (
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/db"
 	"github.com/orcheo/orcheo/engine"
+	"github.com/orcheo/orcheo/mock"
 )
 
-// recordingQueue records EnqueueRun calls and fails them while err is set.
-type recordingQueue struct {
-	mu  sync.Mutex
-	ids []string
-	err error
-}
-
-func (q *recordingQueue) EnqueueRun(_ context.Context, run *orcheo.Run) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.err != nil {
-		return q.err
+// recordingQueue is a RunQueue that records the runs it is given, or
+// fails every enqueue with err.
+func recordingQueue(err error) (*mock.RunQueue, func() []string) {
+	var (
+		mu  sync.Mutex
+		ids []string
+	)
+	q := &mock.RunQueue{EnqueueRunFn: func(_ context.Context, run *orcheo.Run) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			ids = append(ids, run.ID)
+		}
+		return err
+	}}
+	return q, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), ids...)
 	}
-	q.ids = append(q.ids, run.ID)
-	return nil
-}
-
-func (q *recordingQueue) enqueued() []string {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return append([]string(nil), q.ids...)
 }
 
 func TestRunStarter_StartChildRun(t *testing.T) {
@@ -45,7 +45,7 @@ func TestRunStarter_StartChildRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := &recordingQueue{}
+	q, enqueued := recordingQueue(nil)
 	s := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Queue: q, Logger: testLogger()}
 
 	t.Run("OK", func(t *testing.T) {
@@ -57,7 +57,7 @@ func TestRunStarter_StartChildRun(t *testing.T) {
 			run.TriggeredBy != orcheo.TriggerWorkflow || string(run.Input) != `{}` {
 			t.Fatalf("child run = %+v", run)
 		}
-		if got := q.enqueued(); len(got) != 1 || got[0] != run.ID {
+		if got := enqueued(); len(got) != 1 || got[0] != run.ID {
 			t.Fatalf("enqueued %v, want [%s]", got, run.ID)
 		}
 		// The same node attempt again (a redelivery): the same child, no
@@ -66,7 +66,7 @@ func TestRunStarter_StartChildRun(t *testing.T) {
 		if err != nil || again.ID != run.ID {
 			t.Fatalf("second start = %v, %v; want the same child %s", again, err, run.ID)
 		}
-		if got := q.enqueued(); len(got) != 1 {
+		if got := enqueued(); len(got) != 1 {
 			t.Fatalf("enqueued %v after the repeat, want one message", got)
 		}
 		// Another node of the same attempt is another child.
@@ -76,7 +76,7 @@ func TestRunStarter_StartChildRun(t *testing.T) {
 		}
 	})
 	t.Run("EnqueueFailsLeftToRequeuer", func(t *testing.T) {
-		failing := &recordingQueue{err: errors.New("redis down")}
+		failing, _ := recordingQueue(errors.New("redis down"))
 		s := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Queue: failing, Logger: testLogger()}
 		run, err := s.StartChildRun(ctx, orcheo.ChildRun{Parent: parent, Node: "later", Workflow: childWF.ID})
 		if err != nil {
