@@ -25,12 +25,12 @@ nodes:
       slot: 'input.scheduled_for'
 `
 
-// slowWorkflow outlasts several one-second slots.
+// slowWorkflow outlasts several one-second slots; %s is its delay.
 const slowWorkflow = `
 nodes:
   - id: wait
     type: delay
-    duration: 4s
+    duration: %s
 `
 
 // cronEnv is the environment of a cron test process: seconds fields
@@ -267,20 +267,35 @@ func countTerminal(runs []*orcheo.Run) int {
 	return n
 }
 
-// TestCronOverlap: a 4-second workflow on a one-second schedule with
-// allow_overlapping=false. The slots that come while its first run is busy
-// are recorded as skipped runs naming it, shown by `runs list --status
-// skipped`; the first slot after it ended fires and succeeds.
+// TestCronOverlap: slow workflows on a one-second schedule with
+// allow_overlapping=false: "slow" waits 4 s in its worker slot (running),
+// "slower" waits 6 s, longer than the worker's ORCHEO_DELAY_SUSPEND_AFTER,
+// so its run is suspended (pending) meanwhile. For each, the slots that come
+// while its first run is busy are recorded as skipped runs naming it, shown
+// by `runs list --status skipped`; the first slot after it ended fires and
+// succeeds.
 func TestCronOverlap(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, "e2e_cron_overlap", cronEnv...)
-	mustCLI(t, s.env, "workflows", "create", "-f", writeFile(t, "slow.yaml", slowWorkflow), "--handle", "slow")
+	s := startStack(t, "e2e_cron_overlap", append(append([]string{}, cronEnv...), "ORCHEO_DELAY_SUSPEND_AFTER=5s")...)
+	handles := map[string]string{"slow": "4s", "slower": "6s"}
+	for handle, delay := range handles {
+		mustCLI(t, s.env, "workflows", "create", "-f", writeFile(t, handle+".yaml", fmt.Sprintf(slowWorkflow, delay)), "--handle", handle)
+	}
 	startBeat(t, s.env)
-	mustCLI(t, s.env, "triggers", "cron", "set", "slow", "--expression", "* * * * * *")
+	for handle := range handles {
+		mustCLI(t, s.env, "triggers", "cron", "set", handle, "--expression", "* * * * * *")
+	}
+	for handle := range handles {
+		checkOverlap(t, s, handle)
+	}
+}
 
-	// Wait for the first run to succeed and the next run that was not
-	// skipped to end.
-	waitCronRuns(t, s.client, "slow", 90*time.Second, "the first run after the slow one to end", func(runs []*orcheo.Run) bool {
+// checkOverlap waits until handle's first cron run succeeded and the next
+// run that was not skipped ended, then checks the runs between and how
+// `runs list` and `runs show` present them.
+func checkOverlap(t *testing.T, s *stack, handle string) {
+	t.Helper()
+	waitCronRuns(t, s.client, handle, 90*time.Second, "the first run after the slow one to end", func(runs []*orcheo.Run) bool {
 		if len(runs) == 0 || runs[0].Status != orcheo.RunSucceeded {
 			return false
 		}
@@ -291,9 +306,9 @@ func TestCronOverlap(t *testing.T) {
 		}
 		return false
 	})
-	mustCLI(t, s.env, "triggers", "cron", "delete", "slow")
+	mustCLI(t, s.env, "triggers", "cron", "delete", handle)
 
-	runs := cronRuns(t, s.client, "slow")
+	runs := cronRuns(t, s.client, handle)
 	checkSlots(t, runs, time.Second)
 	first := runs[0]
 	ended := *first.CompletedAt
@@ -310,40 +325,40 @@ func TestCronOverlap(t *testing.T) {
 		// A slot is skipped only if it was dispatched while the first run
 		// was busy, so before that run ended.
 		if !r.ScheduledFor.Before(ended) || !strings.Contains(r.Error, first.ID) || r.StartedAt != nil {
-			t.Errorf("skipped run %s of slot %v (first run ended %v): %q", r.ID, r.ScheduledFor, ended, r.Error)
+			t.Errorf("%s: skipped run %s of slot %v (first run ended %v): %q", handle, r.ID, r.ScheduledFor, ended, r.Error)
 		}
 	}
 	if len(skipped) == 0 {
-		t.Fatalf("no slot was skipped during the first run (%v to %v)", first.ScheduledFor, ended)
+		t.Fatalf("%s: no slot was skipped during the first run (%v to %v)", handle, first.ScheduledFor, ended)
 	}
 	if next.Status != orcheo.RunSucceeded {
-		t.Fatalf("the run after the slow one ended %s: %s", next.Status, next.Error)
+		t.Fatalf("%s: the run after the slow one ended %s: %s", handle, next.Status, next.Error)
 	}
 	// Dispatch lags its slot by milliseconds; allow 2 s on a loaded machine
 	// for a slot just before the end to fire. No slot after the end may be
 	// skipped.
 	if next.ScheduledFor.Before(ended.Add(-2*time.Second)) || next.ScheduledFor.After(ended.Add(time.Second)) {
-		t.Errorf("the first run after the slow one is for slot %v, the slow one ended %v", next.ScheduledFor, ended)
+		t.Errorf("%s: the first run after the slow one is for slot %v, the slow one ended %v", handle, next.ScheduledFor, ended)
 	}
 
-	out := mustCLI(t, s.env, "runs", "list", "--workflow", "slow", "--status", "skipped")
+	out := mustCLI(t, s.env, "runs", "list", "--workflow", handle, "--status", "skipped")
 	for _, r := range skipped {
 		row := listRow(t, out, r.ID)
 		if !strings.Contains(row, "skipped") || !strings.Contains(row, slotText(r)) ||
 			!strings.Contains(row, first.ID) || !strings.Contains(row, "allow_overlapping is false") {
-			t.Errorf("runs list row of skipped slot %v: %s", r.ScheduledFor, row)
+			t.Errorf("%s: runs list row of skipped slot %v: %s", handle, r.ScheduledFor, row)
 		}
 	}
 	if findRow(out, next.ID) != "" {
-		t.Errorf("runs list --status skipped shows the run that fired:\n%s", out)
+		t.Errorf("%s: runs list --status skipped shows the run that fired:\n%s", handle, out)
 	}
-	out = mustCLI(t, s.env, "runs", "list", "--workflow", "slow", "--trigger", "cron", "--limit", "1000")
+	out = mustCLI(t, s.env, "runs", "list", "--workflow", handle, "--trigger", "cron", "--limit", "1000")
 	if row := listRow(t, out, next.ID); !strings.Contains(row, "succeeded") || !strings.Contains(row, slotText(next)) {
-		t.Errorf("runs list row of the run after the slow one: %s", row)
+		t.Errorf("%s: runs list row of the run after the slow one: %s", handle, row)
 	}
 	out = mustCLI(t, s.env, "runs", "show", skipped[0].ID)
 	if !strings.Contains(out, "Scheduled "+slotText(skipped[0])) || !strings.Contains(out, "Error     skipped: ") {
-		t.Errorf("runs show of a skipped run:\n%s", out)
+		t.Errorf("%s: runs show of a skipped run:\n%s", handle, out)
 	}
 }
 
