@@ -84,6 +84,14 @@ type Run struct {
 	// worker executing it stops at the next node and ends it cancelled.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
 
+	// Checkpoint is what a suspended run resumes from (SuspendRun): set by
+	// the store only on a run whose claim resumes it, that is while the
+	// attempts used (Attempt - ReleasedAttempts) are those of the attempt
+	// that suspended it. A later attempt (a retry after a failure, a
+	// rescue, a manual retry) starts over. It is the engine's business
+	// and never leaves the server.
+	Checkpoint json.RawMessage `json:"-"`
+
 	// Steps is filled in by FindRunByID only.
 	Steps []*RunStep `json:"steps,omitempty"`
 }
@@ -121,6 +129,10 @@ const (
 	StepSucceeded StepStatus = "succeeded"
 	StepFailed    StepStatus = "failed"
 	StepSkipped   StepStatus = "skipped"
+	// StepWaiting marks the delay step at which an attempt suspended the
+	// run (RunService.SuspendRun); the attempt that resumes the run
+	// records the same node, same Seq, again as it ends.
+	StepWaiting StepStatus = "waiting"
 )
 
 // RunStep records one node of one attempt of a run.
@@ -148,8 +160,10 @@ type RunStep struct {
 type RunFilter struct {
 	WorkflowID *string
 	Status     *RunStatus
-	Offset     int
-	Limit      int
+	// TriggeredBy selects runs created by one trigger (TriggerCron, …).
+	TriggeredBy *string
+	Offset      int
+	Limit       int
 }
 
 // RunCompletion is what a worker reports at the end of an attempt.
@@ -246,6 +260,18 @@ type RunService interface {
 	// ECONFLICT if the run is no longer running that attempt, ENOTFOUND if
 	// it does not exist.
 	ReleaseRun(ctx context.Context, id string, attempt int) (*Run, error)
+
+	// SuspendRun parks attempt of a running run at a long delay: like
+	// ReleaseRun the run returns to pending, marked enqueued now (the
+	// caller publishes it with ETA notBefore), its lease cleared, without
+	// using up an attempt; in addition NotBefore becomes notBefore and
+	// checkpoint is kept for the next claim (Run.Checkpoint). Steps are not
+	// touched: save them first with SaveRunStep. A run whose cancel was
+	// requested meanwhile ends cancelled instead (the returned run says
+	// which). Returns ECONFLICT if the run is no longer running that
+	// attempt, ENOTFOUND if it does not exist and EINVALID if checkpoint
+	// is not JSON.
+	SuspendRun(ctx context.Context, id string, attempt int, notBefore time.Time, checkpoint json.RawMessage) (*Run, error)
 
 	// HeartbeatRuns sets lease_until to until on each run of ids that is
 	// running and held by workerID, and returns the ids it extended. A run

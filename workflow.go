@@ -126,6 +126,17 @@ type Engine interface {
 type ExecuteOptions struct {
 	// Recorder hears of each step as it happens. Nil: none.
 	Recorder StepRecorder
+	// Suspendable says the caller can store a suspension and execute the
+	// run again later (tasks/ does): a delay node longer than the
+	// engine's suspend threshold then ends the execution with
+	// Execution.Suspended instead of waiting. Without it every delay waits
+	// in the caller's goroutine.
+	Suspendable bool
+	// Checkpoint, when set, is the Suspension.Checkpoint of an earlier
+	// execution of the same run and definition: execution resumes after
+	// the node it stopped at, with the state and step outputs it had,
+	// instead of starting over.
+	Checkpoint json.RawMessage
 }
 
 // Execution is the result of executing a workflow once.
@@ -134,4 +145,19 @@ type Execution struct {
 	Steps  []*RunStep
 	// Err is the run's failure, if any; its message is stored on the run.
 	Err error
+	// Suspended is set, with Err nil, when the run stopped at a long delay
+	// to be resumed later (ExecuteOptions.Suspendable): Steps end with the
+	// delay's step in status StepWaiting and Output is the state so far.
+	Suspended *Suspension
+}
+
+// Suspension is where a suspended execution stopped and how to go on.
+type Suspension struct {
+	// Until is when the delay ends: execute again, with Checkpoint, at or
+	// after it.
+	Until time.Time
+	// Checkpoint is opaque to everyone but the engine that made it: what
+	// ExecuteOptions.Checkpoint needs to resume (state, step outputs,
+	// which nodes remain, the run's deadline).
+	Checkpoint json.RawMessage
 }

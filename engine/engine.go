@@ -33,9 +33,13 @@ type Options struct {
 	// Runs lets workflow nodes start and follow child runs. Nil: workflow
 	// nodes compile, but fail when they run.
 	Runs orcheo.RunStarter
-	// MaxDelay bounds a delay node's wait, which holds a worker slot.
-	// Default: DefaultMaxDelay.
+	// MaxDelay bounds a delay node's wait. Default: DefaultMaxDelay.
 	MaxDelay time.Duration
+	// SuspendDelaysAfter is the longest wait a delay node sleeps through
+	// in its worker slot; a longer one suspends the run when the caller
+	// allows it (ExecuteOptions.Suspendable). Default:
+	// DefaultSuspendDelaysAfter; negative: never suspend.
+	SuspendDelaysAfter time.Duration
 	// MaxStepOutputBytes bounds the output a step records; a larger one is
 	// replaced by a truncation marker (later expressions still see it
 	// whole). Default: DefaultMaxStepOutputBytes.
@@ -47,7 +51,11 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultMaxDelay           = 15 * time.Minute
+	// DefaultMaxDelay is 30 days. A delay that long costs no worker slot
+	// (it suspends the run), but the run resumes with the workflow version
+	// it started with, so a wait of months is better a cron trigger.
+	DefaultMaxDelay           = 30 * 24 * time.Hour
+	DefaultSuspendDelaysAfter = 10 * time.Second
 	DefaultMaxStepOutputBytes = 64 << 10
 	DefaultChildPollInterval  = time.Second
 )
@@ -56,15 +64,17 @@ const (
 // concurrent use; compiled definitions are cached by content, so executing
 // the same definition again does not recompile its expressions.
 type Engine struct {
-	logger    logrus.FieldLogger
-	now       func() time.Time
-	types     map[string]NodeType
-	env       map[string]any
-	runs      orcheo.RunStarter
-	maxDelay  time.Duration
-	maxOutput int
-	childPoll time.Duration
-	http      *httpClient
+	logger   logrus.FieldLogger
+	now      func() time.Time
+	types    map[string]NodeType
+	env      map[string]any
+	runs     orcheo.RunStarter
+	maxDelay time.Duration
+	// suspendAfter is Options.SuspendDelaysAfter; <= 0: never suspend.
+	suspendAfter time.Duration
+	maxOutput    int
+	childPoll    time.Duration
+	http         *httpClient
 
 	mu    sync.Mutex
 	cache map[[sha256.Size]byte]*program
@@ -77,16 +87,17 @@ const cacheSize = 256
 // New returns an Engine with opts.
 func New(opts Options) *Engine {
 	e := &Engine{
-		logger:    opts.Logger,
-		now:       opts.Now,
-		types:     make(map[string]NodeType, len(builtinTypes)+len(opts.NodeTypes)),
-		env:       map[string]any{},
-		runs:      opts.Runs,
-		maxDelay:  opts.MaxDelay,
-		maxOutput: opts.MaxStepOutputBytes,
-		childPoll: opts.ChildPollInterval,
-		http:      newHTTPClient(opts.HTTP),
-		cache:     make(map[[sha256.Size]byte]*program),
+		logger:       opts.Logger,
+		now:          opts.Now,
+		types:        make(map[string]NodeType, len(builtinTypes)+len(opts.NodeTypes)),
+		env:          map[string]any{},
+		runs:         opts.Runs,
+		maxDelay:     opts.MaxDelay,
+		suspendAfter: opts.SuspendDelaysAfter,
+		maxOutput:    opts.MaxStepOutputBytes,
+		childPoll:    opts.ChildPollInterval,
+		http:         newHTTPClient(opts.HTTP),
+		cache:        make(map[[sha256.Size]byte]*program),
 	}
 	if e.logger == nil {
 		e.logger = logrus.StandardLogger()
@@ -96,6 +107,9 @@ func New(opts Options) *Engine {
 	}
 	if e.maxDelay <= 0 {
 		e.maxDelay = DefaultMaxDelay
+	}
+	if e.suspendAfter == 0 {
+		e.suspendAfter = DefaultSuspendDelaysAfter
 	}
 	if e.maxOutput <= 0 {
 		e.maxOutput = DefaultMaxStepOutputBytes

@@ -33,6 +33,12 @@ import (
 //
 // Execution.Output is the state (the merged values of every set node that
 // ran) as a JSON object, "{}" if none ran, also when the run failed.
+//
+// With opts.Suspendable, a delay longer than Options.SuspendDelaysAfter
+// ends the execution early with Execution.Suspended (see checkpoint.go);
+// executing again with opts.Checkpoint set to its checkpoint goes on after
+// the delay. The run timeout counts from the first start, the wait
+// included: a suspension does not reset it.
 func (e *Engine) Execute(ctx context.Context, definition json.RawMessage, run *orcheo.Run, opts orcheo.ExecuteOptions) (x *orcheo.Execution) {
 	if run == nil {
 		run = &orcheo.Run{}
@@ -56,13 +62,15 @@ func (e *Engine) Execute(ctx context.Context, definition json.RawMessage, run *o
 		info.ScheduledFor = run.ScheduledFor.UTC().Format(time.RFC3339Nano)
 	}
 	ex := &executor{
-		engine:   e,
-		prog:     p,
-		run:      run,
-		x:        x,
-		log:      log,
-		recorder: opts.Recorder,
-		ctx:      ctx,
+		engine:      e,
+		prog:        p,
+		run:         run,
+		x:           x,
+		log:         log,
+		recorder:    opts.Recorder,
+		ctx:         ctx,
+		suspendable: opts.Suspendable,
+		resume:      opts.Checkpoint,
 		env: &exprEnv{
 			Steps: map[string]any{},
 			State: map[string]any{},
@@ -85,13 +93,40 @@ type executor struct {
 	env      *exprEnv
 	recorder orcheo.StepRecorder
 	ctx      context.Context // the caller's, for the recorder
+
+	// suspendable and resume are the ExecuteOptions of the same names.
+	suspendable bool
+	resume      json.RawMessage
+	// seqBase is the Seq of the step before this execution's first: 0,
+	// or on resume the steps of the attempts before the suspension.
+	seqBase int
+	// deadline is when the run times out; zero: no run timeout.
+	deadline time.Time
+	// visited marks nodes run or skipped; active those an edge leads to.
+	visited, active []bool
 }
 
 func (ex *executor) execute(ctx context.Context) {
 	p := ex.prog
-	if p.timeout > 0 {
+	ex.visited, ex.active = make([]bool, len(p.nodes)), make([]bool, len(p.nodes))
+	var resumed *checkpoint
+	if len(ex.resume) > 0 {
+		c, err := ex.restore(ex.resume, ex.visited, ex.active)
+		if err != nil {
+			ex.x.Err = err
+			return
+		}
+		resumed = c
+	} else {
+		ex.active[p.graph.start] = true
+		if p.timeout > 0 {
+			// Real time, as the context that enforces it.
+			ex.deadline = time.Now().Add(p.timeout)
+		}
+	}
+	if !ex.deadline.IsZero() {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, p.timeout, &timeoutError{scope: "run", d: p.timeout})
+		ctx, cancel = context.WithDeadlineCause(ctx, ex.deadline, &timeoutError{scope: "run", d: p.timeout})
 		defer cancel()
 	}
 	var input any = map[string]any{}
@@ -106,11 +141,31 @@ func (ex *executor) execute(ctx context.Context) {
 	}
 	ex.env.Input = input
 
-	active := make([]bool, len(p.nodes))
-	active[p.graph.start] = true
+	ok := true
+	if resumed != nil {
+		if err := stopReason(ctx); err != nil {
+			ex.x.Err = fmt.Errorf("%w before resuming after node %q", err, resumed.Node)
+			ok = false
+		} else if ok = ex.resumeDelay(ctx, resumed); ok {
+			for j, n := range p.nodes {
+				if n.id == resumed.Node {
+					for _, t := range p.graph.out[j] {
+						ex.active[t] = true
+					}
+				}
+			}
+		}
+	}
 	for _, i := range p.graph.order {
+		if !ok {
+			break
+		}
 		n := p.nodes[i]
-		if !active[i] {
+		if ex.visited[i] {
+			continue
+		}
+		ex.visited[i] = true
+		if !ex.active[i] {
 			now := ex.engine.now()
 			ex.finish(ex.newStep(n, 0, now), orcheo.StepSkipped, nil, "")
 			continue
@@ -119,13 +174,13 @@ func (ex *executor) execute(ctx context.Context) {
 			ex.x.Err = fmt.Errorf("%w before node %q", err, n.id)
 			break
 		}
-		next, ok := ex.executeNode(ctx, i)
-		if !ok {
+		var next []string
+		if next, ok = ex.executeNode(ctx, i); !ok {
 			break
 		}
 		for _, t := range p.graph.out[i] {
 			if next == nil || contains(next, p.nodes[t].id) {
-				active[t] = true
+				ex.active[t] = true
 			}
 		}
 	}
@@ -148,6 +203,9 @@ func (ex *executor) executeNode(ctx context.Context, i int) ([]string, bool) {
 		next, err := ex.tryNode(ctx, i, try)
 		if err == nil {
 			return next, true
+		}
+		if ex.x.Suspended != nil {
+			return nil, false
 		}
 		if stop := stopReason(ctx); stop != nil {
 			ex.x.Err = &NodeError{Node: n.id, Err: err}
@@ -182,8 +240,13 @@ func (ex *executor) tryNode(ctx context.Context, i, try int) ([]string, error) {
 	step := ex.newStep(n, try, ex.engine.now())
 	ex.record(step)
 	scope := &Scope{Node: n.id, Type: n.typ, Run: ex.run, Logger: ex.log.WithField("node", n.id),
-		env: ex.env, engine: ex.engine, step: step, nodeTimeout: n.timeout > 0}
+		env: ex.env, engine: ex.engine, step: step, nodeTimeout: n.timeout > 0, suspendable: ex.suspendable}
 	res, err := ex.runAction(ctx, n, scope)
+	if sig := (*suspendSignal)(nil); errors.As(err, &sig) {
+		ex.suspend(step, i, sig.until, ex.visited, ex.active)
+		scope.Logger.WithField("until", sig.until.UTC().Format(time.RFC3339)).Debug("run suspended at a delay")
+		return nil, err
+	}
 	var raw json.RawMessage
 	var decoded any
 	if err == nil {
@@ -287,7 +350,7 @@ func (ex *executor) newStep(n *node, try int, started time.Time) *liveStep {
 	ls := &liveStep{ex: ex, st: orcheo.RunStep{
 		RunID:       ex.run.ID,
 		Attempt:     ex.run.Attempt,
-		Seq:         len(ex.x.Steps) + 1,
+		Seq:         ex.seqBase + len(ex.x.Steps) + 1,
 		Node:        n.id,
 		NodeType:    n.typ,
 		Status:      orcheo.StepRunning,
@@ -333,7 +396,7 @@ func (ex *executor) finish(ls *liveStep, status orcheo.StepStatus, output json.R
 	ls.st.Status, ls.st.Output, ls.st.Error, ls.st.CompletedAt = status, output, errText, &completed
 	cp := ls.st
 	ls.mu.Unlock()
-	ex.x.Steps[cp.Seq-1] = &cp
+	ex.x.Steps[cp.Seq-ex.seqBase-1] = &cp
 	final := cp
 	ex.recordCopy(&final)
 }

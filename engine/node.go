@@ -62,6 +62,8 @@ type Scope struct {
 	step   *liveStep
 	// nodeTimeout is set when the node has a timeout of its own.
 	nodeTimeout bool
+	// suspendable is ExecuteOptions.Suspendable (see canSuspend).
+	suspendable bool
 }
 
 // Eval evaluates a compiled expression against the run's input, the outputs

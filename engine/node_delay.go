@@ -10,11 +10,15 @@ func init() { builtinTypes["delay"] = delayType{} }
 
 // delayType waits: option `duration` (a Go duration, fixed when the
 // definition is compiled) or `until` (an expression giving an RFC 3339
-// time). The wait sleeps under the node's context, so a cancel or timeout
-// ends it at once, and is bounded by the engine's MaxDelay: a longer
-// duration is rejected at compile time, a later `until` fails the node.
-// A time in the past does not wait. The output is
-// {"until": "<RFC 3339>", "waited": "<duration>"}.
+// time). A wait up to the engine's SuspendDelaysAfter sleeps under the
+// node's context, so a cancel or timeout ends it at once. A longer one
+// suspends the run when the caller allows it (Scope.canSuspend): the node
+// returns a suspendSignal, the executor records its step as waiting and
+// ends the execution with a checkpoint, and the worker slot is free until
+// the run resumes after the delay (checkpoint.go). Every wait is bounded
+// by the engine's MaxDelay: a longer duration is rejected at compile time,
+// a later `until` fails the node. A time in the past does not wait. The
+// output is {"until": "<RFC 3339>", "waited": "<duration>"}.
 type delayType struct{}
 
 func (delayType) Compile(spec *Spec) (Action, error) {
@@ -32,7 +36,7 @@ func (delayType) Compile(spec *Spec) (Action, error) {
 	case d > 0 && until != nil:
 		return nil, spec.Errorf("until", "set either duration or until, not both")
 	case d > spec.MaxDelay():
-		return nil, spec.Errorf("duration", "%s is longer than the longest delay allowed (%s): a delay holds a worker slot; use a cron trigger for longer waits", d, spec.MaxDelay())
+		return nil, spec.Errorf("duration", "%s is longer than the longest delay allowed (%s); use a cron trigger for longer waits", d, spec.MaxDelay())
 	}
 	return &delayAction{duration: d, until: until, max: spec.MaxDelay()}, nil
 }
@@ -60,6 +64,9 @@ func (a *delayAction) Run(ctx context.Context, scope *Scope) (Result, error) {
 	}
 	scope.SetInput(map[string]any{"until": end.UTC().Format(time.RFC3339Nano)})
 	wait := end.Sub(start)
+	if wait > 0 && scope.canSuspend(ctx, end) {
+		return Result{}, &suspendSignal{until: end}
+	}
 	if wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()

@@ -2,6 +2,7 @@ package mock
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/orcheo/orcheo"
@@ -21,6 +22,7 @@ type RunService struct {
 	MarkRunUnenqueuedFn   func(ctx context.Context, id string) error
 	ClaimUnenqueuedRunsFn func(ctx context.Context, limit int) ([]*orcheo.Run, error)
 	ReleaseRunFn          func(ctx context.Context, id string, attempt int) (*orcheo.Run, error)
+	SuspendRunFn          func(ctx context.Context, id string, attempt int, notBefore time.Time, checkpoint json.RawMessage) (*orcheo.Run, error)
 	HeartbeatRunsFn       func(ctx context.Context, workerID string, ids []string, until time.Time) ([]string, error)
 	RescueExpiredRunsFn   func(ctx context.Context, now time.Time, limit int) ([]*orcheo.Run, error)
 	ClaimStaleRunsFn      func(ctx context.Context, enqueuedBefore time.Time, limit int) ([]*orcheo.Run, error)
@@ -66,6 +68,10 @@ func (s *RunService) ClaimUnenqueuedRuns(ctx context.Context, limit int) ([]*orc
 
 func (s *RunService) ReleaseRun(ctx context.Context, id string, attempt int) (*orcheo.Run, error) {
 	return s.ReleaseRunFn(ctx, id, attempt)
+}
+
+func (s *RunService) SuspendRun(ctx context.Context, id string, attempt int, notBefore time.Time, checkpoint json.RawMessage) (*orcheo.Run, error) {
+	return s.SuspendRunFn(ctx, id, attempt, notBefore, checkpoint)
 }
 
 func (s *RunService) HeartbeatRuns(ctx context.Context, workerID string, ids []string, until time.Time) ([]string, error) {

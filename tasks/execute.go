@@ -53,7 +53,11 @@ func (w *Worker) executeRun(mctx context.Context, runID string) error {
 	ctx, untrack := w.leases.track(ctx, run)
 	defer untrack()
 
-	c := w.execute(ctx, run, log)
+	c, suspended := w.execute(ctx, run, log)
+	if suspended != nil {
+		// A long delay: the slot is free until the run resumes (suspend.go).
+		return w.suspend(run, suspended, log)
+	}
 	if c == nil {
 		w.handBack(mctx, run, log)
 		return nil
@@ -69,45 +73,51 @@ func (w *Worker) executeRun(mctx context.Context, runID string) error {
 	return nil
 }
 
-// execute loads the run's version and executes it. It returns nil when the
-// run was interrupted (the worker's shutdown, or a lost lease): executeRun
-// then hands it back (handBack in heartbeat.go).
-func (w *Worker) execute(ctx context.Context, run *orcheo.Run, log logrus.FieldLogger) *orcheo.RunCompletion {
+// execute loads the run's version and executes it, resuming from the run's
+// checkpoint if it has one. It returns nil when the run was interrupted
+// (the worker's shutdown, or a lost lease): executeRun then hands it back
+// (handBack in heartbeat.go); or the execution when it suspended at a long
+// delay.
+func (w *Worker) execute(ctx context.Context, run *orcheo.Run, log logrus.FieldLogger) (*orcheo.RunCompletion, *orcheo.Execution) {
 	version, err := w.version(ctx, run.VersionID)
 	if err != nil {
 		if ctx.Err() != nil {
 			if c := cancelledCompletion(ctx, nil); c != nil {
-				return c
+				return c, nil
 			}
 			log.Warn("run interrupted before it started")
-			return nil
+			return nil, nil
 		}
 		log.WithError(err).Error("load workflow version")
 		msg := "load workflow version: " + orcheo.ErrorMessage(err)
-		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: msg, RetryAt: retryAt(run, nil, err, time.Now())}
+		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: msg, RetryAt: retryAt(run, nil, err, time.Now())}, nil
 	}
 	// Steps are saved as they happen (see stepWriter); close waits for a
 	// save in flight so none races the completion below.
 	steps := newStepWriter(w.Runs, log, StepFlushInterval)
-	exec := w.Engine.Execute(ctx, version.Definition, run, orcheo.ExecuteOptions{Recorder: steps})
+	exec := w.Engine.Execute(ctx, version.Definition, run, orcheo.ExecuteOptions{
+		Recorder: steps, Suspendable: true, Checkpoint: run.Checkpoint})
 	steps.close()
 	if exec == nil {
-		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: "engine returned no result"}
+		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: "engine returned no result"}, nil
+	}
+	if exec.Suspended != nil && exec.Err == nil {
+		return nil, exec
 	}
 	if exec.Err != nil && ctx.Err() != nil && errors.Is(exec.Err, ctx.Err()) {
 		// An operator's cancel ends the run; a shutdown or a lost lease
 		// hands it back.
 		if c := cancelledCompletion(ctx, exec); c != nil {
-			return c
+			return c, nil
 		}
 		log.Warn("run interrupted")
-		return nil
+		return nil, nil
 	}
 	if exec.Err != nil {
 		return &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: exec.Err.Error(), Output: exec.Output, Steps: exec.Steps,
-			RetryAt: retryAt(run, version.Definition, exec.Err, time.Now())}
+			RetryAt: retryAt(run, version.Definition, exec.Err, time.Now())}, nil
 	}
-	return &orcheo.RunCompletion{Status: orcheo.RunSucceeded, Output: exec.Output, Steps: exec.Steps}
+	return &orcheo.RunCompletion{Status: orcheo.RunSucceeded, Output: exec.Output, Steps: exec.Steps}, nil
 }
 
 // complete records c, retrying database errors for up to completeTimeout

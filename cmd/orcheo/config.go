@@ -41,9 +41,10 @@ type Config struct {
 	DrainTimeout      time.Duration // ORCHEO_WORKER_DRAIN_TIMEOUT
 
 	// Workflow engine (issue 3).
-	HTTPAllowPrivate bool              // ORCHEO_HTTP_ALLOW_PRIVATE
-	HTTPAllowCIDRs   []netip.Prefix    // ORCHEO_HTTP_ALLOW_CIDRS
-	WorkflowEnv      map[string]string // values of the names in ORCHEO_WORKFLOW_ENV
+	HTTPAllowPrivate  bool              // ORCHEO_HTTP_ALLOW_PRIVATE
+	HTTPAllowCIDRs    []netip.Prefix    // ORCHEO_HTTP_ALLOW_CIDRS
+	WorkflowEnv       map[string]string // values of the names in ORCHEO_WORKFLOW_ENV
+	DelaySuspendAfter time.Duration     // ORCHEO_DELAY_SUSPEND_AFTER
 
 	// Cron triggers and the beat (issue 4).
 	Cron CronConfig
@@ -69,6 +70,8 @@ func DefaultConfig() Config {
 		LogFormat:     "auto",
 		URL:           "http://127.0.0.1:8080",
 		Cron:          defaultCronConfig(),
+
+		DelaySuspendAfter: engine.DefaultSuspendDelaysAfter,
 	}
 }
 
@@ -122,6 +125,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	duration("ORCHEO_REENQUEUE_AFTER", &c.ReenqueueAfter)
 	duration("ORCHEO_WORKER_DRAIN_TIMEOUT", &c.DrainTimeout)
 	duration("ORCHEO_REQUEUE_INTERVAL", &c.RequeueEvery)
+	duration("ORCHEO_DELAY_SUSPEND_AFTER", &c.DelaySuspendAfter)
 	str("ORCHEO_LOG_LEVEL", &c.LogLevel)
 	str("ORCHEO_LOG_FORMAT", &c.LogFormat)
 	str("ORCHEO_DATA_DIR", &c.DataDir)
@@ -202,5 +206,7 @@ func (c Config) engineOptions(log logrus.FieldLogger, runs orcheo.RunStarter) en
 		HTTP:   engine.HTTPOptions{AllowPrivate: c.HTTPAllowPrivate, AllowCIDRs: c.HTTPAllowCIDRs},
 		Env:    c.WorkflowEnv,
 		Runs:   runs,
+
+		SuspendDelaysAfter: c.DelaySuspendAfter,
 	}
 }

@@ -26,7 +26,8 @@ func NewRunService(db *DB) *RunService { return &RunService{db: db} }
 const runCols = `r.id, r.workflow_id, r.version_id, v.version, r.queue, r.status, r.triggered_by,
 	r.input, r.output, r.error, r.attempt, r.max_attempts, r.idempotency_key, r.scheduled_for,
 	r.not_before, r.lease_until, r.worker_id, r.created_at, r.enqueued_at, r.started_at, r.completed_at,
-	r.released_attempts, r.cancel_requested`
+	r.released_attempts, r.cancel_requested,
+	CASE WHEN r.attempt - r.released_attempts = r.checkpoint_used THEN r.checkpoint END`
 
 // runFrom is the FROM clause for runCols over relation rel (a table or CTE).
 func runFrom(rel string) string {
@@ -38,6 +39,7 @@ func scanRun(row pgx.Row) (*orcheo.Run, error) {
 		r              orcheo.Run
 		status         string
 		input, output  []byte
+		checkpoint     []byte // only the claim that resumes the run sees one: see orcheo.Run.Checkpoint
 		key, workerID  *string
 		scheduledFor   *time.Time
 		notBefore      *time.Time
@@ -49,11 +51,11 @@ func scanRun(row pgx.Row) (*orcheo.Run, error) {
 	)
 	if err := row.Scan(&r.ID, &r.WorkflowID, &r.VersionID, &r.Version, &r.Queue, &status, &r.TriggeredBy,
 		&input, &output, &r.Error, &r.Attempt, &r.MaxAttempts, &key, &scheduledFor,
-		&notBefore, &leaseUntil, &workerID, &createdAtLocal, &enqueuedAt, &startedAt, &completedAt, &r.ReleasedAttempts, &r.CancelRequested); err != nil {
+		&notBefore, &leaseUntil, &workerID, &createdAtLocal, &enqueuedAt, &startedAt, &completedAt, &r.ReleasedAttempts, &r.CancelRequested, &checkpoint); err != nil {
 		return nil, err
 	}
 	r.Status = orcheo.RunStatus(status)
-	r.Input, r.Output = input, output
+	r.Input, r.Output, r.Checkpoint = input, output, checkpoint
 	if key != nil {
 		r.IdempotencyKey = *key
 	}
@@ -195,6 +197,10 @@ func (s *RunService) FindRuns(ctx context.Context, f orcheo.RunFilter) ([]*orche
 		}
 		args = append(args, string(*f.Status))
 		conds = append(conds, "r.status = $"+strconv.Itoa(len(args)))
+	}
+	if f.TriggeredBy != nil {
+		args = append(args, *f.TriggeredBy)
+		conds = append(conds, "r.triggered_by = $"+strconv.Itoa(len(args)))
 	}
 	where := ""
 	if len(conds) > 0 {

@@ -26,7 +26,8 @@ func NewRunService(db *DB) *RunService { return &RunService{db: db} }
 const runCols = `r.id, r.workflow_id, r.version_id, v.version, r.queue, r.status, r.triggered_by,
 	r.input, r.output, r.error, r.attempt, r.max_attempts, r.idempotency_key, r.scheduled_for,
 	r.not_before, r.lease_until, r.worker_id, r.created_at, r.enqueued_at, r.started_at, r.completed_at,
-	r.released_attempts, r.cancel_requested`
+	r.released_attempts, r.cancel_requested,
+	CASE WHEN r.attempt - r.released_attempts = r.checkpoint_used THEN r.checkpoint END`
 
 const runFrom = ` FROM runs r JOIN workflow_versions v ON v.id = r.version_id`
 
@@ -35,17 +36,18 @@ func scanRun(row rowScanner, extra ...any) (*orcheo.Run, error) {
 		r             orcheo.Run
 		status        string
 		input, output []byte
+		checkpoint    []byte // only the claim that resumes the run sees one: see orcheo.Run.Checkpoint
 		key, workerID sql.NullString
 	)
 	dest := append([]any{&r.ID, &r.WorkflowID, &r.VersionID, &r.Version, &r.Queue, &status, &r.TriggeredBy,
 		&input, &output, &r.Error, &r.Attempt, &r.MaxAttempts, &key, nullTimeCol{&r.ScheduledFor},
 		nullTimeCol{&r.NotBefore}, nullTimeCol{&r.LeaseUntil}, &workerID, timeCol{&r.CreatedAt},
-		nullTimeCol{&r.EnqueuedAt}, nullTimeCol{&r.StartedAt}, nullTimeCol{&r.CompletedAt}, &r.ReleasedAttempts, &r.CancelRequested}, extra...)
+		nullTimeCol{&r.EnqueuedAt}, nullTimeCol{&r.StartedAt}, nullTimeCol{&r.CompletedAt}, &r.ReleasedAttempts, &r.CancelRequested, &checkpoint}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	r.Status = orcheo.RunStatus(status)
-	r.Input, r.Output = input, output
+	r.Input, r.Output, r.Checkpoint = input, output, checkpoint
 	r.IdempotencyKey, r.WorkerID = key.String, workerID.String
 	return &r, nil
 }
@@ -161,6 +163,9 @@ func (s *RunService) FindRuns(ctx context.Context, f orcheo.RunFilter) ([]*orche
 			return nil, 0, orcheo.Errorf(orcheo.EINVALID, "unknown run status %q", *f.Status)
 		}
 		conds, args = append(conds, "r.status = ?"), append(args, string(*f.Status))
+	}
+	if f.TriggeredBy != nil {
+		conds, args = append(conds, "r.triggered_by = ?"), append(args, *f.TriggeredBy)
 	}
 	where := ""
 	if len(conds) > 0 {

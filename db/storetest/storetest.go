@@ -35,6 +35,7 @@ func Exercise(t *testing.T, backend Backend) {
 	t.Run("Claim", func(t *testing.T) { exerciseClaim(t, backend) })
 	t.Run("Steps", func(t *testing.T) { exerciseSteps(t, backend) })
 	t.Run("Lease", func(t *testing.T) { exerciseLease(t, backend) })
+	t.Run("Suspend", func(t *testing.T) { exerciseSuspend(t, backend) })
 	t.Run("Retry", func(t *testing.T) { exerciseRetry(t, backend) })
 	t.Run("Triggers", func(t *testing.T) { exerciseTriggers(t, backend) })
 	t.Run("Cron", func(t *testing.T) { exerciseCron(t, backend) })
