@@ -64,21 +64,11 @@ func (s *Scope) canSuspend(ctx context.Context, end time.Time) bool {
 	return true
 }
 
-// suspend ends the execution at the waiting step ls of node i: the step is
-// recorded as waiting and the checkpoint made from the environment and the
-// graph's progress.
+// suspend ends the execution at the waiting step ls of node i, with the
+// checkpoint made from the environment and the graph's progress.
 func (ex *executor) suspend(ls *liveStep, i int, until time.Time, visited []bool, active []bool) {
 	p := ex.prog
-	ls.mu.Lock()
-	ls.done = true
-	ls.st.Status = orcheo.StepWaiting
-	cp := ls.st
-	ls.mu.Unlock()
-	ex.x.Steps[cp.Seq-ex.seqBase-1] = &cp
-	final := cp
-	ex.recordCopy(&final)
-
-	c := checkpoint{V: checkpointVersion, Node: p.nodes[i].id, Seq: cp.Seq, StartedAt: cp.StartedAt, Until: until,
+	c := &checkpoint{V: checkpointVersion, Node: p.nodes[i].id, Seq: ls.st.Seq, StartedAt: ls.st.StartedAt, Until: until,
 		Deadline: ex.deadline, State: ex.env.State, Steps: ex.env.Steps, Done: []string{}, Active: []string{}}
 	for j, n := range p.nodes {
 		switch {
@@ -88,12 +78,26 @@ func (ex *executor) suspend(ls *liveStep, i int, until time.Time, visited []bool
 			c.Active = append(c.Active, n.id)
 		}
 	}
+	ex.park(ls, c)
+}
+
+// park ends the execution at the waiting step ls with checkpoint c: the
+// step is recorded as waiting, and Execution.Suspended carries c.
+func (ex *executor) park(ls *liveStep, c *checkpoint) {
+	ls.mu.Lock()
+	ls.done = true
+	ls.st.Status = orcheo.StepWaiting
+	st := ls.st
+	ls.mu.Unlock()
+	ex.x.Steps[st.Seq-ex.seqBase-1] = &st
+	final := st
+	ex.recordCopy(&final)
 	raw, err := marshal(c)
 	if err != nil {
 		// The environment holds only values decoded from JSON.
 		panic(fmt.Sprintf("encode checkpoint: %v", err))
 	}
-	ex.x.Suspended = &orcheo.Suspension{Until: until, Checkpoint: raw}
+	ex.x.Suspended = &orcheo.Suspension{Until: c.Until, Checkpoint: raw}
 }
 
 // restore loads a checkpoint into the executor: the environment, which
@@ -158,19 +162,8 @@ func (ex *executor) resumeDelay(ctx context.Context, c *checkpoint) bool {
 	if wait := c.Until.Sub(ex.engine.now()); wait > 0 {
 		scope := &Scope{engine: ex.engine, suspendable: ex.suspendable}
 		if scope.canSuspend(ctx, c.Until) {
-			ls.mu.Lock()
-			ls.done = true
-			ls.st.Status = orcheo.StepWaiting
-			st := ls.st
-			ls.mu.Unlock()
-			ex.x.Steps[st.Seq-ex.seqBase-1] = &st
-			ex.recordCopy(&st)
 			// Nothing changed since the checkpoint was made: hand it back.
-			raw, err := marshal(c)
-			if err != nil {
-				panic(fmt.Sprintf("encode checkpoint: %v", err))
-			}
-			ex.x.Suspended = &orcheo.Suspension{Until: c.Until, Checkpoint: raw}
+			ex.park(ls, c)
 			return false
 		}
 		t := time.NewTimer(wait)
