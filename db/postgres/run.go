@@ -424,33 +424,14 @@ func (s *RunService) MarkRunUnenqueued(ctx context.Context, id string) error {
 }
 
 // ClaimUnenqueuedRuns stamps up to limit unenqueued pending runs, oldest
-// first, as enqueued now and returns them (ID, Queue and NotBefore). Rows
-// are locked with SKIP LOCKED, so concurrent callers get disjoint sets.
-// limit <= 0 means rules.DefaultUnenqueuedBatch.
+// first, as enqueued now and returns them (ID, Queue and NotBefore): the
+// stale-run claim with no stamp old enough to count, so only runs never
+// stamped (or marked unenqueued) match. limit <= 0 means
+// rules.DefaultUnenqueuedBatch.
 func (s *RunService) ClaimUnenqueuedRuns(ctx context.Context, limit int) ([]*orcheo.Run, error) {
-	if limit <= 0 {
-		limit = rules.DefaultUnenqueuedBatch
-	}
-	rows, err := s.db.pool.Query(ctx, `WITH picked AS (
-			SELECT id FROM runs WHERE status = 'pending' AND enqueued_at IS NULL
-			ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-		UPDATE runs r SET enqueued_at = $2 FROM picked WHERE r.id = picked.id
-		RETURNING r.id, r.queue, r.not_before, r.created_at`, limit, s.db.now())
+	out, err := s.claimForPublish(ctx, time.Time{}, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim unenqueued runs: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*orcheo.Run, error) {
-		var r orcheo.Run
-		if err := row.Scan(&r.ID, &r.Queue, &r.NotBefore, &r.CreatedAt); err != nil {
-			return nil, err
-		}
-		r.NotBefore, r.CreatedAt = rules.TimePtr(r.NotBefore), r.CreatedAt.UTC()
-		return &r, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("claim unenqueued runs: %w", err)
-	}
-	// RETURNING order is unspecified; callers get the oldest first.
-	rules.SortByCreated(out)
 	return out, nil
 }

@@ -127,6 +127,18 @@ func (s *RunService) RescueExpiredRuns(ctx context.Context, now time.Time, limit
 // ClaimStaleRuns stamps pending runs enqueued before enqueuedBefore (or
 // never) as enqueued now and returns them, oldest first.
 func (s *RunService) ClaimStaleRuns(ctx context.Context, enqueuedBefore time.Time, limit int) ([]*orcheo.Run, error) {
+	out, err := s.claimForPublish(ctx, enqueuedBefore, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim stale runs: %w", err)
+	}
+	return out, nil
+}
+
+// claimForPublish stamps up to limit pending runs never enqueued or
+// enqueued before enqueuedBefore as enqueued now, and returns them oldest
+// first with ID, Queue, NotBefore and CreatedAt. The zero enqueuedBefore
+// matches only runs never enqueued (ClaimUnenqueuedRuns).
+func (s *RunService) claimForPublish(ctx context.Context, enqueuedBefore time.Time, limit int) ([]*orcheo.Run, error) {
 	if limit <= 0 {
 		limit = rules.DefaultUnenqueuedBatch
 	}
@@ -136,7 +148,7 @@ func (s *RunService) ClaimStaleRuns(ctx context.Context, enqueuedBefore time.Tim
 		UPDATE runs r SET enqueued_at = $3 FROM picked WHERE r.id = picked.id
 		RETURNING r.id, r.queue, r.not_before, r.created_at`, rules.Time(enqueuedBefore), limit, s.db.now())
 	if err != nil {
-		return nil, fmt.Errorf("claim stale runs: %w", err)
+		return nil, err
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*orcheo.Run, error) {
 		var r orcheo.Run
@@ -147,7 +159,7 @@ func (s *RunService) ClaimStaleRuns(ctx context.Context, enqueuedBefore time.Tim
 		return &r, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("claim stale runs: %w", err)
+		return nil, err
 	}
 	rules.SortByCreated(out)
 	return out, nil

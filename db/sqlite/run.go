@@ -372,32 +372,14 @@ func (s *RunService) MarkRunUnenqueued(ctx context.Context, id string) error {
 }
 
 // ClaimUnenqueuedRuns stamps up to limit unenqueued pending runs, oldest
-// first, as enqueued now and returns them (ID, Queue and NotBefore). One
-// UPDATE on the single writer, so concurrent callers get disjoint sets.
-// limit <= 0 means rules.DefaultUnenqueuedBatch.
+// first, as enqueued now and returns them (ID, Queue and NotBefore): the
+// stale-run claim with no stamp old enough to count, so only runs never
+// stamped (or marked unenqueued) match. limit <= 0 means
+// rules.DefaultUnenqueuedBatch.
 func (s *RunService) ClaimUnenqueuedRuns(ctx context.Context, limit int) ([]*orcheo.Run, error) {
-	if limit <= 0 {
-		limit = rules.DefaultUnenqueuedBatch
-	}
-	rows, err := s.db.write.QueryContext(ctx, `UPDATE runs SET enqueued_at = ?
-		WHERE id IN (SELECT id FROM runs WHERE status = 'pending' AND enqueued_at IS NULL ORDER BY created_at LIMIT ?)
-		RETURNING id, queue, not_before, created_at`, ts(s.db.now()), limit)
+	out, err := s.claimForPublish(ctx, time.Time{}, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim unenqueued runs: %w", err)
 	}
-	defer rows.Close()
-	var out []*orcheo.Run
-	for rows.Next() {
-		var r orcheo.Run
-		if err := rows.Scan(&r.ID, &r.Queue, nullTimeCol{&r.NotBefore}, timeCol{&r.CreatedAt}); err != nil {
-			return nil, fmt.Errorf("claim unenqueued runs: %w", err)
-		}
-		out = append(out, &r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claim unenqueued runs: %w", err)
-	}
-	// RETURNING order is unspecified; callers get the oldest first.
-	rules.SortByCreated(out)
 	return out, nil
 }

@@ -152,6 +152,18 @@ func (s *RunService) RescueExpiredRuns(ctx context.Context, now time.Time, limit
 // ClaimStaleRuns stamps pending runs enqueued before enqueuedBefore (or
 // never) as enqueued now and returns them, oldest first.
 func (s *RunService) ClaimStaleRuns(ctx context.Context, enqueuedBefore time.Time, limit int) ([]*orcheo.Run, error) {
+	out, err := s.claimForPublish(ctx, enqueuedBefore, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim stale runs: %w", err)
+	}
+	return out, nil
+}
+
+// claimForPublish stamps up to limit pending runs never enqueued or
+// enqueued before enqueuedBefore as enqueued now, and returns them oldest
+// first with ID, Queue, NotBefore and CreatedAt. The zero enqueuedBefore
+// matches only runs never enqueued (ClaimUnenqueuedRuns).
+func (s *RunService) claimForPublish(ctx context.Context, enqueuedBefore time.Time, limit int) ([]*orcheo.Run, error) {
 	if limit <= 0 {
 		limit = rules.DefaultUnenqueuedBatch
 	}
@@ -160,19 +172,19 @@ func (s *RunService) ClaimStaleRuns(ctx context.Context, enqueuedBefore time.Tim
 			ORDER BY created_at LIMIT ?)
 		RETURNING id, queue, not_before, created_at`, ts(s.db.now()), ts(enqueuedBefore), limit)
 	if err != nil {
-		return nil, fmt.Errorf("claim stale runs: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	var out []*orcheo.Run
 	for rows.Next() {
 		var r orcheo.Run
 		if err := rows.Scan(&r.ID, &r.Queue, nullTimeCol{&r.NotBefore}, timeCol{&r.CreatedAt}); err != nil {
-			return nil, fmt.Errorf("claim stale runs: %w", err)
+			return nil, err
 		}
 		out = append(out, &r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claim stale runs: %w", err)
+		return nil, err
 	}
 	rules.SortByCreated(out)
 	return out, nil
