@@ -33,10 +33,12 @@ func missing(tb testing.TB, what string) {
 
 var dbNameRE = regexp.MustCompile(`^[a-z0-9_]+$`)
 
-// PostgresURL returns the URL of an empty database named orcheo_test_<name>,
-// created (dropped first if it exists) on the server that
-// ORCHEO_TEST_DATABASE_URL points at. Each test package passes its own name,
-// so packages run in parallel without sharing tables.
+// PostgresURL returns the URL of an empty database named
+// orcheo_test_<name>_<pid>, created (dropped first if it exists) on the
+// server that ORCHEO_TEST_DATABASE_URL points at, and dropped when the test
+// ends. Each test package passes its own name, so packages run in parallel
+// without sharing tables; the process id keeps two runs of the same package
+// (two checkouts, two developers) from dropping each other's database.
 func PostgresURL(tb testing.TB, name string) string {
 	tb.Helper()
 	admin := os.Getenv("ORCHEO_TEST_DATABASE_URL")
@@ -46,28 +48,44 @@ func PostgresURL(tb testing.TB, name string) string {
 	if !dbNameRE.MatchString(name) {
 		tb.Fatalf("testenv: database name %q must match %s", name, dbNameRE)
 	}
-	dbName := "orcheo_test_" + name
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		tb.Fatalf("testenv: connect to ORCHEO_TEST_DATABASE_URL: %v", err)
+	dbName := fmt.Sprintf("orcheo_test_%s_%d", name, os.Getpid())
+	if len(dbName) > 63 {
+		tb.Fatalf("testenv: database name %q is longer than PostgreSQL's 63 characters", dbName)
 	}
-	defer conn.Close(ctx)
 	// Identifiers cannot be bound parameters; name is checked against
 	// dbNameRE above.
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)"); err != nil {
+	if err := adminExec(admin, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)"); err != nil {
 		tb.Fatalf("testenv: drop %s: %v", dbName, err)
 	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
+	if err := adminExec(admin, "CREATE DATABASE "+dbName); err != nil {
 		tb.Fatalf("testenv: create %s: %v", dbName, err)
 	}
+	tb.Cleanup(func() {
+		// Processes the test started are stopped by cleanups registered
+		// later, which run first; FORCE ends any connection left.
+		if err := adminExec(admin, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)"); err != nil {
+			tb.Logf("testenv: drop %s: %v", dbName, err)
+		}
+	})
 	u, err := url.Parse(admin)
 	if err != nil {
 		tb.Fatalf("testenv: parse ORCHEO_TEST_DATABASE_URL: %v", err)
 	}
 	u.Path = "/" + dbName
 	return u.String()
+}
+
+// adminExec runs one statement on the admin connection.
+func adminExec(admin, sql string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return fmt.Errorf("connect to ORCHEO_TEST_DATABASE_URL: %w", err)
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
 }
 
 // RedisURL returns ORCHEO_TEST_REDIS_URL, the shared Redis. Tests that use
