@@ -137,9 +137,12 @@ func cli(t *testing.T, env []string, args ...string) (string, int) {
 }
 
 // baseEnv is the environment every process gets: enough to run, nothing of
-// the developer's orcheo settings.
+// the developer's orcheo settings. The fault and cancel tests keep a run
+// mid-node with a 60 s delay, which must stay in its worker slot, so delays
+// do not suspend here; tasks/suspend_test.go covers suspension.
 func baseEnv() []string {
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "ORCHEO_LOG_FORMAT=text"}
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "ORCHEO_LOG_FORMAT=text",
+		"ORCHEO_DELAY_SUSPEND_AFTER=10m"}
 	return env
 }
 
