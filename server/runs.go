@@ -123,8 +123,8 @@ type runListResponse struct {
 }
 
 // handleRunList lists runs newest first, optionally of one workflow (id or
-// handle; unknown → 404) and one status (unknown → 400). limit defaults to
-// runsListLimitDefault.
+// handle; unknown → 404), one status and one trigger (unknown → 400). limit
+// defaults to runsListLimitDefault.
 func (s *Server) handleRunList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var filter orcheo.RunFilter
@@ -140,6 +140,15 @@ func (s *Server) handleRunList(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		filter.Status = &st
+	}
+	if v := q.Get("trigger"); v != "" {
+		switch v {
+		case orcheo.TriggerManual, orcheo.TriggerWebhook, orcheo.TriggerCron, orcheo.TriggerWorkflow:
+		default:
+			Error(w, r, orcheo.Errorf(orcheo.EINVALID, "trigger %q is not one of manual, webhook, cron, workflow", v))
+			return
+		}
+		filter.TriggeredBy = &v
 	}
 	if ref := q.Get("workflow"); ref != "" {
 		wf, err := s.Workflows.FindWorkflowByRef(r.Context(), ref)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/client"
 )
 
 func TestRuns(t *testing.T) {
@@ -213,6 +214,15 @@ func TestRuns(t *testing.T) {
 		if err != nil || len(runs) != 1 || runs[0].ID != aRuns[0] {
 			t.Fatalf("cancelled: %+v %v", runs, err)
 		}
+		runs, total, err = e.client.QueryRuns(ctx, client.RunQuery{Workflow: "a", Trigger: orcheo.TriggerManual})
+		if err != nil || total != 3 || len(runs) != 3 {
+			t.Fatalf("a manual: %d %d %v", total, len(runs), err)
+		}
+		if _, total, err = e.client.QueryRuns(ctx, client.RunQuery{Trigger: orcheo.TriggerCron}); err != nil || total != 0 {
+			t.Fatalf("cron: %d %v", total, err)
+		}
+		_, _, err = e.client.QueryRuns(ctx, client.RunQuery{Trigger: "beat"})
+		wantCode(t, err, orcheo.EINVALID)
 		_, _, err = e.client.FindRuns(ctx, "nope", "", 0)
 		wantCode(t, err, orcheo.ENOTFOUND)
 		_, _, err = e.client.FindRuns(ctx, "", "done", 0)

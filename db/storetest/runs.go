@@ -151,7 +151,18 @@ func exerciseRuns(t *testing.T, backend Backend) {
 			t.Fatalf("scheduled_for = %v, want %v", got.ScheduledFor, slot)
 		}
 		next := slot.Add(time.Minute)
-		MustRun(t, s, wf, func(r *orcheo.Run) { r.TriggeredBy, r.ScheduledFor = orcheo.TriggerCron, &next })
+		second := MustRun(t, s, wf, func(r *orcheo.Run) { r.TriggeredBy, r.ScheduledFor = orcheo.TriggerCron, &next })
+
+		// The trigger filter (runs list --trigger cron).
+		MustRun(t, s, wf)
+		cron, webhook := orcheo.TriggerCron, orcheo.TriggerWebhook
+		list, total, err := s.Runs.FindRuns(ctx, orcheo.RunFilter{WorkflowID: &wf.ID, TriggeredBy: &cron})
+		if err != nil || total != 2 || len(list) != 2 || list[0].ID != second.ID || list[1].ID != first.ID {
+			t.Fatalf("cron runs: %d of %d (%v), want runs %s and %s", len(list), total, err, second.ID, first.ID)
+		}
+		if _, total, err := s.Runs.FindRuns(ctx, orcheo.RunFilter{WorkflowID: &wf.ID, TriggeredBy: &webhook}); err != nil || total != 0 {
+			t.Fatalf("webhook runs: %d (%v), want 0", total, err)
+		}
 	})
 
 	t.Run("ErrCreate", func(t *testing.T) {
