@@ -254,7 +254,7 @@ func (s *RunService) ClaimRun(ctx context.Context, id, workerID string, leaseUnt
 	now := s.db.now()
 	r, err := scanRun(s.db.pool.QueryRow(ctx, `WITH r AS (
 			UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = $2,
-				lease_until = $3, started_at = $4
+				lease_until = $3, started_at = COALESCE(started_at, $4)
 			WHERE id = $1 AND status = 'pending' AND (not_before IS NULL OR not_before <= $4)
 			RETURNING *),
 		ev AS (

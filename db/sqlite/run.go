@@ -209,7 +209,7 @@ func (s *RunService) ClaimRun(ctx context.Context, id, workerID string, leaseUnt
 	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
 		var attempt int
 		err := tx.QueryRowContext(ctx, `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = ?2,
-				lease_until = ?3, started_at = ?4
+				lease_until = ?3, started_at = COALESCE(started_at, ?4)
 			WHERE id = ?1 AND status = 'pending' AND (not_before IS NULL OR not_before <= ?4)
 			RETURNING attempt`, id, nullString(workerID), ts(leaseUntil), ts(now)).Scan(&attempt)
 		if errors.Is(err, sql.ErrNoRows) {

@@ -21,7 +21,7 @@ func exerciseLease(t *testing.T, backend Backend) {
 		s := backend.Open(t)
 		wf, _ := MustWorkflow(t, s)
 		r := MustRun(t, s, wf, func(r *orcheo.Run) { r.MaxAttempts = 1 })
-		MustClaim(t, s, r.ID)
+		first := MustClaim(t, s, r.ID)
 
 		_, err := s.Runs.ReleaseRun(ctx, r.ID, 2)
 		wantCode(t, err, orcheo.ECONFLICT)
@@ -48,6 +48,11 @@ func exerciseLease(t *testing.T, backend Backend) {
 		}
 		if again.Attempt != 2 || again.ReleasedAttempts != 1 {
 			t.Fatalf("claim after release = %+v", again)
+		}
+		// started_at is the run's first start, so its duration spans every
+		// attempt and suspension.
+		if again.StartedAt == nil || !again.StartedAt.Equal(*first.StartedAt) {
+			t.Fatalf("started_at after a release = %v, want the first claim's %v", again.StartedAt, first.StartedAt)
 		}
 		if _, err := s.Runs.CompleteRun(ctx, r.ID, 2, orcheo.RunCompletion{Status: orcheo.RunSucceeded}); err != nil {
 			t.Fatal(err)
