@@ -112,6 +112,8 @@ func TestFaultEnqueueFails(t *testing.T) {
 	}
 	s.startWorker(10)
 	s.redis.Kill()
+	cpuBefore := s.cpuTime(t)
+	outageStart := time.Now()
 	const n = 20
 	for i := range n {
 		resp, err := http.Post(s.url+"/api/workflows/hook/triggers/webhook", "application/json",
@@ -126,6 +128,12 @@ func TestFaultEnqueueFails(t *testing.T) {
 	}
 	if c := s.statusCounts(); c[orcheo.RunPending] != n {
 		t.Fatalf("with Redis down: %v, want %d pending", c, n)
+	}
+	// Workers and the API reconnect with backoff: no loop spins while
+	// Redis is away.
+	time.Sleep(3*time.Second - time.Since(outageStart))
+	if used, elapsed := s.cpuTime(t)-cpuBefore, time.Since(outageStart); used > elapsed/2 {
+		t.Fatalf("api and worker used %s of CPU in %s with Redis down: a retry loop spins", used, elapsed)
 	}
 	s.redis.Start()
 	c := s.waitTerminal(n, time.Minute)
