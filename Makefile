@@ -11,10 +11,14 @@ build:
 dev: build
 	./$(BIN) dev
 
-# The whole test suite. Real-service tests use the local PostgreSQL and Redis
-# when they answer (scripts/test-env.sh); CI sets CI=true so none may skip.
+# The whole test suite: every package under the race detector, then the
+# end-to-end tests in test/ (real processes, built without -race). Real-service
+# tests use the local PostgreSQL and Redis when they answer
+# (scripts/test-env.sh); CI sets CI=true so none may skip.
 test: deps
-	eval "$$(scripts/test-env.sh)" && $(GO) test -count=1 -timeout 12m ./...
+	eval "$$(scripts/test-env.sh)" && \
+	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v '/test$$') && \
+	$(GO) test -count=1 -timeout 12m ./test/
 
 # Unit tests only, no real services.
 test-short:
