@@ -129,6 +129,11 @@ func (d *Dispatcher) dispatchTrigger(ctx context.Context, t *orcheo.CronTrigger,
 	}
 	log := d.logger().WithFields(logrus.Fields{"workflow_id": wf.ID, "workflow": wf.Handle})
 	var created []*orcheo.Run
+	// The runs are enqueued only once every slot of this call has its run:
+	// a fast worker must not finish the first slot's run before the next
+	// slot's overlap check, or catch-up with allow_overlapping=false would
+	// fire more slots depending on timing.
+	defer func() { d.enqueue(ctx, created, log) }()
 	if !wf.Archived() {
 		for _, slot := range plan.Fire {
 			run, ok, err := d.fire(ctx, t, wf, sched.Location(), slot)
@@ -150,9 +155,10 @@ func (d *Dispatcher) dispatchTrigger(ctx context.Context, t *orcheo.CronTrigger,
 	return created, nil
 }
 
-// fire creates slot's run: pending and enqueued, or skipped when overlapping
-// is not allowed and an earlier slot's run is still pending or running.
-// created is false when another dispatcher took the slot first.
+// fire creates slot's run: pending (the caller enqueues it), or skipped
+// when overlapping is not allowed and an earlier slot's run is still
+// pending or running. created is false when another dispatcher took the
+// slot first.
 func (d *Dispatcher) fire(ctx context.Context, t *orcheo.CronTrigger, wf *orcheo.Workflow, loc *time.Location, slot time.Time) (*orcheo.Run, bool, error) {
 	input, err := json.Marshal(cronInput{ScheduledFor: slot.In(loc).Format(time.RFC3339), Timezone: t.Timezone})
 	if err != nil {
@@ -187,17 +193,26 @@ func (d *Dispatcher) fire(ctx context.Context, t *orcheo.CronTrigger, wf *orcheo
 	if err != nil || !created {
 		return r, false, err
 	}
-	// From here the run exists: finish the hand-off even if the caller went
-	// away. A failed enqueue leaves the run to the requeuer.
+	return r, true, nil
+}
+
+// enqueue publishes the pending runs among runs. They exist already, so the
+// hand-off finishes even if the caller went away; a failed enqueue leaves
+// the run to the requeuer.
+func (d *Dispatcher) enqueue(ctx context.Context, runs []*orcheo.Run, log logrus.FieldLogger) {
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
 	defer cancel()
-	if err := d.Queue.EnqueueRun(ectx, r); err != nil {
-		log := d.logger().WithFields(logrus.Fields{"run_id": r.ID, "workflow_id": wf.ID})
-		log.WithError(err).Warn("enqueue cron run; leaving it to the requeuer")
-		if err := d.Runs.MarkRunUnenqueued(ectx, r.ID); err != nil {
-			log.WithError(err).Error("mark run unenqueued")
+	for _, r := range runs {
+		if r.Status != orcheo.RunPending {
+			continue
 		}
-		r.EnqueuedAt = nil
+		if err := d.Queue.EnqueueRun(ectx, r); err != nil {
+			log := log.WithField("run_id", r.ID)
+			log.WithError(err).Warn("enqueue cron run; leaving it to the requeuer")
+			if err := d.Runs.MarkRunUnenqueued(ectx, r.ID); err != nil {
+				log.WithError(err).Error("mark run unenqueued")
+			}
+			r.EnqueuedAt = nil
+		}
 	}
-	return r, true, nil
 }
