@@ -26,9 +26,10 @@ func (f StepRecorderFunc) RecordStep(ctx context.Context, step *RunStep) { f(ctx
 // ChildRun asks a RunStarter for a run of another workflow.
 type ChildRun struct {
 	// Parent is the run whose workflow node starts the child; Node is that
-	// node's id. Together with Parent.Attempt they make the child's
-	// idempotency key, so a repeated start of the same node attempt yields
-	// the same child.
+	// node's id. Together with the parent's attempt (as counted against
+	// max_attempts: Attempt - ReleasedAttempts, the same across a
+	// suspension or a hand-back) they make the child's idempotency key, so
+	// a repeated start of the same node attempt yields the same child.
 	Parent *Run
 	Node   string
 	// Workflow is the child workflow's id or handle.

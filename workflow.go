@@ -128,9 +128,10 @@ type ExecuteOptions struct {
 	Recorder StepRecorder
 	// Suspendable says the caller can store a suspension and execute the
 	// run again later (tasks/ does): a delay node longer than the
-	// engine's suspend threshold then ends the execution with
-	// Execution.Suspended instead of waiting. Without it every delay waits
-	// in the caller's goroutine.
+	// engine's suspend threshold, or a workflow node whose child run is
+	// not over after a short wait, then ends the execution with
+	// Execution.Suspended instead of waiting. Without it every delay and
+	// child waits in the caller's goroutine.
 	Suspendable bool
 	// Checkpoint, when set, is the Suspension.Checkpoint of an earlier
 	// execution of the same run and definition: execution resumes after
@@ -146,15 +147,17 @@ type Execution struct {
 	// Err is the run's failure, if any; its message is stored on the run.
 	Err error
 	// Suspended is set, with Err nil, when the run stopped at a long delay
-	// to be resumed later (ExecuteOptions.Suspendable): Steps end with the
-	// delay's step in status StepWaiting and Output is the state so far.
+	// or to wait for a child run, to be resumed later
+	// (ExecuteOptions.Suspendable): Steps end with the waiting node's step
+	// in status StepWaiting (none when a resumed run found its child still
+	// going and suspended again at once) and Output is the state so far.
 	Suspended *Suspension
 }
 
 // Suspension is where a suspended execution stopped and how to go on.
 type Suspension struct {
-	// Until is when the delay ends: execute again, with Checkpoint, at or
-	// after it.
+	// Until is when the delay ends, or when to look at the child run
+	// again: execute again, with Checkpoint, at or after it.
 	Until time.Time
 	// Checkpoint is opaque to everyone but the engine that made it: what
 	// ExecuteOptions.Checkpoint needs to resume (state, step outputs,

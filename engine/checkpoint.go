@@ -14,18 +14,22 @@ import (
 // version is refused, so a worker never resumes what it cannot read.
 const checkpointVersion = 1
 
-// checkpoint is what resuming a run suspended at a delay node needs:
+// checkpoint is what resuming a run suspended at a delay node, or at a
+// workflow node waiting for its child run, needs:
 // everything the nodes after it can see or that decides which of them run.
 // It holds node ids, not positions, so it does not depend on how the graph
 // orders nodes. Only the engine reads it (orcheo.Suspension.Checkpoint).
 type checkpoint struct {
 	V int `json:"v"`
-	// Node is the delay node the run stopped at; Seq, StartedAt and Until
-	// are its step's number, start and end of the wait.
+	// Node is the node the run stopped at; Seq, StartedAt and Until are
+	// its step's number, start and end of the wait (for a child wait, the
+	// next look at the child).
 	Node      string    `json:"node"`
 	Seq       int       `json:"seq"`
 	StartedAt time.Time `json:"started_at"`
 	Until     time.Time `json:"until"`
+	// Child is set when Node is a workflow node waiting for its child.
+	Child *childWait `json:"child,omitempty"`
 	// Deadline is when the run times out (the definition's timeout counted
 	// from the first start, the wait included); zero: no timeout.
 	Deadline time.Time `json:"deadline,omitzero"`
@@ -38,9 +42,13 @@ type checkpoint struct {
 	Active []string `json:"active"`
 }
 
-// suspendSignal is what a delay action returns, as its error, to ask the
-// executor to suspend the run until until.
-type suspendSignal struct{ until time.Time }
+// suspendSignal is what a delay or workflow action returns, as its error,
+// to ask the executor to suspend the run until until; child is the
+// workflow node's wait.
+type suspendSignal struct {
+	until time.Time
+	child *childWait
+}
 
 func (s *suspendSignal) Error() string {
 	return "suspended until " + s.until.UTC().Format(time.RFC3339)
@@ -66,10 +74,10 @@ func (s *Scope) canSuspend(ctx context.Context, end time.Time) bool {
 
 // suspend ends the execution at the waiting step ls of node i, with the
 // checkpoint made from the environment and the graph's progress.
-func (ex *executor) suspend(ls *liveStep, i int, until time.Time, visited []bool, active []bool) {
+func (ex *executor) suspend(ls *liveStep, i int, sig *suspendSignal, visited []bool, active []bool) {
 	p := ex.prog
-	c := &checkpoint{V: checkpointVersion, Node: p.nodes[i].id, Seq: ls.st.Seq, StartedAt: ls.st.StartedAt, Until: until,
-		Deadline: ex.deadline, State: ex.env.State, Steps: ex.env.Steps, Done: []string{}, Active: []string{}}
+	c := &checkpoint{V: checkpointVersion, Node: p.nodes[i].id, Seq: ls.st.Seq, StartedAt: ls.st.StartedAt, Until: sig.until,
+		Child: sig.child, Deadline: ex.deadline, State: ex.env.State, Steps: ex.env.Steps, Done: []string{}, Active: []string{}}
 	for j, n := range p.nodes {
 		switch {
 		case visited[j]:
@@ -92,6 +100,11 @@ func (ex *executor) park(ls *liveStep, c *checkpoint) {
 	ex.x.Steps[st.Seq-ex.seqBase-1] = &st
 	final := st
 	ex.recordCopy(&final)
+	ex.suspendWith(c)
+}
+
+// suspendWith ends the execution with checkpoint c.
+func (ex *executor) suspendWith(c *checkpoint) {
 	raw, err := marshal(c)
 	if err != nil {
 		// The environment holds only values decoded from JSON.
@@ -143,18 +156,53 @@ func (ex *executor) restore(raw json.RawMessage, visited, active []bool) (*check
 	return &c, nil
 }
 
+// resumeNode ends the node the run was suspended at, in the resumed
+// attempt; it reports false if the run must stop.
+func (ex *executor) resumeNode(ctx context.Context, c *checkpoint) bool {
+	if c.Child != nil {
+		return ex.resumeChild(ctx, c)
+	}
+	return ex.resumeDelay(ctx, c)
+}
+
+// resumeChild looks at the child run a workflow node waits for. While the
+// child is still going (or the look failed) and the node's deadline is
+// ahead, the run suspends again until the next look, recording no step, so
+// a long child does not add a step per look. Otherwise the node runs again
+// with the wait (Scope.resume): it ends with the child's outcome or times
+// out, under its retry and continue_on_error options, or suspends again if
+// the child's state went back under it.
+func (ex *executor) resumeChild(ctx context.Context, c *checkpoint) bool {
+	if ex.suspendable && ex.engine.runs != nil && ex.engine.childInSlot > 0 && time.Now().Before(c.Child.Deadline) {
+		if r, err := ex.engine.runs.FindRunByID(ctx, c.Child.RunID); !childEnded(r, err) {
+			sig := c.Child.recheck(ctx, ex.engine.childPoll)
+			c.Until, c.Child = sig.until, sig.child
+			ex.suspendWith(c)
+			return false
+		}
+	}
+	i := ex.nodeIndex(c.Node)
+	ex.resumed = c
+	_, ok := ex.executeNode(ctx, i)
+	return ok
+}
+
+// nodeIndex returns the index of the node id, which exists.
+func (ex *executor) nodeIndex(id string) int {
+	for j, n := range ex.prog.nodes {
+		if n.id == id {
+			return j
+		}
+	}
+	panic("no node " + id)
+}
+
 // resumeDelay ends the delay step the run was suspended at, in the resumed
 // attempt. A resume before the delay's end (an early delivery) waits for
 // the rest, suspending again if that is still long; it reports false if the
 // run must stop (suspended again, cancelled or timed out).
 func (ex *executor) resumeDelay(ctx context.Context, c *checkpoint) bool {
-	i := -1
-	for j, n := range ex.prog.nodes {
-		if n.id == c.Node {
-			i = j
-		}
-	}
-	n := ex.prog.nodes[i]
+	n := ex.prog.nodes[ex.nodeIndex(c.Node)]
 	ls := ex.newStep(n, 1, c.StartedAt)
 	until := c.Until.UTC().Format(time.RFC3339Nano)
 	ls.st.Input, _ = marshal(map[string]any{"until": until})

@@ -45,8 +45,15 @@ type Options struct {
 	// whole). Default: DefaultMaxStepOutputBytes.
 	MaxStepOutputBytes int
 	// ChildPollInterval is how often a waiting workflow node looks at its
-	// child run at most. Default: 1s.
+	// child run at most while in its worker slot, and how long its first
+	// suspension lasts. Default: 1s.
 	ChildPollInterval time.Duration
+	// SuspendChildWaitAfter is how long a workflow node waits for its
+	// child run in its worker slot; a child still going then suspends the
+	// parent when the caller allows it (ExecuteOptions.Suspendable), so
+	// the slot is free for the child. Default:
+	// DefaultSuspendChildWaitAfter; negative: never suspend.
+	SuspendChildWaitAfter time.Duration
 }
 
 // Defaults of Options.
@@ -58,6 +65,9 @@ const (
 	DefaultSuspendDelaysAfter = 10 * time.Second
 	DefaultMaxStepOutputBytes = 64 << 10
 	DefaultChildPollInterval  = time.Second
+	// DefaultSuspendChildWaitAfter lets a quick child finish while its
+	// parent keeps the slot.
+	DefaultSuspendChildWaitAfter = 2 * time.Second
 )
 
 // Engine compiles and executes workflow definitions. It is safe for
@@ -74,7 +84,9 @@ type Engine struct {
 	suspendAfter time.Duration
 	maxOutput    int
 	childPoll    time.Duration
-	http         *httpClient
+	// childInSlot is Options.SuspendChildWaitAfter; <= 0: never suspend.
+	childInSlot time.Duration
+	http        *httpClient
 
 	mu    sync.Mutex
 	cache map[[sha256.Size]byte]*program
@@ -96,6 +108,7 @@ func New(opts Options) *Engine {
 		suspendAfter: opts.SuspendDelaysAfter,
 		maxOutput:    opts.MaxStepOutputBytes,
 		childPoll:    opts.ChildPollInterval,
+		childInSlot:  opts.SuspendChildWaitAfter,
 		http:         newHTTPClient(opts.HTTP),
 		cache:        make(map[[sha256.Size]byte]*program),
 	}
@@ -116,6 +129,9 @@ func New(opts Options) *Engine {
 	}
 	if e.childPoll <= 0 {
 		e.childPoll = DefaultChildPollInterval
+	}
+	if e.childInSlot == 0 {
+		e.childInSlot = DefaultSuspendChildWaitAfter
 	}
 	for k, v := range opts.Env {
 		e.env[k] = v

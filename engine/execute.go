@@ -102,6 +102,9 @@ type executor struct {
 	seqBase int
 	// deadline is when the run times out; zero: no run timeout.
 	deadline time.Time
+	// resumed is the checkpoint of a child wait that the next try of its
+	// workflow node goes on with (resumeChild), once.
+	resumed *checkpoint
 	// visited marks nodes run or skipped; active those an edge leads to.
 	visited, active []bool
 }
@@ -146,7 +149,7 @@ func (ex *executor) execute(ctx context.Context) {
 		if err := stopReason(ctx); err != nil {
 			ex.x.Err = fmt.Errorf("%w before resuming after node %q", err, resumed.Node)
 			ok = false
-		} else if ok = ex.resumeDelay(ctx, resumed); ok {
+		} else if ok = ex.resumeNode(ctx, resumed); ok {
 			for j, n := range p.nodes {
 				if n.id == resumed.Node {
 					for _, t := range p.graph.out[j] {
@@ -237,14 +240,20 @@ func (ex *executor) executeNode(ctx context.Context, i int) ([]string, bool) {
 // updates the environment and returns the edges to follow.
 func (ex *executor) tryNode(ctx context.Context, i, try int) ([]string, error) {
 	n := ex.prog.nodes[i]
-	step := ex.newStep(n, try, ex.engine.now())
+	started, resume := ex.engine.now(), (*childWait)(nil)
+	if c := ex.resumed; c != nil {
+		// The step the run suspended at goes on: same start, same Seq.
+		started, resume, ex.resumed = c.StartedAt, c.Child, nil
+	}
+	step := ex.newStep(n, try, started)
 	ex.record(step)
 	scope := &Scope{Node: n.id, Type: n.typ, Run: ex.run, Logger: ex.log.WithField("node", n.id),
-		env: ex.env, engine: ex.engine, step: step, nodeTimeout: n.timeout > 0, suspendable: ex.suspendable}
+		env: ex.env, engine: ex.engine, step: step, nodeTimeout: n.timeout > 0, timeout: n.timeout,
+		resume: resume, suspendable: ex.suspendable}
 	res, err := ex.runAction(ctx, n, scope)
 	if sig := (*suspendSignal)(nil); errors.As(err, &sig) {
-		ex.suspend(step, i, sig.until, ex.visited, ex.active)
-		scope.Logger.WithField("until", sig.until.UTC().Format(time.RFC3339)).Debug("run suspended at a delay")
+		ex.suspend(step, i, sig, ex.visited, ex.active)
+		scope.Logger.WithField("until", sig.until.UTC().Format(time.RFC3339)).Debug("run suspended")
 		return nil, err
 	}
 	var raw json.RawMessage
@@ -285,7 +294,14 @@ func (ex *executor) tryNode(ctx context.Context, i, try int) ([]string, error) {
 // still evaluating; the abandoned evaluation finishes in the background and
 // its result is dropped. A panic in the action becomes the node's error.
 func (ex *executor) runAction(ctx context.Context, n *node, scope *Scope) (Result, error) {
-	if n.timeout > 0 {
+	switch {
+	case scope.resume != nil:
+		// The node's timeout counts from its first try, before the
+		// suspension.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadlineCause(ctx, scope.resume.Deadline, &timeoutError{scope: "node", d: scope.resume.Timeout})
+		defer cancel()
+	case n.timeout > 0:
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, n.timeout, &timeoutError{scope: "node", d: n.timeout})
 		defer cancel()

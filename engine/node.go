@@ -60,8 +60,13 @@ type Scope struct {
 	env    *exprEnv
 	engine *Engine
 	step   *liveStep
-	// nodeTimeout is set when the node has a timeout of its own.
+	// nodeTimeout is set when the node has a timeout of its own; timeout
+	// is its length.
 	nodeTimeout bool
+	timeout     time.Duration
+	// resume is set when the node is a workflow node whose run resumes
+	// from a suspension while it waited for its child.
+	resume *childWait
 	// suspendable is ExecuteOptions.Suspendable (see canSuspend).
 	suspendable bool
 }

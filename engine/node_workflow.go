@@ -12,16 +12,27 @@ import (
 
 func init() { builtinTypes["workflow"] = workflowType{} }
 
-// defaultChildWait bounds waiting for a child run when the node sets no
-// timeout of its own.
-const defaultChildWait = time.Hour
+const (
+	// defaultChildWait bounds waiting for a child run when the node sets
+	// no timeout of its own.
+	defaultChildWait = time.Hour
+	// maxChildRecheck is the longest a run suspended on its child waits
+	// between two looks at it (unless the engine's ChildPollInterval is
+	// longer).
+	maxChildRecheck = 30 * time.Second
+)
 
 // workflowType starts a run of another workflow (option `workflow`, its
 // handle or id) with option `input` (an expression; default {}) and, unless
-// `wait: false`, waits for it to end. Waiting polls the child run and is
-// bounded by the node's timeout (default one hour). The output is
-// {"run_id", "status"} and, after waiting, the child's "output" and
-// "error". A child that fails or is cancelled fails the node.
+// `wait: false`, waits for it to end, bounded by the node's timeout
+// (default one hour) and the run's. It first polls the child in its worker
+// slot for up to the engine's SuspendChildWaitAfter, so a quick child costs
+// nothing more; a child still going then suspends the parent when the
+// caller allows it (the slot may be the one the child needs): the
+// checkpoint keeps the child's id and the node's deadline, and the run
+// resumes to look again after ChildPollInterval, doubling up to 30 s.
+// The output is {"run_id", "status"} and, after waiting, the child's
+// "output" and "error". A child that fails or is cancelled fails the node.
 type workflowType struct{}
 
 func (workflowType) Compile(spec *Spec) (Action, error) {
@@ -49,44 +60,89 @@ type workflowAction struct {
 	wait  bool
 }
 
+// childWait is what a workflow node waiting on its child run keeps across
+// suspensions (checkpoint.Child).
+type childWait struct {
+	RunID string `json:"run_id"`
+	// Deadline is when the node times out, in real time: Timeout (its own
+	// timeout, or defaultChildWait) after its first try started.
+	Deadline time.Time     `json:"deadline"`
+	Timeout  time.Duration `json:"timeout"`
+	// Poll is how long the next suspension lasts.
+	Poll time.Duration `json:"poll,omitempty"`
+}
+
 func (a *workflowAction) Run(ctx context.Context, scope *Scope) (Result, error) {
 	starter := scope.engine.runs
 	if starter == nil {
 		return Result{}, errors.New("this engine cannot start child runs (no run starter configured)")
 	}
-	input := json.RawMessage(`{}`)
-	if a.input != nil {
-		v, err := scope.Eval(a.input)
+	// On resume the child exists: look at it once, and suspend again if it
+	// is still going.
+	w, budget := scope.resume, time.Duration(0)
+	if w == nil {
+		child, err := a.start(ctx, scope, starter)
 		if err != nil {
 			return Result{}, err
 		}
-		if input, err = marshal(v); err != nil {
-			return Result{}, fmt.Errorf("field \"input\": %w", err)
+		if !a.wait {
+			return Result{Output: map[string]any{"run_id": child.ID, "status": string(child.Status)}}, nil
 		}
-	}
-	child, err := starter.StartChildRun(ctx, orcheo.ChildRun{Parent: scope.Run, Node: scope.Node, Workflow: a.ref, Input: input})
-	if err != nil {
-		if code := orcheo.ErrorCode(err); code == orcheo.ENOTFOUND || code == orcheo.ECONFLICT || code == orcheo.EINVALID {
-			return Result{}, fmt.Errorf("field \"workflow\": %s", orcheo.ErrorMessage(err))
+		timeout := scope.timeout
+		if timeout <= 0 {
+			timeout = defaultChildWait
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeoutCause(ctx, timeout, &timeoutError{scope: "node", d: timeout})
+			defer cancel()
 		}
-		return Result{}, Transient(fmt.Errorf("start child run of %q: %w", a.ref, err))
+		w = &childWait{RunID: child.ID, Deadline: time.Now().Add(timeout), Timeout: timeout}
+		budget = scope.engine.childInSlot
+	} else {
+		scope.SetInput(map[string]any{"workflow": a.ref, "run_id": w.RunID})
 	}
-	scope.SetInput(map[string]any{"workflow": a.ref, "run_id": child.ID})
-	if !a.wait {
-		return Result{Output: map[string]any{"run_id": child.ID, "status": string(child.Status)}}, nil
+	suspend := scope.suspendable && scope.engine.childInSlot > 0
+	if !suspend {
+		budget = -1
 	}
-	if !scope.nodeTimeout {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, defaultChildWait, &timeoutError{scope: "node", d: defaultChildWait})
-		defer cancel()
-	}
-	done, err := a.waitChild(ctx, starter, child.ID, scope.engine.childPoll)
+	done, err := waitChild(ctx, starter, w.RunID, scope.engine.childPoll, budget)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Result{}, context.Cause(ctx)
 		}
 		return Result{}, err
 	}
+	if done == nil {
+		return Result{}, w.recheck(ctx, scope.engine.childPoll)
+	}
+	return childResult(done)
+}
+
+// start creates (or finds again, see orcheo.RunStarter) the child run and
+// records it as the step's input.
+func (a *workflowAction) start(ctx context.Context, scope *Scope, starter orcheo.RunStarter) (*orcheo.Run, error) {
+	input := json.RawMessage(`{}`)
+	if a.input != nil {
+		v, err := scope.Eval(a.input)
+		if err != nil {
+			return nil, err
+		}
+		if input, err = marshal(v); err != nil {
+			return nil, fmt.Errorf("field \"input\": %w", err)
+		}
+	}
+	child, err := starter.StartChildRun(ctx, orcheo.ChildRun{Parent: scope.Run, Node: scope.Node, Workflow: a.ref, Input: input})
+	if err != nil {
+		if code := orcheo.ErrorCode(err); code == orcheo.ENOTFOUND || code == orcheo.ECONFLICT || code == orcheo.EINVALID {
+			return nil, fmt.Errorf("field \"workflow\": %s", orcheo.ErrorMessage(err))
+		}
+		return nil, Transient(fmt.Errorf("start child run of %q: %w", a.ref, err))
+	}
+	scope.SetInput(map[string]any{"workflow": a.ref, "run_id": child.ID})
+	return child, nil
+}
+
+// childResult is the node's result for a child that ended.
+func childResult(done *orcheo.Run) (Result, error) {
 	out := map[string]any{"run_id": done.ID, "status": string(done.Status), "output": nil, "error": done.Error}
 	if len(done.Output) > 0 {
 		var v any
@@ -104,24 +160,65 @@ func (a *workflowAction) Run(ctx context.Context, scope *Scope) (Result, error) 
 	return Result{Output: out}, nil
 }
 
+// recheck is the suspension until the next look at the child: Poll from
+// now (first minPoll), never past the node's deadline or ctx's (the run's
+// timeout), so a resume at the deadline times the node or run out; the
+// look after it comes twice as late, up to maxChildRecheck.
+func (w *childWait) recheck(ctx context.Context, minPoll time.Duration) *suspendSignal {
+	poll := w.Poll
+	if poll <= 0 {
+		poll = minPoll
+	}
+	until := time.Now().Add(poll)
+	if w.Deadline.Before(until) {
+		until = w.Deadline
+	}
+	if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
+		until = dl
+	}
+	next := *w
+	next.Poll = min(poll*2, max(maxChildRecheck, minPoll))
+	return &suspendSignal{until: until, child: &next}
+}
+
+// childEnded reports whether a look at the child (FindRunByID's result)
+// settles the node: the child is over, or gone. Any other error is a look
+// that failed, to try again.
+func childEnded(r *orcheo.Run, err error) bool {
+	return err == nil && r.Status.Terminal() || orcheo.ErrorCode(err) == orcheo.ENOTFOUND
+}
+
 // waitChild polls the child run until it ends, starting at 50ms and
 // doubling up to poll, so short children return fast and long ones cost
-// one query per poll interval.
-func (a *workflowAction) waitChild(ctx context.Context, starter orcheo.RunStarter, id string, poll time.Duration) (*orcheo.Run, error) {
+// one query per poll interval. After budget it gives up and returns nil,
+// nil: 0 looks once, a negative budget waits until ctx ends.
+func waitChild(ctx context.Context, starter orcheo.RunStarter, id string, poll, budget time.Duration) (*orcheo.Run, error) {
+	var giveUp <-chan time.Time
+	if budget >= 0 {
+		t := time.NewTimer(budget)
+		defer t.Stop()
+		giveUp = t.C
+	}
 	wait := min(50*time.Millisecond, poll)
 	for {
 		r, err := starter.FindRunByID(ctx, id)
-		if err == nil && r.Status.Terminal() {
+		if childEnded(r, err) {
+			if err != nil {
+				return nil, fmt.Errorf("child run %s disappeared", id)
+			}
 			return r, nil
 		}
-		if err != nil && orcheo.ErrorCode(err) == orcheo.ENOTFOUND {
-			return nil, fmt.Errorf("child run %s disappeared", id)
+		if budget == 0 {
+			return nil, nil
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil, ctx.Err()
+		case <-giveUp:
+			t.Stop()
+			return nil, nil
 		case <-t.C:
 		}
 		wait = min(wait*2, poll)

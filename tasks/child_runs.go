@@ -24,7 +24,10 @@ var _ orcheo.RunStarter = (*RunStarter)(nil)
 // StartChildRun creates and enqueues a run of c.Workflow's latest version.
 // Its idempotency key names the parent run, attempt and node, so starting
 // the same node attempt again (a retried node, a redelivered message)
-// returns the child created the first time and enqueues nothing.
+// returns the child created the first time and enqueues nothing. The
+// attempt is counted as against max_attempts (Attempt - ReleasedAttempts):
+// a claim after a suspension or a hand-back at shutdown has a new Attempt
+// number but goes on with the same attempt, so it finds the same child.
 func (s *RunStarter) StartChildRun(ctx context.Context, c orcheo.ChildRun) (*orcheo.Run, error) {
 	if c.Parent == nil {
 		return nil, orcheo.Errorf(orcheo.EINVALID, "a child run needs a parent run")
@@ -46,7 +49,7 @@ func (s *RunStarter) StartChildRun(ctx context.Context, c orcheo.ChildRun) (*orc
 		Queue:          wf.Queue,
 		TriggeredBy:    orcheo.TriggerWorkflow,
 		Input:          input,
-		IdempotencyKey: fmt.Sprintf("parent:%s:%d:%s", c.Parent.ID, c.Parent.Attempt, c.Node),
+		IdempotencyKey: fmt.Sprintf("parent:%s:%d:%s", c.Parent.ID, c.Parent.Attempt-c.Parent.ReleasedAttempts, c.Node),
 	}
 	existing, created, err := s.Runs.CreateRun(ctx, run)
 	if err != nil {

@@ -2,13 +2,17 @@ package tasks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/db"
 	"github.com/orcheo/orcheo/engine"
+	"github.com/orcheo/orcheo/internal/testenv"
 	"github.com/orcheo/orcheo/mock"
 )
 
@@ -75,6 +79,27 @@ func TestRunStarter_StartChildRun(t *testing.T) {
 			t.Fatalf("other node's child = %+v, %v", other, err)
 		}
 	})
+	t.Run("SameAttemptAfterSuspension", func(t *testing.T) {
+		first, err := s.StartChildRun(ctx, orcheo.ChildRun{Parent: parent, Node: "resumed", Workflow: childWF.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A claim after a suspension or a hand-back numbers its attempt on
+		// but releases one: the same attempt, the same child.
+		resumed := *parent
+		resumed.Attempt, resumed.ReleasedAttempts = parent.Attempt+2, parent.ReleasedAttempts+2
+		again, err := s.StartChildRun(ctx, orcheo.ChildRun{Parent: &resumed, Node: "resumed", Workflow: childWF.ID})
+		if err != nil || again.ID != first.ID {
+			t.Fatalf("start after a suspension = %v, %v; want the same child %s", again, err, first.ID)
+		}
+		// A retry of the run is a new attempt: a new child.
+		retried := *parent
+		retried.Attempt++
+		other, err := s.StartChildRun(ctx, orcheo.ChildRun{Parent: &retried, Node: "resumed", Workflow: childWF.ID})
+		if err != nil || other.ID == first.ID {
+			t.Fatalf("start in a retry = %v, %v; want a new child", other, err)
+		}
+	})
 	t.Run("EnqueueFailsLeftToRequeuer", func(t *testing.T) {
 		failing, _ := recordingQueue(errors.New("redis down"))
 		s := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Queue: failing, Logger: testLogger()}
@@ -116,4 +141,64 @@ func TestRunStarter_StartChildRun(t *testing.T) {
 			t.Fatalf("err = %v, want ECONFLICT", err)
 		}
 	})
+}
+
+// TestWorker_ChildWaitSuspends runs a worker with one slot on a real
+// redis-server: a parent whose workflow node waits on a child of the same
+// queue suspends after its in-slot wait, which frees the only slot for the
+// child; the parent then resumes, finds the child done and completes with
+// the child's output. Holding the slot while waiting would deadlock here.
+func TestWorker_ChildWaitSuspends(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storeBackends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			store := openStore(t, backend, "tasks_child_wait")
+			rs := testenv.StartRedis(t)
+			f := newFixture(t, store, rs.URL())
+			f.worker.cfg.Concurrency = 1
+			starter := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Queue: f.queue, Logger: testLogger()}
+			f.engine = engine.New(engine.Options{Logger: testLogger(), Runs: starter,
+				SuspendChildWaitAfter: 200 * time.Millisecond, ChildPollInterval: 100 * time.Millisecond})
+			f.worker.Engine = f.engine
+			f.start(t)
+
+			compiled, err := f.engine.Compile([]byte(okDefinition))
+			if err != nil {
+				t.Fatal(err)
+			}
+			childWF := &orcheo.Workflow{Handle: "double-" + strings.ToLower(orcheo.NewID()[24:]), Name: "double"}
+			if _, err := store.Workflows.CreateWorkflow(ctx, childWF, compiled); err != nil {
+				t.Fatal(err)
+			}
+			parent := f.createRun(t, `{"nodes":[
+				{"id":"a","type":"set","values":{"n":"input.n"}},
+				{"id":"call","type":"workflow","workflow":"`+childWF.Handle+`","input":"{\"n\": state.n}"},
+				{"id":"use","type":"set","values":{"got":"steps.call.output.output.x"}}]}`, `{"n":21}`)
+			if err := f.queue.EnqueueRun(ctx, parent); err != nil {
+				t.Fatal(err)
+			}
+
+			done := f.waitTerminal(t, parent.ID)
+			if done.Status != orcheo.RunSucceeded {
+				t.Fatalf("parent %s (error %q), steps %s", done.Status, done.Error, stepList(done.Steps))
+			}
+			var out struct{ N, Got float64 }
+			if err := json.Unmarshal(done.Output, &out); err != nil || out.N != 21 || out.Got != 42 {
+				t.Fatalf("parent output = %s", done.Output)
+			}
+			// a and the wait in the first attempt; the wait ends, and use
+			// runs, in the attempt that found the child done.
+			last := done.Attempt
+			want := "1/1 a succeeded, 2/1 call waiting, 2/" + itoa(last) + " call succeeded, 3/" + itoa(last) + " use succeeded"
+			if got := stepList(done.Steps); got != want || last < 2 || done.ReleasedAttempts != last-1 {
+				t.Fatalf("steps = %s, want %s (attempt %d, released %d)", got, want, last, done.ReleasedAttempts)
+			}
+			children, _, err := store.Runs.FindRuns(ctx, orcheo.RunFilter{WorkflowID: &childWF.ID})
+			if err != nil || len(children) != 1 || children[0].Status != orcheo.RunSucceeded || children[0].TriggeredBy != orcheo.TriggerWorkflow {
+				t.Fatalf("children = %+v, %v", children, err)
+			}
+		})
+	}
 }
