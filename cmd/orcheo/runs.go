@@ -59,7 +59,7 @@ func (c *runsList) Run(ctx context.Context, args []string) error {
 	t := newTable(c.stdout, "ID", "WORKFLOW", "VERSION", "STATUS", "TRIGGER", "SCHEDULED", "ATTEMPT", "CREATED", "DURATION", "NOTE")
 	for _, r := range runs {
 		t.row(r.ID, handles.name(r.WorkflowID), strconv.Itoa(r.Version), string(r.Status), r.TriggeredBy,
-			formatTime(r.ScheduledFor), strconv.Itoa(r.Attempt), formatTime(&r.CreatedAt),
+			formatTime(r.ScheduledFor), strconv.Itoa(attemptsUsed(r)), formatTime(&r.CreatedAt),
 			formatDuration(r.StartedAt, r.CompletedAt), runNote(r))
 	}
 	if err := t.flush(); err != nil {
@@ -182,10 +182,22 @@ func scheduledZone(r *orcheo.Run) string {
 	return " (" + local.Format("2006-01-02 15:04:05") + " " + in.Timezone + ")"
 }
 
+// attemptsUsed is the number of attempts that count against max_attempts:
+// executions a worker suspended or handed back do not.
+func attemptsUsed(r *orcheo.Run) int {
+	return r.Attempt - r.ReleasedAttempts
+}
+
 // printRun shows a run for people: status, timings, steps, output or error.
 func printRun(w io.Writer, r *orcheo.Run, workflow string) error {
-	fmt.Fprintf(w, "Run       %s\nWorkflow  %s (version %d)\nStatus    %s\nTrigger   %s\nAttempt   %d of %d\n",
-		r.ID, workflow, r.Version, r.Status, r.TriggeredBy, r.Attempt, r.MaxAttempts)
+	fmt.Fprintf(w, "Run       %s\nWorkflow  %s (version %d)\nStatus    %s\nTrigger   %s\nAttempt   %d of %d",
+		r.ID, workflow, r.Version, r.Status, r.TriggeredBy, attemptsUsed(r), r.MaxAttempts)
+	if r.ReleasedAttempts > 0 {
+		// Steps carry the execution number; suspensions and hand-backs
+		// start a new one without using up an attempt.
+		fmt.Fprintf(w, " (execution %d: %d suspended or handed back)", r.Attempt, r.ReleasedAttempts)
+	}
+	fmt.Fprintln(w)
 	if r.Status == orcheo.RunPending && r.NotBefore != nil {
 		// A retry's or a suspended delay's resume time.
 		fmt.Fprintf(w, "Not before %s\n", formatTime(r.NotBefore))
@@ -206,7 +218,7 @@ func printRun(w io.Writer, r *orcheo.Run, workflow string) error {
 		return nil
 	}
 	fmt.Fprintln(w, "Steps:")
-	t := newTable(w, "  #", "ATTEMPT", "NODE", "TYPE", "STATUS", "DURATION", "OUTPUT / ERROR")
+	t := newTable(w, "  #", "EXEC", "NODE", "TYPE", "STATUS", "DURATION", "OUTPUT / ERROR")
 	for _, s := range r.Steps {
 		detail := string(s.Output)
 		if s.Error != "" {
