@@ -41,11 +41,11 @@ func (w *Worker) suspend(run *orcheo.Run, x *orcheo.Execution, log logrus.FieldL
 		log.WithError(err).Error("suspend run; left for the rescuer")
 		return nil
 	case parked.Status != orcheo.RunPending:
-		log.WithField("status", string(parked.Status)).Info("run ended at a delay")
+		log.WithField("status", string(parked.Status)).Info("run ended as it suspended")
 		return nil
 	}
 	delay := max(time.Until(until), 0)
-	log.WithField("resume_in", delay.String()).Info("run suspended at a delay")
+	log.WithField("resume_in", delay.String()).Info("run suspended")
 	return mtasks.NewErrRetryTaskLater(fmt.Sprintf("resume run %s", run.ID), delay)
 }
 

@@ -37,7 +37,7 @@ func (s *RunService) SuspendRun(ctx context.Context, id string, attempt int, not
 		ev AS (
 			INSERT INTO run_events (run_id, at, kind, message)
 			SELECT id, $3, CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'suspended' END,
-				CASE WHEN status = 'cancelled' THEN format('cancelled at a delay of attempt %s', attempt)
+				CASE WHEN status = 'cancelled' THEN format('cancelled while suspended, attempt %s', attempt)
 				ELSE format('attempt %s suspended by %s until %s', attempt, worker_id, $6::text) END
 			FROM r)
 		SELECT `+runCols+` FROM `+runFrom("r"), id, attempt, now, rules.Time(notBefore), []byte(checkpoint),

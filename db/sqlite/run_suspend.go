@@ -49,7 +49,7 @@ func (s *RunService) SuspendRun(ctx context.Context, id string, attempt int, not
 		}
 		kind, msg := rules.EventSuspended, fmt.Sprintf("attempt %d suspended by %s until %s", attempt, workerID.String, rules.Time(notBefore).Format(time.RFC3339))
 		if status == string(orcheo.RunCancelled) {
-			kind, msg = rules.EventCancelled, fmt.Sprintf("cancelled at a delay of attempt %d", attempt)
+			kind, msg = rules.EventCancelled, fmt.Sprintf("cancelled while suspended, attempt %d", attempt)
 		}
 		if err := addEvent(ctx, tx, id, now, kind, msg); err != nil {
 			return err
