@@ -340,17 +340,7 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 	} else if !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("complete run %s: %w", id, FormatError(err))
 	}
-	var (
-		status  string
-		current int
-	)
-	err = s.db.pool.QueryRow(ctx, `SELECT status, attempt FROM runs WHERE id = $1`, id).Scan(&status, &current)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, rules.RunNotFound(id)
-	} else if err != nil {
-		return nil, fmt.Errorf("complete run %s: %w", id, err)
-	}
-	return nil, rules.NotRunningAttempt(id, attempt, orcheo.RunStatus(status), current)
+	return nil, s.attemptConflict(ctx, "complete", id, attempt)
 }
 
 // retryCond is true in CompleteRun's UPDATE when the failed attempt goes

@@ -33,17 +33,7 @@ func (s *RunService) ReleaseRun(ctx context.Context, id string, attempt int) (*o
 	} else if !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("release run %s: %w", id, err)
 	}
-	var (
-		status  string
-		current int
-	)
-	err = s.db.pool.QueryRow(ctx, `SELECT status, attempt FROM runs WHERE id = $1`, id).Scan(&status, &current)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, rules.RunNotFound(id)
-	} else if err != nil {
-		return nil, fmt.Errorf("release run %s: %w", id, err)
-	}
-	return nil, rules.NotRunningAttempt(id, attempt, orcheo.RunStatus(status), current)
+	return nil, s.attemptConflict(ctx, "release", id, attempt)
 }
 
 // HeartbeatRuns extends the leases of the runs workerID still holds. Ids
@@ -163,4 +153,21 @@ func (s *RunService) claimForPublish(ctx context.Context, enqueuedBefore time.Ti
 	}
 	rules.SortByCreated(out)
 	return out, nil
+}
+
+// attemptConflict explains why a transition fenced on (running, attempt)
+// matched no row: the run does not exist (ENOTFOUND) or is no longer running
+// that attempt (ECONFLICT). It runs only on that failure path.
+func (s *RunService) attemptConflict(ctx context.Context, op, id string, attempt int) error {
+	var (
+		status  string
+		current int
+	)
+	err := s.db.pool.QueryRow(ctx, `SELECT status, attempt FROM runs WHERE id = $1`, id).Scan(&status, &current)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rules.RunNotFound(id)
+	} else if err != nil {
+		return fmt.Errorf("%s run %s: %w", op, id, err)
+	}
+	return rules.NotRunningAttempt(id, attempt, orcheo.RunStatus(status), current)
 }

@@ -47,15 +47,5 @@ func (s *RunService) SuspendRun(ctx context.Context, id string, attempt int, not
 	} else if !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("suspend run %s: %w", id, err)
 	}
-	var (
-		status  string
-		current int
-	)
-	err = s.db.pool.QueryRow(ctx, `SELECT status, attempt FROM runs WHERE id = $1`, id).Scan(&status, &current)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, rules.RunNotFound(id)
-	} else if err != nil {
-		return nil, fmt.Errorf("suspend run %s: %w", id, err)
-	}
-	return nil, rules.NotRunningAttempt(id, attempt, orcheo.RunStatus(status), current)
+	return nil, s.attemptConflict(ctx, "suspend", id, attempt)
 }

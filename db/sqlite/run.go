@@ -277,17 +277,7 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			var (
-				status  string
-				current int
-			)
-			err := tx.QueryRowContext(ctx, `SELECT status, attempt FROM runs WHERE id = ?`, id).Scan(&status, &current)
-			if errors.Is(err, sql.ErrNoRows) {
-				return rules.RunNotFound(id)
-			} else if err != nil {
-				return err
-			}
-			return rules.NotRunningAttempt(id, attempt, orcheo.RunStatus(status), current)
+			return attemptConflict(ctx, tx, id, attempt)
 		}
 		if err := insertSteps(ctx, tx, steps); err != nil {
 			return err

@@ -24,17 +24,7 @@ func (s *RunService) ReleaseRun(ctx context.Context, id string, attempt int) (*o
 			WHERE id = ?1 AND status = 'running' AND attempt = ?2
 			RETURNING worker_id`, id, attempt, ts(now)).Scan(&workerID)
 		if errors.Is(err, sql.ErrNoRows) {
-			var (
-				status  string
-				current int
-			)
-			err := tx.QueryRowContext(ctx, `SELECT status, attempt FROM runs WHERE id = ?`, id).Scan(&status, &current)
-			if errors.Is(err, sql.ErrNoRows) {
-				return rules.RunNotFound(id)
-			} else if err != nil {
-				return err
-			}
-			return rules.NotRunningAttempt(id, attempt, orcheo.RunStatus(status), current)
+			return attemptConflict(ctx, tx, id, attempt)
 		} else if err != nil {
 			return err
 		}
@@ -188,4 +178,21 @@ func (s *RunService) claimForPublish(ctx context.Context, enqueuedBefore time.Ti
 	}
 	rules.SortByCreated(out)
 	return out, nil
+}
+
+// attemptConflict explains, inside tx, why a transition fenced on
+// (running, attempt) matched no row: the run does not exist (ENOTFOUND) or
+// is no longer running that attempt (ECONFLICT).
+func attemptConflict(ctx context.Context, tx *sql.Tx, id string, attempt int) error {
+	var (
+		status  string
+		current int
+	)
+	err := tx.QueryRowContext(ctx, `SELECT status, attempt FROM runs WHERE id = ?`, id).Scan(&status, &current)
+	if errors.Is(err, sql.ErrNoRows) {
+		return rules.RunNotFound(id)
+	} else if err != nil {
+		return err
+	}
+	return rules.NotRunningAttempt(id, attempt, orcheo.RunStatus(status), current)
 }

@@ -36,14 +36,7 @@ func (s *RunService) SuspendRun(ctx context.Context, id string, attempt int, not
 			WHERE id = ?1 AND status = 'running' AND attempt = ?2
 			RETURNING worker_id, status`, id, attempt, ts(now), ts(notBefore), string(checkpoint)).Scan(&workerID, &status)
 		if errors.Is(err, sql.ErrNoRows) {
-			var current int
-			err := tx.QueryRowContext(ctx, `SELECT status, attempt FROM runs WHERE id = ?`, id).Scan(&status, &current)
-			if errors.Is(err, sql.ErrNoRows) {
-				return rules.RunNotFound(id)
-			} else if err != nil {
-				return err
-			}
-			return rules.NotRunningAttempt(id, attempt, orcheo.RunStatus(status), current)
+			return attemptConflict(ctx, tx, id, attempt)
 		} else if err != nil {
 			return err
 		}
