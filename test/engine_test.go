@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/orcheo/orcheo"
-	"github.com/orcheo/orcheo/client"
 	"github.com/orcheo/orcheo/internal/testenv"
 )
 
@@ -53,25 +52,7 @@ func exampleFiles(t *testing.T) map[string]string {
 // need (engineEnv) on the api and worker processes.
 func startEngineStack(t *testing.T, dbName string) *stack {
 	t.Helper()
-	port := testenv.FreePort(t)
-	s := &stack{url: fmt.Sprintf("http://127.0.0.1:%d", port), token: "e2e-" + randomSuffix()}
-	s.env = append([]string{
-		"ORCHEO_DATABASE_URL=" + testenv.PostgresURL(t, dbName),
-		"REDIS_URL=" + testenv.RedisURL(t),
-		"ORCHEO_REDIS_PREFIX=orcheo-e2e-" + randomSuffix(),
-		"ORCHEO_API_TOKEN=" + s.token,
-		fmt.Sprintf("ORCHEO_HTTP_ADDR=127.0.0.1:%d", port),
-		"ORCHEO_URL=" + s.url,
-		"ORCHEO_TOKEN=" + s.token,
-	}, engineEnv...)
-	if out, code := cli(t, s.env, "migrate"); code != 0 {
-		t.Fatalf("orcheo migrate: exit %d: %s", code, out)
-	}
-	api := startProcess(t, s.env, "api")
-	startProcess(t, s.env, "worker", "--concurrency", "4", "--queues", "default")
-	waitHealthy(t, api, s.url)
-	s.client = client.New(s.url, s.token)
-	return s
+	return startStack(t, dbName, engineEnv...)
 }
 
 // runExamples runs every example through the CLI with --wait --json and
