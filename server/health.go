@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/gorilla/mux"
+	"github.com/orcheo/orcheo"
 )
 
 func (s *Server) registerHealthRoutes(r *mux.Router) {
@@ -44,7 +45,12 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 			defer wg.Done()
 			result := "ok"
 			if err := p.Ping(ctx); err != nil {
-				result = "error: " + err.Error()
+				// /readyz takes no token: it shows an application error's
+				// message, never a driver's text, which names hosts and users.
+				result = "error: unavailable (details in the API log)"
+				if orcheo.ErrorCode(err) != orcheo.EINTERNAL {
+					result = "error: " + orcheo.ErrorMessage(err)
+				}
 				loggerFrom(r).WithError(err).WithField("check", name).Warn("readiness check failed")
 			}
 			mu.Lock()
