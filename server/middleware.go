@@ -106,13 +106,14 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 	})
 }
 
-// authenticate requires "Authorization: Bearer <Token>" on /api/* except the
-// webhook route, which third parties call and which verifies its own
+// authenticate requires "Authorization: Bearer <Token>" on /api/* and
+// /metrics except the webhook route, which third parties call and which verifies its own
 // credentials. The token is compared in constant time. An empty Token
 // disables authentication (orcheo dev on loopback only).
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.Token == "" || !strings.HasPrefix(r.URL.Path, "/api/") || isWebhookPath(r.URL.EscapedPath()) {
+		protected := strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/metrics"
+		if s.Token == "" || !protected || isWebhookPath(r.URL.EscapedPath()) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -65,6 +65,10 @@ type Server struct {
 	// ReadyChecks are pinged by /readyz, by name ("database", "redis").
 	ReadyChecks map[string]orcheo.Pinger
 
+	// Metrics serves GET /metrics (Prometheus); nil answers 404. Like
+	// /api/*, it needs the bearer token when Token is set.
+	Metrics http.Handler
+
 	// VerifyWebhook, if set, is called for every webhook request of an
 	// enabled trigger with the raw request body, before anything is stored.
 	// A non-nil error is answered through Error (use EUNAUTHORIZED for a bad
@@ -97,6 +101,7 @@ func NewServer() *Server {
 	s.registerRunRoutes(s.router)
 	s.registerWebhookRoutes(s.router)
 	s.registerCronRoutes(s.router)
+	s.router.Handle("/metrics", http.HandlerFunc(s.handleMetrics)).Methods(http.MethodGet)
 
 	// Outermost first: a panic anywhere is recovered inside the request log,
 	// so the log line shows the 500.
@@ -192,6 +197,15 @@ func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) 
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 	}
 	Error(w, r, orcheo.Errorf(orcheo.EMETHOD, "method %s is not allowed on %s", r.Method, r.URL.Path))
+}
+
+// handleMetrics serves the Metrics handler assigned after NewServer.
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.Metrics == nil {
+		s.handleNotFound(w, r)
+		return
+	}
+	s.Metrics.ServeHTTP(w, r)
 }
 
 // pathVar returns the unescaped route variable name.

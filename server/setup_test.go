@@ -61,6 +61,8 @@ type envOptions struct {
 	// postgresDB, if set, names the PostgreSQL database (testenv) to use
 	// instead of a SQLite file.
 	postgresDB string
+	// setup, if set, changes the server before it serves.
+	setup func(*server.Server, *db.Store)
 }
 
 func newEnv(tb testing.TB, opts envOptions) *env {
@@ -79,6 +81,9 @@ func newEnv(tb testing.TB, opts envOptions) *env {
 	logger := logrus.New()
 	logger.SetOutput(testWriter{tb})
 	s.Logger = logger
+	if opts.setup != nil {
+		opts.setup(s, st)
+	}
 	ts := httptest.NewServer(s.Handler())
 	tb.Cleanup(ts.Close)
 	return &env{srv: s, http: ts, client: client.New(ts.URL, s.Token), queue: q, store: st}

@@ -1,0 +1,78 @@
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/orcheo/orcheo"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// attemptBuckets span a quick set node (milliseconds) to a long HTTP
+// workflow (an hour); longer attempts land in +Inf.
+var attemptBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
+
+// Runs counts runs created and attempts finished. Safe for concurrent use.
+type Runs struct {
+	created  *prometheus.CounterVec
+	finished *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewRuns registers the run counters on reg. Every trigger and status is
+// set to zero up front, so rate() and absent() work before the first run.
+func NewRuns(reg prometheus.Registerer) *Runs {
+	m := &Runs{
+		created: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "runs_created_total",
+			Help: "Runs stored by this process, by what triggered them (duplicates and skipped cron slots are not counted).",
+		}, []string{"trigger"}),
+		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "runs_finished_total",
+			Help: "Runs this worker ended (succeeded, failed or cancelled), by status and trigger.",
+		}, []string{"status", "trigger"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "run_attempt_duration_seconds",
+			Help:    "Time from claim to stored result of each attempt, by the attempt's outcome.",
+			Buckets: attemptBuckets,
+		}, []string{"outcome"}),
+	}
+	reg.MustRegister(m.created, m.finished, m.duration)
+	for _, trigger := range []string{orcheo.TriggerManual, orcheo.TriggerWebhook, orcheo.TriggerCron, orcheo.TriggerWorkflow} {
+		m.created.WithLabelValues(trigger)
+		for _, status := range []orcheo.RunStatus{orcheo.RunSucceeded, orcheo.RunFailed, orcheo.RunCancelled} {
+			m.finished.WithLabelValues(string(status), trigger)
+		}
+	}
+	return m
+}
+
+// Wrap returns runs whose CreateRun counts each run it stores. Everything
+// else passes through, so the server and the cron dispatcher count runs
+// without knowing about metrics.
+func (m *Runs) Wrap(runs orcheo.RunService) orcheo.RunService {
+	return countingRuns{RunService: runs, m: m}
+}
+
+type countingRuns struct {
+	orcheo.RunService
+	m *Runs
+}
+
+func (c countingRuns) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Run, bool, error) {
+	got, created, err := c.RunService.CreateRun(ctx, run)
+	if err == nil && created {
+		c.m.created.WithLabelValues(got.TriggeredBy).Inc()
+	}
+	return got, created, err
+}
+
+// AttemptFinished implements tasks.AttemptObserver: every attempt goes
+// into the histogram, and a run that ended (not one going back to pending
+// for a retry) into runs_finished_total.
+func (m *Runs) AttemptFinished(run *orcheo.Run, outcome orcheo.RunStatus, took time.Duration) {
+	m.duration.WithLabelValues(string(outcome)).Observe(took.Seconds())
+	if run.Status.Terminal() {
+		m.finished.WithLabelValues(string(run.Status), run.TriggeredBy).Inc()
+	}
+}
