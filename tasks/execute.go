@@ -63,6 +63,9 @@ func (w *Worker) executeRun(mctx context.Context, runID string) error {
 		return nil
 	}
 	done := w.complete(run, *c, log.WithField("duration", time.Since(start).String()))
+	if done != nil && w.Observer != nil {
+		w.Observer.AttemptFinished(done, c.Status, time.Since(start))
+	}
 	if done != nil && done.Status == orcheo.RunPending && done.NotBefore != nil {
 		// The attempt failed and the store granted another (retry.go): the
 		// message comes back through the broker's delayed set when due.

@@ -40,6 +40,9 @@ type Worker struct {
 	// DrainTimeout bounds how long Stop waits for in-flight runs before
 	// cancelling their context; default WorkerDrainTimeoutDefault.
 	DrainTimeout time.Duration
+	// Observer, if set, is told of every attempt whose result was stored
+	// (metrics); nil means nobody listens.
+	Observer AttemptObserver
 
 	cfg      Config
 	versions versionCache
@@ -63,6 +66,16 @@ type Worker struct {
 	// contexts, so Stop cancels this one after the drain timeout.
 	runCtx     context.Context
 	cancelRuns context.CancelFunc
+}
+
+// AttemptObserver is told of each attempt whose result the worker stored.
+// It is called on the run's goroutine, so it must be quick and safe for
+// concurrent use.
+type AttemptObserver interface {
+	// AttemptFinished receives the run as stored (pending again when a
+	// retry was granted), the attempt's own outcome (succeeded, failed or
+	// cancelled) and how long the attempt took from its claim.
+	AttemptFinished(run *orcheo.Run, outcome orcheo.RunStatus, took time.Duration)
 }
 
 // consumer is one machinery worker on one queue.
