@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need and that a fresh machine may
-# lack: redis-server (fault tests start their own) and the PostgreSQL client
-# tools (pg_isready). Idempotent; needs root or sudo.
+# lack: redis-server (fault tests start their own), the PostgreSQL client
+# tools (pg_isready), and systemd for systemd-analyze and systemctl, which
+# deploy/systemd's test runs on the units. Idempotent; needs root or sudo.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v pg_isready >/dev/null 2>&1 || need+=(postgresql-client)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo=sudo
