@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"net/netip"
 	"os"
 	"reflect"
@@ -9,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/orcheo/orcheo"
 )
 
 func TestConfigFromEnv(t *testing.T) {
@@ -166,8 +170,12 @@ func TestParseArgs(t *testing.T) {
 	if !reflect.DeepEqual(pos, []string{"a", "b"}) || !*asJSON || *limit != 5 {
 		t.Fatalf("pos=%v json=%v limit=%d", pos, *asJSON, *limit)
 	}
-	if _, err := parseArgs(fs, []string{"--nope"}); err == nil {
-		t.Fatal("an unknown flag parsed")
+	if _, err := parseArgs(fs, []string{"--nope"}); orcheo.ErrorCode(err) != orcheo.EINVALID {
+		t.Fatalf("an unknown flag: %v, want EINVALID", err)
+	}
+	// -h is not an error of the user's: main exits 2 after the usage.
+	if _, err := parseArgs(fs, []string{"-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v, want flag.ErrHelp", err)
 	}
 }
 

@@ -123,7 +123,9 @@ func (g *group) Run(ctx context.Context, args []string) error {
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return nil, err // usage was printed; main exits 2
+		} else if err != nil {
 			return nil, orcheo.Errorf(orcheo.EINVALID, "%s", err.Error())
 		}
 		args = fs.Args()
