@@ -29,7 +29,7 @@ func NewRuns(reg prometheus.Registerer) *Runs {
 		}, []string{"trigger"}),
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "runs_finished_total",
-			Help: "Runs this worker ended (succeeded, failed or cancelled), by status and trigger.",
+			Help: "Runs this process ended: by a worker (succeeded, failed or cancelled) or by a cancel while pending (API), by status and trigger.",
 		}, []string{"status", "trigger"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "run_attempt_duration_seconds",
@@ -47,8 +47,8 @@ func NewRuns(reg prometheus.Registerer) *Runs {
 	return m
 }
 
-// Wrap returns runs whose CreateRun counts each run it stores. Everything
-// else passes through, so the server and the cron dispatcher count runs
+// Wrap returns runs whose CreateRun counts each run it stores and whose
+// CancelRun counts the pending runs it ends. Everything else passes through, so the server and the cron dispatcher count runs
 // without knowing about metrics.
 func (m *Runs) Wrap(runs orcheo.RunService) orcheo.RunService {
 	return countingRuns{RunService: runs, m: m}
@@ -65,6 +65,16 @@ func (c countingRuns) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.R
 		c.m.created.WithLabelValues(got.TriggeredBy).Inc()
 	}
 	return got, created, err
+}
+
+// CancelRun counts a pending run the cancel ended at once; a running one
+// ends later on its worker, which counts it.
+func (c countingRuns) CancelRun(ctx context.Context, id string) (*orcheo.Run, error) {
+	run, err := c.RunService.CancelRun(ctx, id)
+	if err == nil && run.Status == orcheo.RunCancelled {
+		c.m.finished.WithLabelValues(string(run.Status), run.TriggeredBy).Inc()
+	}
+	return run, err
 }
 
 // AttemptFinished implements tasks.AttemptObserver: every attempt goes

@@ -93,7 +93,7 @@ func TestMetrics(t *testing.T) {
 		wantValue(t, before, `orcheo_runs_pending`, 0)
 
 		resp, body := webhook(t, e, "POST", "metered", "", http.Header{"Content-Type": {"application/json"}}, `{}`)
-		acceptedRun(t, e, resp, body)
+		run, _ := acceptedRun(t, e, resp, body)
 
 		_, after := scrape(t, e, testToken)
 		wantValue(t, after, `orcheo_runs_created_total{trigger="webhook"}`, 1)
@@ -107,6 +107,14 @@ func TestMetrics(t *testing.T) {
 		if age, ok := promtext.Value(after, `orcheo_oldest_pending_run_age_seconds`); !ok || age < 0 || age > 600 {
 			t.Fatalf("oldest pending age = %v (present %v), want the webhook run's few seconds", age, ok)
 		}
+
+		// A cancel ends a pending run at once, so the API counts it.
+		if _, err := e.client.CancelRun(context.Background(), run.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, cancelled := scrape(t, e, testToken)
+		wantValue(t, cancelled, `orcheo_runs_finished_total{status="cancelled",trigger="webhook"}`, 1)
+		wantValue(t, cancelled, `orcheo_runs_pending`, 0)
 	})
 
 	t.Run("NeedsToken", func(t *testing.T) {

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/db"
 	"github.com/orcheo/orcheo/engine"
+	"github.com/orcheo/orcheo/metrics"
 	"github.com/orcheo/orcheo/server"
 	"github.com/orcheo/orcheo/tasks"
 	"github.com/sirupsen/logrus"
@@ -55,6 +57,10 @@ type apiMain struct {
 	cancels  *tasks.CancelNotifier
 	server   *server.Server
 	requeuer *tasks.Requeuer
+	metrics  processMetrics
+	// runs is the store's RunService counting the runs it creates, for
+	// the server and the cron dispatcher.
+	runs orcheo.RunService
 }
 
 // Open opens the store (migrating it), connects the queue and starts
@@ -70,8 +76,12 @@ func (a *apiMain) Open(ctx context.Context) error {
 	if a.cancels, err = tasks.NewCancelNotifier(a.tasksConfig()); err != nil {
 		return err
 	}
+	if err := a.openMetrics(); err != nil {
+		return err
+	}
 	s := server.NewServer()
-	s.Workflows, s.Runs, s.Triggers = a.store.Workflows, a.store.Runs, a.store.Triggers
+	s.Workflows, s.Runs, s.Triggers = a.store.Workflows, a.runs, a.store.Triggers
+	s.Metrics = metrics.Handler(a.metrics.reg, a.log.WithField("component", "metrics"))
 	s.Queue, s.Cancels = a.queue, a.cancels
 	s.Engine = engine.New(engine.Options{Logger: a.log.WithField("component", "engine")})
 	s.Token = a.cfg.APIToken
@@ -89,6 +99,22 @@ func (a *apiMain) Open(ctx context.Context) error {
 		Logger: a.log.WithField("component", "requeuer"),
 	})
 	a.requeuer.Start(ctx)
+	return nil
+}
+
+// openMetrics builds the API's metrics: run creation counted on the way
+// into the store, and run counts, queue depths and consumers read at each
+// scrape.
+func (a *apiMain) openMetrics() error {
+	stats, ok := a.store.Runs.(orcheo.RunStatsService)
+	if !ok {
+		return fmt.Errorf("metrics: the %s store does not report run stats", a.store.Backend)
+	}
+	a.metrics = newProcessMetrics()
+	a.runs = a.metrics.runs.Wrap(a.store.Runs)
+	metrics.RegisterStats(a.metrics.reg, metrics.StatsConfig{
+		Runs: stats, Queue: a.queue, Queues: a.cfg.Queues, Logger: a.log,
+	})
 	return nil
 }
 

@@ -4,10 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -64,7 +61,7 @@ func (c CronConfig) scheduler() schedule.Scheduler { return schedule.Scheduler{S
 // dispatcher is the API side of cron: it fires due slots on the store.
 func (a *apiMain) dispatcher() *schedule.Dispatcher {
 	return &schedule.Dispatcher{
-		Cron: a.store.Cron, Workflows: a.store.Workflows, Runs: a.store.Runs, Queue: a.queue,
+		Cron: a.store.Cron, Workflows: a.store.Workflows, Runs: a.runs, Queue: a.queue,
 		Seconds: a.cfg.Cron.Seconds, Grace: a.cfg.Cron.Grace,
 		Logger: a.log.WithField("component", "cron"),
 	}
@@ -80,7 +77,7 @@ type beatCommand struct {
 
 func (c *beatCommand) Run(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("beat")
-	fs.StringVar(&c.cfg.Cron.HealthAddr, "health-addr", c.cfg.Cron.HealthAddr, "serve /healthz on this address (ORCHEO_BEAT_HEALTH_ADDR)")
+	fs.StringVar(&c.cfg.Cron.HealthAddr, "health-addr", c.cfg.Cron.HealthAddr, "serve /healthz and /metrics on this address (ORCHEO_BEAT_HEALTH_ADDR)")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -108,7 +105,10 @@ func (c *beatCommand) Run(ctx context.Context, args []string) error {
 	})
 	var health *http.Server
 	if c.cfg.Cron.HealthAddr != "" {
-		if health, err = serveBeatHealth(c.cfg.Cron.HealthAddr, b, log); err != nil {
+		m := newProcessMetrics()
+		m.observeBeat(b)
+		status := func() any { return b.Status() }
+		if health, err = serveStatus(c.cfg.Cron.HealthAddr, m, status, log.WithField("component", "beat")); err != nil {
 			return err
 		}
 	}
@@ -132,28 +132,6 @@ func beatOwner() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
-}
-
-// serveBeatHealth serves GET /healthz: 200 with the beat's status (active
-// or standby, last dispatch, last error).
-func serveBeatHealth(addr string, b *beat.Scheduler, log logrus.FieldLogger) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(b.Status())
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.WithError(err).Error("beat health server")
-		}
-	}()
-	log.WithField("addr", ln.Addr().String()).Info("beat health listening")
-	return srv, nil
 }
 
 // devBeatAPI is the beat's view of orcheo inside orcheo dev: the store and

@@ -40,6 +40,11 @@ type Config struct {
 	ReenqueueAfter    time.Duration // ORCHEO_REENQUEUE_AFTER
 	DrainTimeout      time.Duration // ORCHEO_WORKER_DRAIN_TIMEOUT
 
+	// WorkerMetricsAddr is where orcheo worker serves /healthz and
+	// /metrics; "" (the default) serves nothing, since several workers on
+	// one host each need their own port.
+	WorkerMetricsAddr string // ORCHEO_WORKER_METRICS_ADDR
+
 	// Workflow engine (issue 3).
 	HTTPAllowPrivate  bool              // ORCHEO_HTTP_ALLOW_PRIVATE
 	HTTPAllowCIDRs    []netip.Prefix    // ORCHEO_HTTP_ALLOW_CIDRS
@@ -129,6 +134,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	str("ORCHEO_LOG_LEVEL", &c.LogLevel)
 	str("ORCHEO_LOG_FORMAT", &c.LogFormat)
 	str("ORCHEO_DATA_DIR", &c.DataDir)
+	str("ORCHEO_WORKER_METRICS_ADDR", &c.WorkerMetricsAddr)
 	if v := strings.TrimSpace(getenv("ORCHEO_HTTP_ALLOW_PRIVATE")); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

@@ -63,7 +63,7 @@ func (c *devCommand) Run(ctx context.Context, args []string) error {
 	if err := a.Open(ctx); err != nil {
 		return err
 	}
-	w, err := startWorker(ctx, c.cfg, a.store, a.queue, log)
+	w, err := startWorker(ctx, c.cfg, a.store, a.queue, a.metrics, log)
 	if err != nil {
 		return err
 	}
@@ -76,6 +76,7 @@ func (c *devCommand) Run(ctx context.Context, args []string) error {
 	}
 	b := startDevBeat(ctx, a, log)
 	defer b.Stop()
+	a.metrics.observeBeat(b)
 	c.banner(a.server.URL(), dbPath)
 	<-ctx.Done()
 	log.Info("dev shutting down")

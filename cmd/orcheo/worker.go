@@ -24,6 +24,7 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("worker")
 	fs.IntVar(&c.cfg.Concurrency, "concurrency", c.cfg.Concurrency, "runs executed at once (ORCHEO_WORKER_CONCURRENCY)")
 	queues := fs.String("queues", "", "comma-separated queues to consume (ORCHEO_QUEUES)")
+	fs.StringVar(&c.cfg.WorkerMetricsAddr, "metrics-addr", c.cfg.WorkerMetricsAddr, "serve /healthz and /metrics on this address (ORCHEO_WORKER_METRICS_ADDR)")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -51,9 +52,20 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer queue.Close()
-	w, err := startWorker(ctx, c.cfg, store, queue, log)
+	m := newProcessMetrics()
+	w, err := startWorker(ctx, c.cfg, store, queue, m, log)
 	if err != nil {
 		return err
+	}
+	if c.cfg.WorkerMetricsAddr != "" {
+		health := func() any { return map[string]string{"status": "ok", "worker_id": w.ID} }
+		srv, err := serveStatus(c.cfg.WorkerMetricsAddr, m, health, log.WithField("component", "worker"))
+		if err != nil {
+			w.Stop()
+			return err
+		}
+		// Closed last, so the port answers while the worker drains.
+		defer srv.Close()
 	}
 	<-ctx.Done()
 	log.WithField("drain_timeout", w.DrainTimeout.String()).Info("worker stopping: finishing runs in flight; a second signal exits at once")
@@ -77,12 +89,15 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// startWorker builds and starts a worker on store; queue enqueues the
-// child runs its workflow nodes start.
-func startWorker(ctx context.Context, cfg Config, store *db.Store, queue orcheo.RunQueue, log *logrus.Logger) (*tasks.Worker, error) {
+// startWorker builds and starts a worker on store, counted in m; queue
+// enqueues the child runs its workflow nodes start.
+func startWorker(ctx context.Context, cfg Config, store *db.Store, queue orcheo.RunQueue, m processMetrics, log *logrus.Logger) (*tasks.Worker, error) {
 	w := tasks.NewWorker(cfg.tasksConfig())
 	w.Runs, w.Workflows = store.Runs, store.Workflows
-	starter := &tasks.RunStarter{Workflows: store.Workflows, Runs: store.Runs, Queue: queue, Logger: log.WithField("component", "engine")}
+	m.observeWorker(w)
+	// Child runs that workflow nodes start are counted where they are
+	// created: here.
+	starter := &tasks.RunStarter{Workflows: store.Workflows, Runs: m.runs.Wrap(store.Runs), Queue: queue, Logger: log.WithField("component", "engine")}
 	w.Engine = engine.New(cfg.engineOptions(log.WithField("component", "engine"), starter))
 	w.Logger = log.WithField("component", "worker")
 	w.DrainTimeout = cfg.DrainTimeout
