@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -49,23 +48,11 @@ func metricsEnv(t *testing.T, queue fakeQueueStats) *env {
 // scrape GETs /metrics with token and returns the status and body.
 func scrape(t *testing.T, e *env, token string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, e.http.URL+"/metrics", nil)
+	code, body, err := promtext.Get(e.http.URL+"/metrics", token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	return code, body
 }
 
 // wantValue fails the test unless the scraped series has value want.

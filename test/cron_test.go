@@ -13,6 +13,7 @@ import (
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/beat"
 	"github.com/orcheo/orcheo/client"
+	"github.com/orcheo/orcheo/internal/promtext"
 	"github.com/orcheo/orcheo/internal/testenv"
 )
 
@@ -194,6 +195,12 @@ func TestCronTwoBeatsFailover(t *testing.T) {
 		t.Errorf("the standby took over %s after the kill, documented bound %s", took, failoverBound)
 	} else {
 		t.Logf("the standby took over %s after the kill", took)
+	}
+	// Its metrics port says the same as its health.
+	if _, text, err := promtext.Get(standby+"/metrics", ""); err != nil {
+		t.Errorf("beat metrics: %v", err)
+	} else if v, ok := promtext.Value(text, "orcheo_beat_active"); !ok || v != 1 {
+		t.Errorf("orcheo_beat_active = %v (present %v) on the active beat, want 1", v, ok)
 	}
 	waitCronRuns(t, s.client, "tick", time.Minute, "a run after the failover to finish", func(runs []*orcheo.Run) bool {
 		for _, r := range runs {

@@ -3,7 +3,6 @@ package test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -17,26 +16,11 @@ import (
 // the test unless the answer is 200.
 func scrapeMetrics(t *testing.T, url, token string) string {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
+	code, body, err := promtext.Get(url, token)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET %s: status %d, error %v: %s", url, code, err, body)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: status %d: %s", url, resp.StatusCode, b)
-	}
-	return string(b)
+	return body
 }
 
 // TestMetrics runs one manual run and scrapes the API and the worker once
@@ -75,12 +59,7 @@ func TestMetrics(t *testing.T) {
 	const finished = `orcheo_runs_finished_total{status="succeeded",trigger="manual"}`
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		worker := ""
-		if resp, err := http.Get("http://" + workerAddr + "/metrics"); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			worker = string(b)
-		}
+		_, worker, _ := promtext.Get("http://"+workerAddr+"/metrics", "")
 		if got, _ := promtext.Value(worker, finished); got == 1 {
 			if n, ok := promtext.Value(worker, `orcheo_run_attempt_duration_seconds_count{outcome="succeeded"}`); !ok || n != 1 {
 				t.Fatalf("attempt duration count = %v (present %v), want 1", n, ok)

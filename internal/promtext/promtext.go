@@ -3,6 +3,9 @@
 package promtext
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 )
@@ -23,4 +26,26 @@ func Value(text, series string) (v float64, ok bool) {
 		return f, true
 	}
 	return 0, false
+}
+
+// Get GETs a metrics endpoint, with "Authorization: Bearer token" unless
+// token is "", and returns the status and body.
+func Get(url, token string) (status int, body string, err error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", fmt.Errorf("read %s: %w", url, err)
+	}
+	return resp.StatusCode, string(b), nil
 }
