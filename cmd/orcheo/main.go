@@ -22,7 +22,9 @@ Usage: orcheo <command> [arguments]
 Processes:
   api                      serve the HTTP API (PostgreSQL or SQLite + Redis)
   worker                   execute runs from Redis [--concurrency N] [--queues q1,q2]
+                           [--metrics-addr ADDR]
   beat                     fire cron triggers: POST the API's dispatch at each slot
+                           [--health-addr ADDR]
   dev                      API + worker + beat in one process on embedded defaults
   migrate                  apply database migrations and exit
 
@@ -32,7 +34,7 @@ Client (talks to ORCHEO_URL with ORCHEO_TOKEN):
   workflows list | show REF | versions REF | archive REF
   workflows run REF [--input JSON] [--wait] [--timeout D]
   workflows validate -f FILE          check a definition offline
-  runs list [--workflow REF] [--status S] [--limit N]
+  runs list [--workflow REF] [--status S] [--trigger T] [--limit N]
   runs show ID | cancel ID [--wait] | retry ID
   triggers webhook enable REF [--methods POST,PUT] | disable REF | show REF
   triggers cron set REF --expression EXPR [--timezone TZ] [--allow-overlapping]
