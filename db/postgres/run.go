@@ -381,14 +381,11 @@ func (s *RunService) CancelRun(ctx context.Context, id string) (*orcheo.Run, err
 	} else if !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("cancel run %s: %w", id, err)
 	}
-	var status string
-	err = s.db.pool.QueryRow(ctx, `SELECT status FROM runs WHERE id = $1`, id).Scan(&status)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, rules.RunNotFound(id)
-	} else if err != nil {
-		return nil, fmt.Errorf("cancel run %s: %w", id, err)
+	status, err := s.statusOf(ctx, "cancel", id)
+	if err != nil {
+		return nil, err
 	}
-	return nil, rules.NotCancellable(id, orcheo.RunStatus(status))
+	return nil, rules.NotCancellable(id, status)
 }
 
 // MarkRunUnenqueued clears enqueued_at of a pending run. A run that is no

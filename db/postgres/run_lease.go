@@ -171,3 +171,16 @@ func (s *RunService) attemptConflict(ctx context.Context, op, id string, attempt
 	}
 	return rules.NotRunningAttempt(id, attempt, orcheo.RunStatus(status), current)
 }
+
+// statusOf returns a run's status, to explain a conditional transition that
+// matched no row. Returns ENOTFOUND if the run does not exist.
+func (s *RunService) statusOf(ctx context.Context, op, id string) (orcheo.RunStatus, error) {
+	var status string
+	err := s.db.pool.QueryRow(ctx, `SELECT status FROM runs WHERE id = $1`, id).Scan(&status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", rules.RunNotFound(id)
+	} else if err != nil {
+		return "", fmt.Errorf("%s run %s: %w", op, id, err)
+	}
+	return orcheo.RunStatus(status), nil
+}

@@ -34,14 +34,11 @@ func (s *RunService) RetryRun(ctx context.Context, id string) (*orcheo.Run, erro
 	} else if !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("retry run %s: %w", id, err)
 	}
-	var status string
-	err = s.db.pool.QueryRow(ctx, `SELECT status FROM runs WHERE id = $1`, id).Scan(&status)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, rules.RunNotFound(id)
-	} else if err != nil {
-		return nil, fmt.Errorf("retry run %s: %w", id, err)
+	status, err := s.statusOf(ctx, "retry", id)
+	if err != nil {
+		return nil, err
 	}
-	return nil, rules.NotRetryable(id, orcheo.RunStatus(status))
+	return nil, rules.NotRetryable(id, status)
 }
 
 // FindCancelRequested returns those of ids that are running with a cancel

@@ -315,14 +315,11 @@ func (s *RunService) CancelRun(ctx context.Context, id string) (*orcheo.Run, err
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			var status string
-			err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&status)
-			if errors.Is(err, sql.ErrNoRows) {
-				return rules.RunNotFound(id)
-			} else if err != nil {
+			status, err := statusOf(ctx, tx, id)
+			if err != nil {
 				return err
 			}
-			return rules.NotCancellable(id, orcheo.RunStatus(status))
+			return rules.NotCancellable(id, status)
 		}
 		if r, err = findRun(ctx, tx, id); err != nil {
 			return err

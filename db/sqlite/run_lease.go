@@ -196,3 +196,17 @@ func attemptConflict(ctx context.Context, tx *sql.Tx, id string, attempt int) er
 	}
 	return rules.NotRunningAttempt(id, attempt, orcheo.RunStatus(status), current)
 }
+
+// statusOf returns, inside tx, a run's status, to explain a conditional
+// transition that matched no row. Returns ENOTFOUND if the run does not
+// exist.
+func statusOf(ctx context.Context, tx *sql.Tx, id string) (orcheo.RunStatus, error) {
+	var status string
+	err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", rules.RunNotFound(id)
+	} else if err != nil {
+		return "", err
+	}
+	return orcheo.RunStatus(status), nil
+}

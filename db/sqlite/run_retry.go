@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -34,14 +33,11 @@ func (s *RunService) RetryRun(ctx context.Context, id string) (*orcheo.Run, erro
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			var status string
-			err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&status)
-			if errors.Is(err, sql.ErrNoRows) {
-				return rules.RunNotFound(id)
-			} else if err != nil {
+			status, err := statusOf(ctx, tx, id)
+			if err != nil {
 				return err
 			}
-			return rules.NotRetryable(id, orcheo.RunStatus(status))
+			return rules.NotRetryable(id, status)
 		}
 		if r, err = findRun(ctx, tx, id); err != nil {
 			return err
