@@ -80,6 +80,16 @@ type Run struct {
 	// so every claim has its own number and its own steps.
 	ReleasedAttempts int `json:"released_attempts,omitempty"`
 
+	// ParentRunID is the run whose workflow node started this one, and
+	// RootRunID the run at the top of that chain (the one a webhook, a
+	// cron slot or a person started); both are empty on a root run. Depth
+	// is the length of the chain of parents: 0 for a root run. They let
+	// tasks.RunStarter bound how far and how wide workflows start each
+	// other.
+	ParentRunID string `json:"parent_run_id,omitempty"`
+	RootRunID   string `json:"root_run_id,omitempty"`
+	Depth       int    `json:"depth,omitempty"`
+
 	// CancelRequested is set when an operator cancels a running run: the
 	// worker executing it stops at the next node and ends it cancelled.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
@@ -189,10 +199,19 @@ type RunService interface {
 	// CreateRun stores run as pending and fills in its ID, Status, Attempt,
 	// CreatedAt and EnqueuedAt (set optimistically: the caller enqueues it
 	// next and calls MarkRunUnenqueued if that fails). If run has an
-	// IdempotencyKey already used for its workflow, or a ScheduledFor slot
-	// already taken for its workflow, the existing run is returned with
-	// created=false and nothing is stored.
+	// IdempotencyKey already used for its workflow by a run of the same
+	// trigger (keys of webhooks, manual calls and child runs never match
+	// each other), or a ScheduledFor slot already taken for its workflow,
+	// the existing run is returned with created=false and nothing is
+	// stored. A child run (ParentRunID set) is stored with its
+	// ParentRunID, RootRunID and Depth as given.
 	CreateRun(ctx context.Context, run *Run) (existing *Run, created bool, err error)
+
+	// CountChildRuns counts, for the bounds on child runs, the runs whose
+	// parent is parentID (children) and those in the tree under rootID
+	// (tree), leaving out any run holding idempotency key exceptKey: the
+	// child a repeated start would find again is not a new one.
+	CountChildRuns(ctx context.Context, parentID, rootID, exceptKey string) (children, tree int, err error)
 
 	// FindRunByID returns a run with its steps. Returns ENOTFOUND.
 	FindRunByID(ctx context.Context, id string) (*Run, error)

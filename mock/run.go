@@ -28,6 +28,11 @@ type RunService struct {
 	ClaimStaleRunsFn      func(ctx context.Context, enqueuedBefore time.Time, limit int) ([]*orcheo.Run, error)
 	RetryRunFn            func(ctx context.Context, id string) (*orcheo.Run, error)
 	FindCancelRequestedFn func(ctx context.Context, ids []string) ([]string, error)
+	CountChildRunsFn      func(ctx context.Context, parentID, rootID, exceptKey string) (int, int, error)
+}
+
+func (s *RunService) CountChildRuns(ctx context.Context, parentID, rootID, exceptKey string) (int, int, error) {
+	return s.CountChildRunsFn(ctx, parentID, rootID, exceptKey)
 }
 
 func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Run, bool, error) {

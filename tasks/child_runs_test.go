@@ -202,3 +202,61 @@ func TestWorker_ChildWaitSuspends(t *testing.T) {
 		})
 	}
 }
+
+// TestRunStarter_Bounds: a chain of parents deeper than MaxDepth, a run
+// starting more than MaxChildren children and a tree holding more than
+// MaxTree runs are refused with EINVALID, while a repeated start of a child
+// that exists still finds it.
+func TestRunStarter_Bounds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := openStore(t, db.BackendSQLite, "")
+	f := &fixture{store: store, engine: engine.New(engine.Options{Logger: testLogger()})}
+	root := f.createRun(t, okDefinition, `{}`)
+	wf, err := store.Workflows.FindWorkflowByRef(ctx, root.WorkflowID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := recordingQueue(nil)
+	s := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Queue: q, Logger: testLogger(),
+		MaxDepth: 2, MaxChildren: 3, MaxTree: 5}
+	start := func(parent *orcheo.Run, node string) (*orcheo.Run, error) {
+		return s.StartChildRun(ctx, orcheo.ChildRun{Parent: parent, Node: node, Workflow: wf.ID})
+	}
+	refused := func(t *testing.T, err error, want string) {
+		t.Helper()
+		if orcheo.ErrorCode(err) != orcheo.EINVALID || !strings.Contains(orcheo.ErrorMessage(err), want) {
+			t.Fatalf("err = %v, want EINVALID mentioning %q", err, want)
+		}
+	}
+
+	c1, err := start(root, "n1")
+	if err != nil || c1.ParentRunID != root.ID || c1.RootRunID != root.ID || c1.Depth != 1 {
+		t.Fatalf("child = %+v, %v", c1, err)
+	}
+	g1, err := start(c1, "n1")
+	if err != nil || g1.ParentRunID != c1.ID || g1.RootRunID != root.ID || g1.Depth != 2 {
+		t.Fatalf("grandchild = %+v, %v", g1, err)
+	}
+	_, err = start(g1, "n1")
+	refused(t, err, "nest at most 2 deep")
+
+	for _, n := range []string{"n2", "n3"} {
+		if _, err := start(root, n); err != nil {
+			t.Fatalf("child %s: %v", n, err)
+		}
+	}
+	_, err = start(root, "n4")
+	refused(t, err, "has started 3 child runs")
+	// The first child again (a retried node, a resume): found, not refused.
+	if again, err := start(root, "n1"); err != nil || again.ID != c1.ID {
+		t.Fatalf("repeated start = %v, %v; want child %s", again, err, c1.ID)
+	}
+
+	// root has 3 children and a grandchild: one more run fills the tree.
+	if _, err := start(c1, "n2"); err != nil {
+		t.Fatalf("fifth run of the tree: %v", err)
+	}
+	_, err = start(c1, "n3")
+	refused(t, err, "already has 5 runs below it")
+}

@@ -27,7 +27,8 @@ const runCols = `r.id, r.workflow_id, r.version_id, v.version, r.queue, r.status
 	r.input, r.output, r.error, r.attempt, r.max_attempts, r.idempotency_key, r.scheduled_for,
 	r.not_before, r.lease_until, r.worker_id, r.created_at, r.enqueued_at, r.started_at, r.completed_at,
 	r.released_attempts, r.cancel_requested,
-	CASE WHEN r.attempt - r.released_attempts = r.checkpoint_used THEN r.checkpoint END`
+	CASE WHEN r.attempt - r.released_attempts = r.checkpoint_used THEN r.checkpoint END,
+	r.parent_run_id, r.root_run_id, r.depth`
 
 // runFrom is the FROM clause for runCols over relation rel (a table or CTE).
 func runFrom(rel string) string {
@@ -41,6 +42,7 @@ func scanRun(row pgx.Row) (*orcheo.Run, error) {
 		input, output  []byte
 		checkpoint     []byte // only the claim that resumes the run sees one: see orcheo.Run.Checkpoint
 		key, workerID  *string
+		parent, root   *string
 		scheduledFor   *time.Time
 		notBefore      *time.Time
 		leaseUntil     *time.Time
@@ -51,7 +53,8 @@ func scanRun(row pgx.Row) (*orcheo.Run, error) {
 	)
 	if err := row.Scan(&r.ID, &r.WorkflowID, &r.VersionID, &r.Version, &r.Queue, &status, &r.TriggeredBy,
 		&input, &output, &r.Error, &r.Attempt, &r.MaxAttempts, &key, &scheduledFor,
-		&notBefore, &leaseUntil, &workerID, &createdAtLocal, &enqueuedAt, &startedAt, &completedAt, &r.ReleasedAttempts, &r.CancelRequested, &checkpoint); err != nil {
+		&notBefore, &leaseUntil, &workerID, &createdAtLocal, &enqueuedAt, &startedAt, &completedAt, &r.ReleasedAttempts, &r.CancelRequested, &checkpoint,
+		&parent, &root, &r.Depth); err != nil {
 		return nil, err
 	}
 	r.Status = orcheo.RunStatus(status)
@@ -61,6 +64,9 @@ func scanRun(row pgx.Row) (*orcheo.Run, error) {
 	}
 	if workerID != nil {
 		r.WorkerID = *workerID
+	}
+	if parent != nil && root != nil {
+		r.ParentRunID, r.RootRunID = *parent, *root
 	}
 	r.CreatedAt = createdAtLocal.UTC()
 	r.ScheduledFor, r.NotBefore, r.LeaseUntil = rules.TimePtr(scheduledFor), rules.TimePtr(notBefore), rules.TimePtr(leaseUntil)
@@ -101,9 +107,10 @@ func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Ru
 	// retry.max_attempts gives the run that budget.
 	err := s.db.pool.QueryRow(ctx, `WITH ins AS (
 			INSERT INTO runs (id, workflow_id, version_id, queue, status, triggered_by, input, max_attempts,
-				idempotency_key, scheduled_for, not_before, created_at, enqueued_at)
+				idempotency_key, scheduled_for, not_before, created_at, enqueued_at, parent_run_id, root_run_id, depth)
 			SELECT $1, v.workflow_id, v.id, $4, 'pending', $5, $6,
-				COALESCE((v.definition #>> '{retry,max_attempts}')::int, $7), $8, $9, $10, $11, $11
+				COALESCE((v.definition #>> '{retry,max_attempts}')::int, $7), $8, $9, $10, $11, $11,
+				$12::uuid, $13::uuid, $14
 			FROM workflow_versions v WHERE v.id = $3 AND v.workflow_id = $2
 			ON CONFLICT DO NOTHING
 			RETURNING id, version_id, max_attempts),
@@ -112,7 +119,8 @@ func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Ru
 			SELECT id, $11, 'created', 'triggered by ' || $5::text FROM ins)
 		SELECT v.version, ins.max_attempts FROM ins JOIN workflow_versions v ON v.id = ins.version_id`,
 		in.ID, in.WorkflowID, in.VersionID, in.Queue, in.TriggeredBy, []byte(in.Input), in.MaxAttempts,
-		nullString(in.IdempotencyKey), in.ScheduledFor, in.NotBefore, now).Scan(&in.Version, &in.MaxAttempts)
+		nullString(in.IdempotencyKey), in.ScheduledFor, in.NotBefore, now,
+		nullString(in.ParentRunID), nullString(in.RootRunID), in.Depth).Scan(&in.Version, &in.MaxAttempts)
 	if err == nil {
 		*run = in
 		return run, true, nil
@@ -132,7 +140,8 @@ func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Ru
 func (s *RunService) findDuplicate(ctx context.Context, in *orcheo.Run) (*orcheo.Run, error) {
 	if in.IdempotencyKey != "" {
 		r, err := scanRun(s.db.pool.QueryRow(ctx, `SELECT `+runCols+` FROM `+runFrom("runs")+`
-			WHERE r.workflow_id = $1 AND r.idempotency_key = $2`, in.WorkflowID, in.IdempotencyKey))
+			WHERE r.workflow_id = $1 AND r.triggered_by = $2 AND r.idempotency_key = $3`,
+			in.WorkflowID, in.TriggeredBy, in.IdempotencyKey))
 		if err == nil {
 			return r, nil
 		} else if !errors.Is(err, pgx.ErrNoRows) {

@@ -27,7 +27,8 @@ const runCols = `r.id, r.workflow_id, r.version_id, v.version, r.queue, r.status
 	r.input, r.output, r.error, r.attempt, r.max_attempts, r.idempotency_key, r.scheduled_for,
 	r.not_before, r.lease_until, r.worker_id, r.created_at, r.enqueued_at, r.started_at, r.completed_at,
 	r.released_attempts, r.cancel_requested,
-	CASE WHEN r.attempt - r.released_attempts = r.checkpoint_used THEN r.checkpoint END`
+	CASE WHEN r.attempt - r.released_attempts = r.checkpoint_used THEN r.checkpoint END,
+	r.parent_run_id, r.root_run_id, r.depth`
 
 const runFrom = ` FROM runs r JOIN workflow_versions v ON v.id = r.version_id`
 
@@ -38,17 +39,20 @@ func scanRun(row rowScanner, extra ...any) (*orcheo.Run, error) {
 		input, output []byte
 		checkpoint    []byte // only the claim that resumes the run sees one: see orcheo.Run.Checkpoint
 		key, workerID sql.NullString
+		parent, root  sql.NullString
 	)
 	dest := append([]any{&r.ID, &r.WorkflowID, &r.VersionID, &r.Version, &r.Queue, &status, &r.TriggeredBy,
 		&input, &output, &r.Error, &r.Attempt, &r.MaxAttempts, &key, nullTimeCol{&r.ScheduledFor},
 		nullTimeCol{&r.NotBefore}, nullTimeCol{&r.LeaseUntil}, &workerID, timeCol{&r.CreatedAt},
-		nullTimeCol{&r.EnqueuedAt}, nullTimeCol{&r.StartedAt}, nullTimeCol{&r.CompletedAt}, &r.ReleasedAttempts, &r.CancelRequested, &checkpoint}, extra...)
+		nullTimeCol{&r.EnqueuedAt}, nullTimeCol{&r.StartedAt}, nullTimeCol{&r.CompletedAt}, &r.ReleasedAttempts, &r.CancelRequested, &checkpoint,
+		&parent, &root, &r.Depth}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	r.Status = orcheo.RunStatus(status)
 	r.Input, r.Output, r.Checkpoint = input, output, checkpoint
 	r.IdempotencyKey, r.WorkerID = key.String, workerID.String
+	r.ParentRunID, r.RootRunID = parent.String, root.String
 	return &r, nil
 }
 
@@ -92,11 +96,13 @@ func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Ru
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO runs (id, workflow_id, version_id, queue, status, triggered_by,
-				input, max_attempts, idempotency_key, scheduled_for, not_before, created_at, enqueued_at)
-			VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
+				input, max_attempts, idempotency_key, scheduled_for, not_before, created_at, enqueued_at,
+				parent_run_id, root_run_id, depth)
+			VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14)
 			ON CONFLICT DO NOTHING`,
 			in.ID, in.WorkflowID, in.VersionID, in.Queue, in.TriggeredBy, string(in.Input), in.MaxAttempts,
-			nullString(in.IdempotencyKey), tsPtr(in.ScheduledFor), tsPtr(in.NotBefore), ts(now))
+			nullString(in.IdempotencyKey), tsPtr(in.ScheduledFor), tsPtr(in.NotBefore), ts(now),
+			nullString(in.ParentRunID), nullString(in.RootRunID), in.Depth)
 		if err != nil {
 			return err
 		}
@@ -122,7 +128,8 @@ func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Ru
 func findDuplicate(ctx context.Context, tx *sql.Tx, in *orcheo.Run) (*orcheo.Run, error) {
 	if in.IdempotencyKey != "" {
 		r, err := scanRun(tx.QueryRowContext(ctx, `SELECT `+runCols+runFrom+`
-			WHERE r.workflow_id = ? AND r.idempotency_key = ?`, in.WorkflowID, in.IdempotencyKey))
+			WHERE r.workflow_id = ? AND r.triggered_by = ? AND r.idempotency_key = ?`,
+			in.WorkflowID, in.TriggeredBy, in.IdempotencyKey))
 		if !errors.Is(err, sql.ErrNoRows) {
 			return r, err
 		}

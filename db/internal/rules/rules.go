@@ -72,6 +72,9 @@ func NewRun(run *orcheo.Run, now time.Time) error {
 	if run.MaxAttempts == 0 {
 		run.MaxAttempts = 1
 	}
+	if err := runTree(run); err != nil {
+		return err
+	}
 	if len(run.Input) == 0 {
 		run.Input = json.RawMessage(`{}`)
 	}
@@ -84,6 +87,21 @@ func NewRun(run *orcheo.Run, now time.Time) error {
 	run.Output, run.Error, run.Steps = nil, "", nil
 	run.ScheduledFor = TimePtr(run.ScheduledFor)
 	run.NotBefore = TimePtr(run.NotBefore)
+	return nil
+}
+
+// runTree checks a new run's place in its tree: a root run has no parent,
+// no root and depth 0; a child names both (ids) and is at least 1 deep.
+func runTree(run *orcheo.Run) error {
+	if run.ParentRunID == "" {
+		if run.RootRunID != "" || run.Depth != 0 {
+			return orcheo.Errorf(orcheo.EINVALID, "a run without a parent has no root run and depth 0")
+		}
+		return nil
+	}
+	if !orcheo.IsID(run.ParentRunID) || !orcheo.IsID(run.RootRunID) || run.Depth < 1 {
+		return orcheo.Errorf(orcheo.EINVALID, "a child run needs a parent run id, a root run id and a depth of at least 1")
+	}
 	return nil
 }
 
