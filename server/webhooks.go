@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/orcheo/orcheo"
@@ -32,34 +33,35 @@ type webhookInput struct {
 	SourceIP string                 `json:"source_ip"`
 }
 
-// handleWebhook creates a run from a third-party call. Checks, in order:
-// unknown workflow 404; trigger disabled 409; method not configured 405 with
-// Allow; body over MaxBodyBytes 413; VerifyWebhook (over the raw bytes);
-// malformed JSON under a JSON content type 400; archived workflow 409. Then
-// 202 with the run, or 200 with the earlier run for a repeated
-// Idempotency-Key.
+// webhookAnswer is the body of a webhook's 2xx answer, new or repeated
+// delivery alike: what the caller needs to refer to the run, and nothing of
+// its input, output, error or stored headers. The webhook route is public,
+// and an Idempotency-Key is no credential; the full run stays behind the
+// token (GET /api/runs/{id}).
+type webhookAnswer struct {
+	ID        string           `json:"id"`
+	Status    orcheo.RunStatus `json:"status"`
+	Workflow  string           `json:"workflow"`
+	CreatedAt time.Time        `json:"created_at"`
+}
+
+// errNoWebhook is the one answer for every webhook request that finds no
+// trigger to fire: unknown workflow, trigger disabled, workflow archived,
+// method not accepted. The route is public, so these must not tell a
+// stranger which workflows exist; the management API (with the token)
+// keeps the precise answers.
+var errNoWebhook = orcheo.Errorf(orcheo.ENOTFOUND, "no webhook trigger here accepts this request (unknown workflow, trigger disabled, workflow archived or method not accepted)")
+
+// handleWebhook creates a run from a third-party call. Unknown workflow,
+// trigger disabled, workflow archived and method not accepted all answer
+// errNoWebhook (404, no Allow header). Then, in order: body over
+// MaxBodyBytes 413; VerifyWebhook (over the raw bytes); malformed JSON
+// under a JSON content type 400. Then 202 with a webhookAnswer, or 200 with
+// the earlier run's for a repeated Idempotency-Key.
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
-	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
+	wf, cfg, err := s.findWebhook(r)
 	if err != nil {
 		Error(w, r, err)
-		return
-	}
-	cfg, err := s.Triggers.FindWebhookConfig(r.Context(), wf.ID)
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	if !cfg.Enabled {
-		Error(w, r, orcheo.Errorf(orcheo.ECONFLICT, "webhook trigger is disabled"))
-		return
-	}
-	if !cfg.AllowsMethod(r.Method) {
-		allowed := cfg.Methods
-		if len(allowed) == 0 {
-			allowed = []string{http.MethodPost}
-		}
-		w.Header().Set("Allow", strings.Join(allowed, ", "))
-		Error(w, r, orcheo.Errorf(orcheo.EMETHOD, "webhook does not accept %s", r.Method))
 		return
 	}
 	raw, err := readBody(r)
@@ -73,7 +75,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	in, err := newWebhookInput(r, raw)
+	in, err := newWebhookInput(r, raw, cfg)
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -88,11 +90,53 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, err)
 		return
 	}
-	encodeJSON(w, r, runStatus(created), run)
+	encodeJSON(w, r, runStatus(created), &webhookAnswer{ID: run.ID, Status: run.Status, Workflow: wf.Handle, CreatedAt: run.CreatedAt})
+}
+
+// findWebhook returns the workflow and trigger config a webhook request
+// fires, or errNoWebhook when there is none to fire. The precise reason is
+// logged at debug level for the operator. A ref that cannot be an id or a
+// handle is not looked up at all.
+func (s *Server) findWebhook(r *http.Request) (*orcheo.Workflow, *orcheo.WebhookConfig, error) {
+	refuse := func(reason string) (*orcheo.Workflow, *orcheo.WebhookConfig, error) {
+		loggerFrom(r).WithField("reason", reason).Debug("webhook refused")
+		return nil, nil, errNoWebhook
+	}
+	ref := pathVar(r, "ref")
+	if !validRef(ref) {
+		return refuse("not an id or handle")
+	}
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), ref)
+	if orcheo.ErrorCode(err) == orcheo.ENOTFOUND {
+		return refuse("unknown workflow")
+	} else if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := s.Triggers.FindWebhookConfig(r.Context(), wf.ID)
+	if orcheo.ErrorCode(err) == orcheo.ENOTFOUND {
+		return refuse("unknown workflow")
+	} else if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case !cfg.Enabled:
+		return refuse("trigger disabled")
+	case wf.Archived():
+		return refuse("workflow archived")
+	case !cfg.AllowsMethod(r.Method):
+		return refuse("method not accepted")
+	}
+	return wf, cfg, nil
+}
+
+// validRef reports whether ref can name a workflow: an id or a valid
+// handle.
+func validRef(ref string) bool {
+	return orcheo.IsID(ref) || (&orcheo.Workflow{Handle: ref}).Validate() == nil
 }
 
 // newWebhookInput builds the run input from the request and its raw body.
-func newWebhookInput(r *http.Request, raw []byte) (*webhookInput, error) {
+func newWebhookInput(r *http.Request, raw []byte, cfg *orcheo.WebhookConfig) (*webhookInput, error) {
 	in := &webhookInput{
 		Method:   r.Method,
 		Body:     json.RawMessage("null"),
