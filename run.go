@@ -123,10 +123,15 @@ func (r *Run) Validate() error {
 	if len(r.Input) > 0 && !json.Valid(r.Input) {
 		return Errorf(EINVALID, "run input must be JSON")
 	}
+	if len(r.Input) > 0 {
+		if err := CheckJSON("run input", r.Input); err != nil {
+			return err
+		}
+	}
 	if len(r.IdempotencyKey) > 255 {
 		return Errorf(EINVALID, "idempotency key must be at most 255 characters")
 	}
-	return nil
+	return CheckText("idempotency key", r.IdempotencyKey)
 }
 
 // StepStatus is the outcome of one node.
@@ -174,6 +179,23 @@ type RunFilter struct {
 	TriggeredBy *string
 	Offset      int
 	Limit       int
+}
+
+// Validate returns EINVALID for a filter no run can match because it names
+// an unknown status or trigger. A WorkflowID that is not an id is not an
+// error: it matches no run.
+func (f *RunFilter) Validate() error {
+	if f.Status != nil && !f.Status.Valid() {
+		return Errorf(EINVALID, "unknown run status %q", *f.Status)
+	}
+	if f.TriggeredBy != nil {
+		switch *f.TriggeredBy {
+		case TriggerManual, TriggerWebhook, TriggerCron, TriggerWorkflow:
+		default:
+			return Errorf(EINVALID, "trigger %q is not one of manual, webhook, cron, workflow", *f.TriggeredBy)
+		}
+	}
+	return nil
 }
 
 // RunCompletion is what a worker reports at the end of an attempt.

@@ -50,8 +50,13 @@ func (w *Workflow) Validate() error {
 	if len(w.Name) > 200 {
 		return Errorf(EINVALID, "name must be at most 200 characters")
 	}
-	return nil
+	return CheckText("name", w.Name)
 }
+
+// IsHandle reports whether s is a well-formed handle. A lookup by anything
+// else (NUL, invalid UTF-8, upper case…) can match no workflow, so stores
+// answer it without a query.
+func IsHandle(s string) bool { return handleRE.MatchString(s) && !IsID(s) }
 
 // Archived reports whether the workflow was archived; archived workflows
 // accept no new runs.
