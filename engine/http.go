@@ -102,13 +102,13 @@ func (g *addressGuard) control(network, address string, _ syscall.RawConn) error
 	if err != nil {
 		return fmt.Errorf("refused to connect to %q: not an IP address", address)
 	}
-	addr := ap.Addr().Unmap()
+	addr := ap.Addr().WithZone("")
 	reason := internalReason(addr)
 	if reason == "" {
 		return nil
 	}
 	for _, p := range g.allow {
-		if p.Contains(addr) {
+		if p.Contains(addr) || p.Contains(addr.Unmap()) {
 			return nil
 		}
 	}
@@ -124,16 +124,78 @@ var nonPublic = []struct {
 	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified"},
 	{netip.MustParsePrefix("100.64.0.0/10"), "shared (CGNAT)"},
 	{netip.MustParsePrefix("192.0.0.0/24"), "reserved"},
+	{netip.MustParsePrefix("192.0.2.0/24"), "documentation"},
 	{netip.MustParsePrefix("198.18.0.0/15"), "reserved"},
+	{netip.MustParsePrefix("198.51.100.0/24"), "documentation"},
+	{netip.MustParsePrefix("203.0.113.0/24"), "documentation"},
 	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
-	{netip.MustParsePrefix("64:ff9b::/96"), "translated (NAT64)"},
-	{netip.MustParsePrefix("64:ff9b:1::/48"), "translated (NAT64)"},
-	{netip.MustParsePrefix("2002::/16"), "6to4"},
+	{netip.MustParsePrefix("100::/64"), "discard-only"},
+	// Local-use NAT64 (RFC 8215) translates into the operator's own
+	// networks, at a prefix length only the operator knows.
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "translated (local NAT64)"},
+	{netip.MustParsePrefix("2001:db8::/32"), "documentation"},
+	{netip.MustParsePrefix("3fff::/20"), "documentation"},
+	{netip.MustParsePrefix("fec0::/10"), "site-local"},
+}
+
+// Prefixes of IPv6 forms that carry an IPv4 address, which internalReason
+// checks as well: a public-looking IPv6 address must not lead to 127.0.0.1.
+var (
+	nat64Prefix  = netip.MustParsePrefix("64:ff9b::/96") // RFC 6052: the last 32 bits
+	sixToFour    = netip.MustParsePrefix("2002::/16")    // RFC 3056: bits 16 to 47
+	teredoPrefix = netip.MustParsePrefix("2001::/32")    // RFC 4380: server at bits 32 to 63, client inverted in the last 32
+)
+
+// embeddedIPv4 returns the IPv4 addresses an IPv6 address stands for in the
+// IPv4-mapped, IPv4-compatible, NAT64, 6to4 and Teredo forms.
+func embeddedIPv4(addr netip.Addr) []netip.Addr {
+	if !addr.Is6() {
+		return nil
+	}
+	b := addr.As16()
+	last := netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
+	switch {
+	case addr.Is4In6(), nat64Prefix.Contains(addr):
+		return []netip.Addr{last}
+	case embeddedIPv4Only(addr):
+		return []netip.Addr{last}
+	case sixToFour.Contains(addr):
+		return []netip.Addr{netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]})}
+	case teredoPrefix.Contains(addr):
+		client := netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})
+		return []netip.Addr{netip.AddrFrom4([4]byte{b[4], b[5], b[6], b[7]}), client}
+	}
+	return nil
 }
 
 // internalReason says why addr is not a public unicast address, or "" if
-// it is one.
+// it is one. An IPv6 form that carries an IPv4 address is judged by that
+// address too ("loopback (IPv4 127.0.0.1 inside ::ffff:127.0.0.1)").
 func internalReason(addr netip.Addr) string {
+	if r := ownReason(addr); r != "" {
+		return r
+	}
+	for _, v4 := range embeddedIPv4(addr) {
+		if r := ownReason(v4); r != "" {
+			return fmt.Sprintf("%s (IPv4 %s inside %s)", r, v4, addr)
+		}
+	}
+	if embeddedIPv4Only(addr) {
+		return "IPv4-compatible"
+	}
+	return ""
+}
+
+// embeddedIPv4Only reports the IPv4-compatible form (::a.b.c.d, deprecated
+// by RFC 4291), which reaches the IPv4 address on some stacks, Linux among
+// them. It is refused even around a public address: nothing legitimate
+// dials it. :: and ::1 are judged before as unspecified and loopback.
+func embeddedIPv4Only(addr netip.Addr) bool {
+	return addr.Is6() && !addr.Is4In6() && netip.PrefixFrom(netip.IPv6Unspecified(), 96).Contains(addr)
+}
+
+// ownReason judges addr by its own ranges only.
+func ownReason(addr netip.Addr) string {
 	switch {
 	case addr.IsLoopback():
 		return "loopback"
@@ -146,13 +208,16 @@ func internalReason(addr netip.Addr) string {
 	case addr.IsMulticast(), addr.IsLinkLocalMulticast(), addr.IsInterfaceLocalMulticast():
 		return "multicast"
 	}
+	if addr.Is4() && addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return "broadcast"
+	}
+	if addr.Is4In6() {
+		return "" // judged by its IPv4 address
+	}
 	for _, r := range nonPublic {
 		if r.prefix.Contains(addr) {
 			return r.reason
 		}
-	}
-	if addr.Is4() && addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
-		return "broadcast"
 	}
 	return ""
 }
