@@ -11,6 +11,7 @@ import (
 
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/engine"
+	"github.com/orcheo/orcheo/tasks"
 	"github.com/sirupsen/logrus"
 )
 
@@ -51,6 +52,11 @@ type Config struct {
 	WorkflowEnv       map[string]string // values of the names in ORCHEO_WORKFLOW_ENV
 	DelaySuspendAfter time.Duration     // ORCHEO_DELAY_SUSPEND_AFTER
 
+	// Bounds on workflows that start each other (tasks.RunStarter).
+	MaxChildDepth int // ORCHEO_MAX_CHILD_DEPTH
+	MaxChildRuns  int // ORCHEO_MAX_CHILD_RUNS
+	MaxRunTree    int // ORCHEO_MAX_RUN_TREE
+
 	// Cron triggers and the beat (issue 4).
 	Cron CronConfig
 
@@ -77,6 +83,9 @@ func DefaultConfig() Config {
 		Cron:          defaultCronConfig(),
 
 		DelaySuspendAfter: engine.DefaultSuspendDelaysAfter,
+		MaxChildDepth:     tasks.MaxChildDepthDefault,
+		MaxChildRuns:      tasks.MaxChildRunsDefault,
+		MaxRunTree:        tasks.MaxRunTreeDefault,
 	}
 }
 
@@ -131,6 +140,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	duration("ORCHEO_WORKER_DRAIN_TIMEOUT", &c.DrainTimeout)
 	duration("ORCHEO_REQUEUE_INTERVAL", &c.RequeueEvery)
 	duration("ORCHEO_DELAY_SUSPEND_AFTER", &c.DelaySuspendAfter)
+	integer("ORCHEO_MAX_CHILD_DEPTH", &c.MaxChildDepth)
+	integer("ORCHEO_MAX_CHILD_RUNS", &c.MaxChildRuns)
+	integer("ORCHEO_MAX_RUN_TREE", &c.MaxRunTree)
 	str("ORCHEO_LOG_LEVEL", &c.LogLevel)
 	str("ORCHEO_LOG_FORMAT", &c.LogFormat)
 	str("ORCHEO_DATA_DIR", &c.DataDir)

@@ -97,7 +97,8 @@ func startWorker(ctx context.Context, cfg Config, store *db.Store, queue orcheo.
 	m.observeWorker(w)
 	// Child runs that workflow nodes start are counted where they are
 	// created: here.
-	starter := &tasks.RunStarter{Workflows: store.Workflows, Runs: m.runs.Wrap(store.Runs), Queue: queue, Logger: log.WithField("component", "engine")}
+	starter := &tasks.RunStarter{Workflows: store.Workflows, Runs: m.runs.Wrap(store.Runs), Queue: queue, Logger: log.WithField("component", "engine"),
+		MaxDepth: cfg.MaxChildDepth, MaxChildren: cfg.MaxChildRuns, MaxTree: cfg.MaxRunTree}
 	w.Engine = engine.New(cfg.engineOptions(log.WithField("component", "engine"), starter))
 	w.Logger = log.WithField("component", "worker")
 	w.DrainTimeout = cfg.DrainTimeout
