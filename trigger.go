@@ -12,13 +12,18 @@ type WebhookConfig struct {
 	Enabled bool `json:"enabled"`
 	// Methods lists the HTTP methods the webhook accepts; empty means POST.
 	Methods []string `json:"methods,omitempty"`
+	// Keep lists header and query parameter names (case-insensitive, "_"
+	// and "-" alike) to keep in the run input although they look like
+	// credentials and would be dropped. Authorization, Proxy-Authorization,
+	// Cookie and Set-Cookie are never kept; Validate refuses them.
+	Keep []string `json:"keep,omitempty"`
 }
 
 // WebhookMethods are the methods a webhook may be configured to accept.
 var WebhookMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
-// Validate normalises Methods to upper case and returns EINVALID for an
-// unsupported method.
+// Validate normalises Methods to upper case and Keep to lower case, and
+// returns EINVALID for an unsupported method or a name Keep may not hold.
 func (c *WebhookConfig) Validate() error {
 	for i, m := range c.Methods {
 		m = strings.ToUpper(m)
@@ -30,6 +35,20 @@ func (c *WebhookConfig) Validate() error {
 			return Errorf(EINVALID, "methods: %q is not one of GET, POST, PUT, PATCH, DELETE", c.Methods[i])
 		}
 		c.Methods[i] = m
+	}
+	if len(c.Keep) > 100 {
+		return Errorf(EINVALID, "keep: at most 100 names")
+	}
+	for i, name := range c.Keep {
+		name = strings.ToLower(strings.TrimSpace(name))
+		if name == "" || len(name) > 200 {
+			return Errorf(EINVALID, "keep: %q must be a header or query parameter name of 1-200 characters", c.Keep[i])
+		}
+		switch strings.ReplaceAll(name, "_", "-") {
+		case "authorization", "proxy-authorization", "cookie", "set-cookie":
+			return Errorf(EINVALID, "keep: %s is never stored in a run's input", name)
+		}
+		c.Keep[i] = name
 	}
 	return nil
 }

@@ -160,14 +160,13 @@ func newWebhookInput(r *http.Request, raw []byte, cfg *orcheo.WebhookConfig) (*w
 		}
 	}
 	for name, values := range r.Header {
-		lower := strings.ToLower(name)
-		if isSecretName(lower) {
+		if !keepName(name, cfg) {
 			continue
 		}
-		in.Headers[lower] = strings.Join(values, ", ")
+		in.Headers[strings.ToLower(name)] = strings.Join(values, ", ")
 	}
 	for name, values := range r.URL.Query() {
-		if isSecretName(strings.ToLower(name)) {
+		if !keepName(name, cfg) {
 			continue
 		}
 		if len(values) == 1 {
@@ -189,29 +188,63 @@ func isJSONContentType(ct string) bool {
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
-// secretHeaders are dropped from webhook input: they carry credentials, and
-// run inputs are shown to anyone who may read runs.
-var secretHeaders = map[string]bool{
+// neverStored are header names dropped from webhook input whatever the
+// trigger's Keep says: they carry the caller's own credentials (the bearer
+// token, a proxy's, a browser's session).
+var neverStored = map[string]bool{
 	"authorization":       true,
 	"proxy-authorization": true,
 	"cookie":              true,
 	"set-cookie":          true,
 }
 
-// secretWords mark header and query names that carry credentials
-// (X-Api-Key, X-Gitlab-Token, X-Webhook-Secret, ?access_token=…).
-var secretWords = []string{"token", "secret", "password", "passwd", "api-key", "apikey", "session"}
+// credentialWords mark header and query parameter names that carry
+// credentials wherever they appear in the name (X-Api-Key, X-Auth-Token,
+// X-Hub-Signature-256, ?access_token=…). Signatures go too: a verifier
+// checks them over the raw body before anything is stored.
+var credentialWords = []string{
+	"auth", "token", "secret", "key", "password", "passwd", "passphrase", "credential", "signature",
+	"session", "cookie", "jwt", "bearer", "csrf", "xsrf", "hmac",
+}
 
-// isSecretName reports whether a lower-case header or query parameter name
-// carries a credential. Signatures (X-Hub-Signature-256) are kept: they are
-// derived from the body and useless without the secret.
-func isSecretName(name string) bool {
-	if secretHeaders[name] {
+// credentialNames are names that carry credentials when they are the
+// whole name (?code= of OAuth, ?sig=); as parts of longer names
+// (country_code) they are common and harmless.
+var credentialNames = map[string]bool{"code": true, "sig": true, "pwd": true, "pass": true, "otp": true}
+
+// normalName is the form names are compared in: lower case, "_" read as
+// "-".
+func normalName(name string) string {
+	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+}
+
+// isCredentialName reports whether a header or query parameter name (in
+// normalName form) looks like it carries a credential.
+func isCredentialName(name string) bool {
+	if neverStored[name] || credentialNames[name] {
 		return true
 	}
-	name = strings.ReplaceAll(name, "_", "-")
-	for _, w := range secretWords {
+	for _, w := range credentialWords {
 		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// keepName reports whether a header or query parameter goes into the run
+// input: any name that does not look like a credential, and one that does
+// if the trigger's Keep lists it, except the neverStored headers.
+func keepName(name string, cfg *orcheo.WebhookConfig) bool {
+	name = normalName(name)
+	if neverStored[name] {
+		return false
+	}
+	if !isCredentialName(name) {
+		return true
+	}
+	for _, k := range cfg.Keep {
+		if normalName(k) == name {
 			return true
 		}
 	}

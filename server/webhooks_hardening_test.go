@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/db"
+	"github.com/orcheo/orcheo/server"
 )
 
 // wantWebhookAnswer checks that a webhook's 2xx answer carries exactly
@@ -162,4 +164,96 @@ func TestWebhookNoExistenceOracle(t *testing.T) {
 	if wf, err := e.client.FindWorkflowByRef(ctx, "gone"); err != nil || !wf.Archived() {
 		t.Fatalf("archived workflow %+v %v", wf, err)
 	}
+}
+
+// TestWebhookCredentials: headers and query parameters whose names look
+// like credentials are never stored in the run input (issue 8, item 9).
+func TestWebhookCredentials(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.mustWorkflow(t, "creds")
+	e.mustEnableWebhook(t, "creds")
+
+	dropped := []string{
+		// The issue's probe.
+		"Authentication", "X-Auth", "X-Auth-Key", "X-Access-Key", "X-Credential",
+		// The pattern's words.
+		"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie", "X-Api-Key", "Apikey", "X-Gitlab-Token",
+		"X-Webhook-Secret", "X-Password", "X-Passwd", "X-Session-Id", "X-Hub-Signature-256", "Stripe-Signature",
+		"X-Slack-Signature", "X-Jwt-Assertion", "X-Csrf-Token", "X-Xsrf", "X-Hmac-Sha256", "X-Amz-Security-Token",
+		"X-Client-Credentials", "X-Bearer", "X_Private_Key",
+	}
+	h := http.Header{"Content-Type": {"application/json"}, "X-Github-Event": {"push"}, "X-Request-Id": {"r1"}}
+	for _, name := range dropped {
+		h[http.CanonicalHeaderKey(name)] = []string{"leaked-" + name}
+	}
+	query := "key=leaked&auth=leaked&jwt=leaked&code=leaked&sig=leaked&pwd=leaked&pass=leaked&otp=leaked" +
+		"&access_token=leaked&client_secret=leaked&api_key=leaked&session=leaked&signature=leaked&X-Amz-Credential=leaked" +
+		"&page=2&kind=push&encoding=utf-8&passenger=kept"
+	resp, body := webhook(t, e, "POST", "creds", query, h, `{"a":1}`)
+	run, in := acceptedRun(t, e, resp, body)
+	if strings.Contains(string(run.Input), "leaked") {
+		t.Fatalf("input keeps a credential: %s", run.Input)
+	}
+	for _, name := range []string{"x-github-event", "x-request-id", "content-type"} {
+		if in.Headers[name] == "" {
+			t.Fatalf("header %s dropped: %v", name, in.Headers)
+		}
+	}
+	for _, name := range []string{"page", "kind", "encoding", "passenger"} {
+		if in.Query[name] == nil {
+			t.Fatalf("query parameter %s dropped: %v", name, in.Query)
+		}
+	}
+}
+
+// TestWebhookKeep: a trigger may keep named credential-looking headers and
+// query parameters in the run input, never Authorization, Proxy-
+// Authorization, Cookie or Set-Cookie.
+func TestWebhookKeep(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, envOptions{})
+	e.mustWorkflow(t, "keep")
+	cfg := &orcheo.WebhookConfig{Enabled: true, Keep: []string{"X-Hub-Signature-256", "CODE", "api_key"}}
+	if err := e.client.SetWebhookConfig(ctx, "keep", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.Keep, ",") != "x-hub-signature-256,code,api_key" {
+		t.Fatalf("stored keep %v", cfg.Keep)
+	}
+	h := http.Header{"X-Hub-Signature-256": {"sha256=abc"}, "X-Api-Key": {"leaked"}, "X-Gitlab-Token": {"leaked"}, "Cookie": {"leaked"}}
+	resp, body := webhook(t, e, "POST", "keep", "code=c1&api-key=k2&token=leaked", h, "x")
+	run, in := acceptedRun(t, e, resp, body)
+	// Names match whole: api_key keeps ?api-key=, not X-Api-Key.
+	if in.Headers["x-hub-signature-256"] != "sha256=abc" ||
+		in.Query["code"] != "c1" || in.Query["api-key"] != "k2" || strings.Contains(string(run.Input), "leaked") {
+		t.Fatalf("input %s", run.Input)
+	}
+
+	for _, name := range []string{"Authorization", "proxy-authorization", "COOKIE", "set_cookie", " ", ""} {
+		err := e.client.SetWebhookConfig(ctx, "keep", &orcheo.WebhookConfig{Enabled: true, Keep: []string{name}})
+		wantCode(t, err, orcheo.EINVALID)
+	}
+	// Even a config that skipped validation cannot keep them.
+	e = newEnv(t, envOptions{setup: func(s *server.Server, _ *db.Store) {
+		s.Triggers = unvalidatedTriggers{s.Triggers, &orcheo.WebhookConfig{Enabled: true, Keep: []string{"authorization", "cookie", "Proxy_Authorization"}}}
+	}})
+	e.mustWorkflow(t, "keep")
+	h = http.Header{"Authorization": {"Bearer leaked"}, "Cookie": {"leaked"}, "Proxy-Authorization": {"leaked"}}
+	resp, body = webhook(t, e, "POST", "keep", "", h, "x")
+	if run, _ = acceptedRun(t, e, resp, body); strings.Contains(string(run.Input), "leaked") {
+		t.Fatalf("input %s", run.Input)
+	}
+}
+
+// unvalidatedTriggers answers every FindWebhookConfig with cfg, as a store
+// holding a config written before validation existed would.
+type unvalidatedTriggers struct {
+	orcheo.TriggerService
+	cfg *orcheo.WebhookConfig
+}
+
+func (u unvalidatedTriggers) FindWebhookConfig(context.Context, string) (*orcheo.WebhookConfig, error) {
+	return u.cfg, nil
 }
