@@ -260,3 +260,78 @@ func TestRunStarter_Bounds(t *testing.T) {
 	_, err = start(c1, "n3")
 	refused(t, err, "already has 5 runs below it")
 }
+
+// TestWorker_SelfStartingWorkflowBounded runs a workflow that starts itself
+// without waiting on a real worker: it used to start runs until someone
+// archived it. With MaxDepth 3 the chain stops at the run 3 levels below the
+// root, whose workflow node fails with the reason; nothing else is started.
+func TestWorker_SelfStartingWorkflowBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := openStore(t, db.BackendPostgres, "tasks_child_bounds")
+	rs := testenv.StartRedis(t)
+	f := newFixture(t, store, rs.URL())
+	starter := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Queue: f.queue, Logger: testLogger(), MaxDepth: 3}
+	f.engine = engine.New(engine.Options{Logger: testLogger(), Runs: starter})
+	f.worker.Engine = f.engine
+	f.start(t)
+
+	handle := "loop-" + strings.ToLower(orcheo.NewID()[24:])
+	compiled, err := f.engine.Compile([]byte(`{"nodes":[{"id":"again","type":"workflow","workflow":"` + handle + `","wait":false}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf := &orcheo.Workflow{Handle: handle, Name: "starts itself"}
+	if _, err := store.Workflows.CreateWorkflow(ctx, wf, compiled); err != nil {
+		t.Fatal(err)
+	}
+	root, _, err := store.Runs.CreateRun(ctx, &orcheo.Run{WorkflowID: wf.ID, VersionID: wf.LatestVersionID, TriggeredBy: orcheo.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.queue.EnqueueRun(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+
+	// Wait until every run of the workflow has ended and none was added
+	// for a while: the chain has stopped by itself.
+	var runs []*orcheo.Run
+	deadline := time.Now().Add(20 * time.Second)
+	for stable := 0; stable < 5; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the chain did not stop: %d runs", len(runs))
+		}
+		got, _, err := store.Runs.FindRuns(ctx, orcheo.RunFilter{WorkflowID: &wf.ID, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended := true
+		for _, r := range got {
+			ended = ended && r.Status.Terminal()
+		}
+		if ended && len(got) == len(runs) {
+			stable++
+		} else {
+			stable = 0
+		}
+		runs = got
+	}
+	if len(runs) != 4 {
+		t.Fatalf("%d runs, want the root and 3 levels of children", len(runs))
+	}
+	deepest := runs[0]
+	for _, r := range runs {
+		if r.Depth > deepest.Depth {
+			deepest = r
+		}
+	}
+	if deepest.Depth != 3 || deepest.RootRunID != root.ID || deepest.Status != orcheo.RunFailed ||
+		!strings.Contains(deepest.Error, "nest at most 3 deep") {
+		t.Fatalf("deepest run: depth %d, root %s, %s %q", deepest.Depth, deepest.RootRunID, deepest.Status, deepest.Error)
+	}
+	for _, r := range runs {
+		if r != deepest && r.Status != orcheo.RunSucceeded {
+			t.Errorf("run at depth %d: %s %q", r.Depth, r.Status, r.Error)
+		}
+	}
+}
