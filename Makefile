@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/orcheo
 
-.PHONY: build dev test test-short bench vet deps clean
+.PHONY: build dev test test-short bench fuzz vet deps clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/orcheo
@@ -26,6 +26,10 @@ test-short:
 
 bench: deps
 	eval "$$(scripts/test-env.sh)" && $(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Every fuzz target for FUZZTIME (default 20s) each; CI runs it after make test.
+fuzz:
+	scripts/fuzz.sh
 
 vet:
 	$(GO) vet ./...
