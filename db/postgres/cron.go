@@ -77,6 +77,12 @@ func (s *CronService) SetCronTrigger(ctx context.Context, t *orcheo.CronTrigger)
 	if t == nil {
 		return orcheo.Errorf(orcheo.EINVALID, "cron trigger is missing")
 	}
+	if err := orcheo.CheckText("expression", t.Expression); err != nil {
+		return err
+	}
+	if err := orcheo.CheckText("timezone", t.Timezone); err != nil {
+		return err
+	}
 	if err := t.Validate(); err != nil {
 		return err
 	}
@@ -165,6 +171,7 @@ func (s *CronService) CreateSkippedRun(ctx context.Context, run *orcheo.Run, rea
 	if !orcheo.IsID(in.WorkflowID) || !orcheo.IsID(in.VersionID) {
 		return nil, false, orcheo.Errorf(orcheo.ENOTFOUND, "workflow version %q of workflow %q not found", in.VersionID, in.WorkflowID)
 	}
+	reason = orcheo.SanitizeText(reason) // a report: kept, never refused
 	in.Status, in.Error, in.EnqueuedAt, in.CompletedAt = orcheo.RunSkipped, reason, nil, &now
 	err := s.db.pool.QueryRow(ctx, `WITH ins AS (
 			INSERT INTO runs (id, workflow_id, version_id, queue, status, triggered_by, input, error, max_attempts,

@@ -156,11 +156,12 @@ const (
 )
 
 // FormatError turns a constraint violation into an application error:
-// unique → ECONFLICT, foreign key → ENOTFOUND, and a database that cannot
+// unique → ECONFLICT, foreign key → ENOTFOUND, a refused value (SQLSTATE
+// class 22 or 54) → EINVALID (ErrInvalidData), and a database that cannot
 // be reached into EUNAVAILABLE. Other errors are returned unchanged. Codes
 // are matched, never message text.
 func FormatError(err error) error {
-	if isUnavailable(err) {
+	if isUnavailable(err) || isInvalidData(err) {
 		return unavailable(err)
 	}
 	var pgErr *pgconn.PgError

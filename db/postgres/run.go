@@ -187,6 +187,9 @@ func (s *RunService) FindRunByID(ctx context.Context, id string) (*orcheo.Run, e
 
 // FindRuns returns matching runs, newest first, and their total count.
 func (s *RunService) FindRuns(ctx context.Context, f orcheo.RunFilter) ([]*orcheo.Run, int, error) {
+	if err := f.Validate(); err != nil {
+		return nil, 0, err
+	}
 	// The WHERE clause is built from the filters present, so each shape gets
 	// a plan that uses its index.
 	var (
@@ -201,9 +204,6 @@ func (s *RunService) FindRuns(ctx context.Context, f orcheo.RunFilter) ([]*orche
 		conds = append(conds, "r.workflow_id = $"+strconv.Itoa(len(args)))
 	}
 	if f.Status != nil {
-		if !f.Status.Valid() {
-			return nil, 0, orcheo.Errorf(orcheo.EINVALID, "unknown run status %q", *f.Status)
-		}
 		args = append(args, string(*f.Status))
 		conds = append(conds, "r.status = $"+strconv.Itoa(len(args)))
 	}
@@ -300,6 +300,7 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 	if !orcheo.IsID(id) {
 		return nil, rules.RunNotFound(id)
 	}
+	c.Error = orcheo.SanitizeText(c.Error)
 	now := s.db.now()
 	n := len(steps)
 	var (
@@ -319,7 +320,7 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 	if c.Status == orcheo.RunSucceeded {
 		message = ""
 	}
-	message = fmt.Sprintf("attempt %d: %s", attempt, truncate(message, 1000))
+	message = fmt.Sprintf("attempt %d: %s", attempt, orcheo.TruncateText(message, 1000))
 	r, err := scanRun(s.db.pool.QueryRow(ctx, `WITH r AS (
 			UPDATE runs SET status = CASE WHEN `+retryCond+` THEN 'pending'
 					WHEN $3 <> 'succeeded' AND cancel_requested THEN 'cancelled' ELSE $3 END,
@@ -357,13 +358,6 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 // was requested and attempts are left (released attempts do not count).
 const retryCond = `($18::timestamptz IS NOT NULL AND $3 = 'failed' AND NOT cancel_requested
 	AND attempt - released_attempts < max_attempts)`
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
 
 // CancelRun cancels a pending run, or flags a running one, with its event
 // in one statement.

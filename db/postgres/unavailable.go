@@ -49,14 +49,40 @@ func isUnavailable(err error) bool {
 }
 
 // unavailable wraps err with ErrUnavailable when the database could not be
-// reached; other errors come back unchanged. The original error stays in
-// the chain for logs.
+// reached, and with ErrInvalidData when it refused a value (isInvalidData);
+// other errors come back unchanged. The original error stays in the chain
+// for logs.
 func unavailable(err error) error {
+	if isInvalidData(err) {
+		return &invalidDataError{err: err}
+	}
 	if !isUnavailable(err) {
 		return err
 	}
 	return &unavailableError{err: err}
 }
+
+// ErrInvalidData is the application error for a value PostgreSQL refused
+// (see isInvalidData). The checks in orcheo.CheckJSON and CheckText refuse
+// such values before any query, naming the field; this is the backstop,
+// so that a value they miss is a 400, never a 500. Its message never
+// quotes the driver, whose text may contain the value.
+var ErrInvalidData = orcheo.Errorf(orcheo.EINVALID, "a value cannot be stored: the database refused it (a NUL character, invalid UTF-8, an out-of-range number or too deep nesting)")
+
+// isInvalidData reports whether PostgreSQL refused a value rather than
+// the query: a data exception (SQLSTATE class 22: 22021 invalid byte
+// sequence, 22P05 unsupported Unicode escape, 22003 numeric out of range,
+// 22P02 invalid text representation…) or a program limit (class 54: 54000
+// limit exceeded, 54001 stack depth exceeded by deep JSON).
+func isInvalidData(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "54"))
+}
+
+type invalidDataError struct{ err error }
+
+func (e *invalidDataError) Error() string   { return "invalid data: " + e.err.Error() }
+func (e *invalidDataError) Unwrap() []error { return []error{ErrInvalidData, e.err} }
 
 type unavailableError struct{ err error }
 

@@ -48,6 +48,10 @@ func (s *WorkflowService) FindWorkflowByRef(ctx context.Context, ref string) (*o
 	col := "w.handle"
 	if orcheo.IsID(ref) {
 		col = "w.id"
+	} else if !orcheo.IsHandle(ref) {
+		// NUL, invalid UTF-8 or any other text no handle can be: PostgreSQL
+		// would refuse the query, and nothing could match.
+		return nil, rules.WorkflowNotFound(ref)
 	}
 	w, err := scanWorkflow(s.db.pool.QueryRow(ctx,
 		`SELECT `+workflowCols+` FROM `+workflowFrom+` WHERE `+col+` = $1`, ref))
@@ -61,6 +65,9 @@ func (s *WorkflowService) FindWorkflowByRef(ctx context.Context, ref string) (*o
 
 // FindWorkflows returns matching workflows, newest first, and their count.
 func (s *WorkflowService) FindWorkflows(ctx context.Context, f orcheo.WorkflowFilter) ([]*orcheo.Workflow, int, error) {
+	if f.Handle != nil && !orcheo.IsHandle(*f.Handle) {
+		return nil, 0, nil
+	}
 	rows, err := s.db.pool.Query(ctx, `SELECT `+workflowCols+`, count(*) OVER ()
 		FROM `+workflowFrom+`
 		WHERE ($1::text IS NULL OR w.handle = $1) AND ($2 OR w.archived_at IS NULL)

@@ -79,6 +79,12 @@ func (s *CronService) SetCronTrigger(ctx context.Context, t *orcheo.CronTrigger)
 	if t == nil {
 		return orcheo.Errorf(orcheo.EINVALID, "cron trigger is missing")
 	}
+	if err := orcheo.CheckText("expression", t.Expression); err != nil {
+		return err
+	}
+	if err := orcheo.CheckText("timezone", t.Timezone); err != nil {
+		return err
+	}
 	if err := t.Validate(); err != nil {
 		return err
 	}
@@ -156,6 +162,7 @@ func (s *CronService) CreateSkippedRun(ctx context.Context, run *orcheo.Run, rea
 	if in.ScheduledFor == nil {
 		return nil, false, orcheo.Errorf(orcheo.EINVALID, "a skipped run needs scheduled_for")
 	}
+	reason = orcheo.SanitizeText(reason) // a report: kept, never refused
 	in.Status, in.Error, in.EnqueuedAt, in.CompletedAt = orcheo.RunSkipped, reason, nil, &now
 	var existing *orcheo.Run
 	err := s.db.withTx(ctx, func(tx *sql.Tx) error {

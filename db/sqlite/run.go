@@ -158,17 +158,20 @@ func (s *RunService) FindRunByID(ctx context.Context, id string) (*orcheo.Run, e
 
 // FindRuns returns matching runs, newest first, and their total count.
 func (s *RunService) FindRuns(ctx context.Context, f orcheo.RunFilter) ([]*orcheo.Run, int, error) {
+	if err := f.Validate(); err != nil {
+		return nil, 0, err
+	}
 	var (
 		conds []string
 		args  []any
 	)
 	if f.WorkflowID != nil {
+		if !orcheo.IsID(*f.WorkflowID) {
+			return nil, 0, nil
+		}
 		conds, args = append(conds, "r.workflow_id = ?"), append(args, *f.WorkflowID)
 	}
 	if f.Status != nil {
-		if !f.Status.Valid() {
-			return nil, 0, orcheo.Errorf(orcheo.EINVALID, "unknown run status %q", *f.Status)
-		}
 		conds, args = append(conds, "r.status = ?"), append(args, string(*f.Status))
 	}
 	if f.TriggeredBy != nil {
@@ -254,14 +257,13 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 	if err != nil {
 		return nil, err
 	}
+	c.Error = orcheo.SanitizeText(c.Error)
 	now := s.db.now()
 	message := c.Error
 	if c.Status == orcheo.RunSucceeded {
 		message = ""
 	}
-	if len(message) > 1000 {
-		message = message[:1000]
-	}
+	message = orcheo.TruncateText(message, 1000)
 	message = fmt.Sprintf("attempt %d: %s", attempt, message)
 	var r *orcheo.Run
 	err = s.db.withTx(ctx, func(tx *sql.Tx) error {

@@ -240,9 +240,18 @@ func FormatError(err error) error {
 		return orcheo.Errorf(orcheo.ECONFLICT, "conflicts with an existing record")
 	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 		return orcheo.Errorf(orcheo.ENOTFOUND, "referenced record not found")
+	case sqlite3.SQLITE_CONSTRAINT_CHECK, sqlite3.SQLITE_TOOBIG:
+		// A json_valid CHECK (JSON nested deeper than SQLite's JSON
+		// limit) or an oversize value. orcheo.CheckJSON refuses these
+		// first, naming the field; this is the backstop, as on
+		// PostgreSQL, so that they are a 400 and never a 500.
+		return fmt.Errorf("%w: %w", errInvalidData, err)
 	}
 	return err
 }
+
+// errInvalidData is the application error for a value SQLite refused.
+var errInvalidData = orcheo.Errorf(orcheo.EINVALID, "a value cannot be stored: the database refused it")
 
 // errUnavailable is the application error for a database file that
 // cannot be used right now; the API answers it with 503.

@@ -56,12 +56,19 @@ func (s *WorkflowService) FindWorkflowByRef(ctx context.Context, ref string) (*o
 	col := "w.handle"
 	if orcheo.IsID(ref) {
 		col = "w.id"
+	} else if !orcheo.IsHandle(ref) {
+		// NUL, invalid UTF-8 or any other text no handle can be: PostgreSQL
+		// would refuse the query, and nothing could match.
+		return nil, rules.WorkflowNotFound(ref)
 	}
 	return findWorkflow(ctx, s.db.read, col, ref)
 }
 
 // FindWorkflows returns matching workflows, newest first, and their count.
 func (s *WorkflowService) FindWorkflows(ctx context.Context, f orcheo.WorkflowFilter) ([]*orcheo.Workflow, int, error) {
+	if f.Handle != nil && !orcheo.IsHandle(*f.Handle) {
+		return nil, 0, nil
+	}
 	const where = ` WHERE (?1 IS NULL OR w.handle = ?1) AND (?2 OR w.archived_at IS NULL)`
 	var handle any
 	if f.Handle != nil {

@@ -57,7 +57,7 @@ func Definition(def json.RawMessage) error {
 	if len(def) == 0 || !json.Valid(def) {
 		return orcheo.Errorf(orcheo.EINVALID, "workflow definition must be JSON")
 	}
-	return nil
+	return orcheo.CheckJSON("workflow definition", def)
 }
 
 // NewRun validates run and fills in the fields CreateRun owns: ID, Status,
@@ -117,6 +117,11 @@ func Completion(id string, attempt int, c orcheo.RunCompletion) ([]*orcheo.RunSt
 	}
 	if len(c.Output) > 0 && !json.Valid(c.Output) {
 		return nil, orcheo.Errorf(orcheo.EINVALID, "run output must be JSON")
+	}
+	if len(c.Output) > 0 {
+		if err := orcheo.CheckJSON("run output", c.Output); err != nil {
+			return nil, err
+		}
 	}
 	steps := make([]*orcheo.RunStep, len(c.Steps))
 	seen := make(map[int]bool, len(c.Steps))

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"github.com/orcheo/orcheo"
 )
@@ -31,8 +32,19 @@ func Step(s *orcheo.RunStep) (*orcheo.RunStep, error) {
 			*f.v = nil
 		} else if !json.Valid(*f.v) {
 			return nil, orcheo.Errorf(orcheo.EINVALID, "%s of step %q must be JSON", f.name, cp.Node)
+		} else if err := orcheo.CheckJSON(fmt.Sprintf("%s of step %q", f.name, cp.Node), *f.v); err != nil {
+			return nil, err
 		}
 	}
+	if err := orcheo.CheckText("step node", cp.Node); err != nil {
+		return nil, err
+	}
+	if err := orcheo.CheckText(fmt.Sprintf("type of step %q", cp.Node), cp.NodeType); err != nil {
+		return nil, err
+	}
+	// An error is a report, not data: it is kept, with what no store can
+	// hold replaced by U+FFFD, rather than lost with the step.
+	cp.Error = orcheo.SanitizeText(cp.Error)
 	cp.StartedAt = Time(cp.StartedAt)
 	cp.CompletedAt = TimePtr(cp.CompletedAt)
 	return &cp, nil

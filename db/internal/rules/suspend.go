@@ -15,5 +15,5 @@ func Checkpoint(cp json.RawMessage) error {
 	if len(cp) == 0 || !json.Valid(cp) {
 		return orcheo.Errorf(orcheo.EINVALID, "run checkpoint must be JSON")
 	}
-	return nil
+	return orcheo.CheckJSON("run checkpoint", cp)
 }
