@@ -107,6 +107,24 @@ type executor struct {
 	resumed *checkpoint
 	// visited marks nodes run or skipped; active those an edge leads to.
 	visited, active []bool
+	// kept is the size, as JSON, of each node's output the environment
+	// holds; keptTotal their sum, which MaxRunDataBytes bounds.
+	kept      map[int]int
+	keptTotal int
+}
+
+// keep accounts for node i's output of size bytes replacing its last one,
+// and refuses it when the run's outputs would pass MaxRunDataBytes.
+func (ex *executor) keep(i, size int) error {
+	if ex.kept == nil {
+		ex.kept = map[int]int{}
+	}
+	total := ex.keptTotal - ex.kept[i] + size
+	if total > MaxRunDataBytes {
+		return orcheo.Permanent(fmt.Errorf("the run's step outputs would take %d bytes, more than the limit of %d", total, MaxRunDataBytes))
+	}
+	ex.kept[i], ex.keptTotal = size, total
+	return nil
 }
 
 func (ex *executor) execute(ctx context.Context) {
@@ -275,6 +293,9 @@ func (ex *executor) tryNode(ctx context.Context, i, try int) ([]string, error) {
 			}
 		}
 	}
+	if err == nil {
+		err = ex.keep(i, len(raw))
+	}
 	if err != nil {
 		ex.finish(step, orcheo.StepFailed, nil, errorText(err))
 		scope.Logger.WithFields(logrus.Fields{"type": n.typ, "try": try}).Debug("node failed")
@@ -306,6 +327,8 @@ func (ex *executor) runAction(ctx context.Context, n *node, scope *Scope) (Resul
 		ctx, cancel = context.WithTimeoutCause(ctx, n.timeout, &timeoutError{scope: "node", d: n.timeout})
 		defer cancel()
 	}
+	// The node's expressions stop on this context (see evalGuard).
+	scope.ctx = ctx
 	type outcome struct {
 		res Result
 		err error
@@ -441,6 +464,13 @@ const previewBytes = 1024
 func normalise(v any) (json.RawMessage, any, error) {
 	if v == nil {
 		return nil, nil, nil
+	}
+	// Bound the encoding before making it: an output may hold one large
+	// string many times over.
+	if size, err := valueSize(v, MaxNodeOutputBytes); err != nil {
+		return nil, nil, fmt.Errorf("output is not JSON: %w", err)
+	} else if size > MaxNodeOutputBytes {
+		return nil, nil, orcheo.Permanent(fmt.Errorf("output is larger than %d bytes", MaxNodeOutputBytes))
 	}
 	raw, err := marshal(v)
 	if err != nil {

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -24,6 +26,10 @@ type exprEnv struct {
 	// Env holds the operator-exposed values (ORCHEO_WORKFLOW_ENV); a name
 	// not exposed reads as nil.
 	Env map[string]any `expr:"env"`
+
+	// guard is the evaluation's; expressions cannot name it (expr sees
+	// exported fields only), the engine's functions reach it through $env.
+	guard *evalGuard
 }
 
 // runInfo is what expressions see of the run as `run`.
@@ -47,23 +53,52 @@ type Expr struct {
 // String returns the expression's source.
 func (e *Expr) String() string { return e.source }
 
-// eval runs the expression. Errors name the option the expression came from
-// and its position, on one line.
-func (e *Expr) eval(env *exprEnv) (any, error) {
-	v, err := vm.Run(e.program, env)
-	if err != nil {
-		// Permanent: the same expression over the same data fails again,
-		// so the run is not retried.
-		return nil, orcheo.Permanent(fmt.Errorf("field %q: %s (expression `%s`)", e.field, exprErrorMessage(err), e.source))
+// eval runs the expression under ctx, the node's context, and within the
+// limits of limits.go. It returns the result and its size as JSON (an
+// upper bound, see valueSize). Errors name the option the expression came
+// from and its position, on one line.
+func (e *Expr) eval(ctx context.Context, env *exprEnv) (any, int, error) {
+	// Each evaluation gets its own copy of the environment, so that an
+	// evaluation a timeout abandoned keeps its own guard while the node's
+	// next try runs.
+	f := &evalFrame{env: *env}
+	f.guard.ctx = ctx
+	f.env.guard = &f.guard
+	machine := vm.VM{MemoryBudget: ExprVMBudget}
+	v, err := machine.Run(e.program, &f.env)
+	if err == nil {
+		var size int
+		if size, err = valueSize(v, ExprByteBudget); err == nil && size > ExprByteBudget {
+			err = fmt.Errorf("result is larger than %d bytes", ExprByteBudget)
+		}
+		if err == nil {
+			return v, size, nil
+		}
 	}
-	return v, nil
+	if stop := stopReason(ctx); stop != nil {
+		// The node's timeout or cancel stopped the evaluation: that, not
+		// the expression, is the node's error.
+		return nil, 0, stop
+	}
+	// Permanent: the same expression over the same data fails again,
+	// so the run is not retried.
+	return nil, 0, orcheo.Permanent(fmt.Errorf("field %q: %s (expression `%s`)", e.field, exprErrorMessage(err), e.source))
+}
+
+// evalFrame holds what one evaluation allocates, in one allocation.
+type evalFrame struct {
+	env   exprEnv
+	guard evalGuard
 }
 
 // compileExpr compiles src for the option field. nodeIDs, when not nil,
 // lists the ids a `steps.<id>` reference may name.
 func compileExpr(field, src string, nodeIDs map[string]bool) (*Expr, error) {
+	if err := checkExprSource(src); err != nil {
+		return nil, err
+	}
 	p := &exprPatcher{nodeIDs: nodeIDs}
-	program, err := expr.Compile(src, expr.Env(exprEnv{}), expr.Patch(p))
+	program, err := expr.Compile(src, append(exprOptions[:len(exprOptions):len(exprOptions)], expr.Patch(p))...)
 	if err != nil {
 		return nil, errors.New(exprErrorMessage(err))
 	}
@@ -97,6 +132,15 @@ var envTypeNames = strings.NewReplacer("engine.runInfo", "run", "engine.exprEnv"
 //     error, as if every `.` were `?.`: `input.body.name ?? "world"` falls
 //     back when there is no body, which is what a reader expects.
 //   - `steps.<id>` must name a node of the definition.
+//   - Every loop iteration (the predicate of map, filter, all, reduce, …)
+//     first calls orcheo_tick, which stops the evaluation when its node's
+//     context is done or its step budget is spent; a map literal charges
+//     its size the same way (expr counts one unit per entry only).
+//   - The bounded builtins (builtins.go) get $env as a hidden first
+//     argument, to find the evaluation's guard.
+//   - `+` that may join strings becomes orcheo_add, which charges the
+//     result; `matches` with a pattern computed at run time becomes
+//     orcheo_matches, which bounds the pattern.
 type exprPatcher struct {
 	nodeIDs map[string]bool
 	err     error
@@ -106,8 +150,39 @@ type exprPatcher struct {
 // so nested `??` chains are handled innermost first.
 func (p *exprPatcher) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
+	case *ast.CallNode:
+		if id, ok := n.Callee.(*ast.IdentifierNode); ok && guardedNames[id.Value] {
+			n.Arguments = append([]ast.Node{envNode(n)}, n.Arguments...)
+		}
+	case *ast.BuiltinNode:
+		for _, a := range n.Arguments {
+			if pred, ok := a.(*ast.PredicateNode); ok {
+				cost := 0
+				if n.Name == "groupBy" {
+					// A group's slot and its slice grow per item.
+					cost = 64
+				}
+				pred.Node = withTick(pred.Node, cost)
+			}
+		}
+	case *ast.MapNode:
+		// Go's smallest map and each entry's share of its table.
+		ast.Patch(node, withTick(n, 256+64*len(n.Pairs)))
 	case *ast.BinaryNode:
-		if n.Operator != "??" {
+		switch n.Operator {
+		case "+":
+			l, r := kindOf(n.Left), kindOf(n.Right)
+			if l == reflect.String || r == reflect.String || (l == reflect.Interface && r == reflect.Interface) {
+				ast.Patch(node, guardedCall(n, addName, n.Left, n.Right))
+			}
+			return
+		case "matches":
+			if _, ok := n.Right.(*ast.StringNode); !ok {
+				ast.Patch(node, guardedCall(n, matchesName, n.Left, n.Right))
+			}
+			return
+		case "??":
+		default:
 			return
 		}
 		left := n.Left
@@ -135,4 +210,39 @@ func (p *exprPatcher) Visit(node *ast.Node) {
 			p.err = fmt.Errorf("unknown step %q", name.Value)
 		}
 	}
+}
+
+// kindOf is the kind the checker found for n: reflect.Interface when it is
+// not known before run time.
+func kindOf(n ast.Node) reflect.Kind {
+	if t := n.Type(); t != nil {
+		return t.Kind()
+	}
+	return reflect.Interface
+}
+
+// envNode is $env, placed at at's position.
+func envNode(at ast.Node) ast.Node {
+	n := &ast.IdentifierNode{Value: "$env"}
+	n.SetLocation(at.Location())
+	return n
+}
+
+// guardedCall is a call of the engine's function name with $env and args.
+func guardedCall(at ast.Node, name string, args ...ast.Node) ast.Node {
+	callee := &ast.IdentifierNode{Value: name}
+	callee.SetLocation(at.Location())
+	call := &ast.CallNode{Callee: callee, Arguments: append([]ast.Node{envNode(at)}, args...)}
+	call.SetLocation(at.Location())
+	return call
+}
+
+// withTick returns `orcheo_tick($env, cost); n`, which has n's value and
+// type.
+func withTick(n ast.Node, cost int) ast.Node {
+	c := &ast.IntegerNode{Value: cost}
+	c.SetLocation(n.Location())
+	seq := &ast.SequenceNode{Nodes: []ast.Node{guardedCall(n, tickName, c), n}}
+	seq.SetLocation(n.Location())
+	return seq
 }

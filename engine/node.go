@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"time"
 
@@ -59,6 +60,11 @@ type Scope struct {
 
 	env    *exprEnv
 	engine *Engine
+	// ctx is the node's context, which its expressions stop on.
+	ctx context.Context
+	// produced is what the node's expressions returned so far, as JSON;
+	// MaxNodeOutputBytes bounds it.
+	produced int
 	step   *liveStep
 	// nodeTimeout is set when the node has a timeout of its own; timeout
 	// is its length.
@@ -73,13 +79,45 @@ type Scope struct {
 
 // Eval evaluates a compiled expression against the run's input, the outputs
 // of earlier steps, the state and the run.
+// An expression stops when the node times out or is cancelled, and fails
+// when it passes the limits of limits.go.
 func (s *Scope) Eval(e *Expr) (any, error) {
-	return e.eval(s.env)
+	v, size, err := e.eval(s.context(), s.env)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.produce(e.field, size); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // Render evaluates a template.
 func (s *Scope) Render(t *Template) (string, error) {
-	return t.render(s.env)
+	text, err := t.render(s.context(), s.env)
+	if err != nil {
+		return "", err
+	}
+	if err := s.produce(t.field, len(text)); err != nil {
+		return "", err
+	}
+	return text, nil
+}
+
+func (s *Scope) context() context.Context {
+	if s.ctx == nil {
+		return context.Background()
+	}
+	return s.ctx
+}
+
+// produce counts size bytes of results towards MaxNodeOutputBytes, so that
+// a node with many expressions (a set node's values) is bounded as a whole.
+func (s *Scope) produce(field string, size int) error {
+	if s.produced += size; s.produced > MaxNodeOutputBytes {
+		return orcheo.Permanent(fmt.Errorf("field %q: the node's expressions returned more than %d bytes", field, MaxNodeOutputBytes))
+	}
+	return nil
 }
 
 // SetInput records a summary of what the node acts on (an URL, an end

@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
+
+	"github.com/orcheo/orcheo"
 )
 
 // Template is a string with expressions in {{ }}, such as
@@ -11,6 +15,7 @@ import (
 // other value as its JSON. It is immutable and safe for concurrent use.
 type Template struct {
 	source string
+	field  string
 	parts  []templatePart
 }
 
@@ -24,7 +29,10 @@ func (t *Template) String() string { return t.source }
 
 // parseTemplate splits src into text and compiled expressions.
 func parseTemplate(field, src string, nodeIDs map[string]bool) (*Template, error) {
-	t := &Template{source: src}
+	if len(src) > MaxTemplateLength {
+		return nil, fmt.Errorf("template is longer than %d bytes (%d)", MaxTemplateLength, len(src))
+	}
+	t := &Template{source: src, field: field}
 	rest := src
 	for rest != "" {
 		open := strings.Index(rest, "{{")
@@ -60,8 +68,10 @@ func parseTemplate(field, src string, nodeIDs map[string]bool) (*Template, error
 	return t, nil
 }
 
-// render evaluates the template's expressions and joins the parts.
-func (t *Template) render(env *exprEnv) (string, error) {
+// render evaluates the template's expressions under ctx and joins the
+// parts. Each expression is bounded on its own, so the text is bounded as
+// a whole too.
+func (t *Template) render(ctx context.Context, env *exprEnv) (string, error) {
 	if len(t.parts) == 1 && t.parts[0].expr == nil {
 		return t.parts[0].text, nil
 	}
@@ -71,12 +81,16 @@ func (t *Template) render(env *exprEnv) (string, error) {
 			b.WriteString(p.text)
 			continue
 		}
-		v, err := p.expr.eval(env)
+		v, _, err := p.expr.eval(ctx, env)
 		if err != nil {
 			return "", err
 		}
 		if v != nil {
-			b.WriteString(textOf(v))
+			text := textOf(v)
+			if b.Len()+len(text) > ExprByteBudget {
+				return "", orcheo.Permanent(fmt.Errorf("field %q: template text is longer than %d bytes", t.field, ExprByteBudget))
+			}
+			b.WriteString(text)
 		}
 	}
 	return b.String(), nil
