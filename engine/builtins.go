@@ -86,8 +86,8 @@ var boundedBuiltins = map[string]func(args []any) int{
 	},
 	// A case change can grow a string: an invalid byte becomes U+FFFD,
 	// three bytes.
-	"upper": func(args []any) int { return caseSize(args[0]) },
-	"lower": func(args []any) int { return caseSize(args[0]) },
+	"upper":      func(args []any) int { return caseSize(args[0]) },
+	"lower":      func(args []any) int { return caseSize(args[0]) },
 	"split":      splitSize,
 	"splitAfter": splitSize,
 	"toJSON": func(args []any) int {

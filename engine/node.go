@@ -65,7 +65,7 @@ type Scope struct {
 	// produced is what the node's expressions returned so far, as JSON;
 	// MaxNodeOutputBytes bounds it.
 	produced int
-	step   *liveStep
+	step     *liveStep
 	// nodeTimeout is set when the node has a timeout of its own; timeout
 	// is its length.
 	nodeTimeout bool
