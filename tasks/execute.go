@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -55,13 +56,21 @@ func (w *Worker) executeRun(mctx context.Context, runID string) error {
 
 	c, suspended := w.execute(ctx, run, log)
 	if suspended != nil {
-		// A long delay: the slot is free until the run resumes (suspend.go).
-		return w.suspend(run, suspended, log)
+		storableSteps(suspended.Steps)
+		if err := orcheo.CheckJSON("run checkpoint", suspended.Suspended.Checkpoint); err != nil {
+			// The state cannot be parked, so the run cannot resume: it
+			// ends now, saying why, instead of being left to the rescuer.
+			c = &orcheo.RunCompletion{Status: orcheo.RunFailed, Error: orcheo.ErrorMessage(err), Steps: suspended.Steps}
+		} else {
+			// A long delay: the slot is free until the run resumes (suspend.go).
+			return w.suspend(run, suspended, log)
+		}
 	}
 	if c == nil {
 		w.handBack(mctx, run, log)
 		return nil
 	}
+	storable(c)
 	done := w.complete(run, *c, log.WithField("duration", time.Since(start).String()))
 	if done != nil && w.Observer != nil {
 		w.Observer.AttemptFinished(done, c.Status, time.Since(start))
@@ -123,16 +132,119 @@ func (w *Worker) execute(ctx context.Context, run *orcheo.Run, log logrus.FieldL
 	return &orcheo.RunCompletion{Status: orcheo.RunSucceeded, Output: exec.Output, Steps: exec.Steps}, nil
 }
 
+// storable makes c something every store keeps (orcheo.CheckJSON,
+// CheckText), so that a result the database cannot hold ends the run at
+// once instead of being retried until the lease runs out: error text is
+// sanitised; a step input or output that cannot be stored is replaced by
+// a marker (unstorableMarker); an output that cannot be stored is dropped,
+// and a run that succeeded with it fails with the reason (a failed or
+// cancelled run keeps its status and error, with the reason added).
+func storable(c *orcheo.RunCompletion) {
+	c.Error = orcheo.SanitizeText(c.Error)
+	storableSteps(c.Steps)
+	if len(c.Output) == 0 {
+		return
+	}
+	err := orcheo.CheckJSON("run output", c.Output)
+	if err == nil {
+		return
+	}
+	c.Output = nil
+	if c.Status == orcheo.RunSucceeded {
+		c.Status, c.Error, c.RetryAt = orcheo.RunFailed, orcheo.ErrorMessage(err), nil
+	} else {
+		c.Error += "; " + orcheo.ErrorMessage(err)
+	}
+}
+
+// storableSteps applies storable's rules to steps, in place: each changed
+// step is a copy, so the engine's own steps are not touched.
+func storableSteps(steps []*orcheo.RunStep) {
+	for i, st := range steps {
+		if st != nil {
+			steps[i] = storableStep(st)
+		}
+	}
+}
+
+// storableStep returns st, or a copy with its error sanitised and an input
+// or output no store can keep replaced by unstorableMarker.
+func storableStep(st *orcheo.RunStep) *orcheo.RunStep {
+	var cp *orcheo.RunStep
+	edit := func() *orcheo.RunStep {
+		if cp == nil {
+			c := *st
+			cp = &c
+		}
+		return cp
+	}
+	if e := orcheo.SanitizeText(st.Error); e != st.Error {
+		edit().Error = e
+	}
+	if n := orcheo.SanitizeText(st.Node); n != st.Node {
+		edit().Node = n
+	}
+	if n := orcheo.SanitizeText(st.NodeType); n != st.NodeType {
+		edit().NodeType = n
+	}
+	if len(st.Input) > 0 {
+		if err := orcheo.CheckJSON("input", st.Input); err != nil {
+			edit().Input = unstorableMarker(err)
+		}
+	}
+	if len(st.Output) > 0 {
+		if err := orcheo.CheckJSON("output", st.Output); err != nil {
+			edit().Output = unstorableMarker(err)
+		}
+	}
+	if cp != nil {
+		return cp
+	}
+	return st
+}
+
+// unstorableMarker is what a step keeps in place of an input or output no
+// store can hold: {"unstorable": "output: contains a NUL character…"}.
+func unstorableMarker(err error) json.RawMessage {
+	b, _ := json.Marshal(map[string]string{"unstorable": orcheo.ErrorMessage(err) + "; the value was not kept"})
+	return b
+}
+
+// unstorableCompletion is the last resort when the store refused c as
+// EINVALID although storable passed it (a limit of the database that
+// CheckJSON does not know): the attempt fails with the store's reason,
+// keeping only what cannot be at fault, the steps' names, statuses and
+// times, so the run still ends at once.
+func unstorableCompletion(c orcheo.RunCompletion, err error) orcheo.RunCompletion {
+	steps := make([]*orcheo.RunStep, 0, len(c.Steps))
+	for _, st := range c.Steps {
+		if st == nil {
+			continue
+		}
+		cp := *st
+		cp.Input, cp.Output, cp.Error = nil, nil, ""
+		steps = append(steps, &cp)
+	}
+	status := c.Status
+	if status == orcheo.RunSucceeded {
+		status = orcheo.RunFailed
+	}
+	return orcheo.RunCompletion{Status: status, Steps: steps,
+		Error: orcheo.TruncateText("run result cannot be stored: "+orcheo.ErrorMessage(err), 1000)}
+}
+
 // complete records c, retrying database errors for up to completeTimeout
 // (a database restart must not lose a finished run), and returns the run as
 // stored (pending when the store granted a retry), or nil if it could not
-// be recorded. It uses its own context so a run that finished during
-// shutdown is still recorded.
+// be recorded. A result the store refuses as EINVALID is not retried: the
+// attempt is recorded at once as unstorableCompletion. It uses its own
+// context so a run that finished during shutdown is still recorded.
 func (w *Worker) complete(run *orcheo.Run, c orcheo.RunCompletion, log logrus.FieldLogger) *orcheo.Run {
 	log = log.WithField("status", string(c.Status))
 	ctx, cancel := context.WithTimeout(context.Background(), completeTimeout)
 	defer cancel()
 	backoff := 100 * time.Millisecond
+	refused := false // set once c was replaced by unstorableCompletion
 	for {
 		done, err := w.Runs.CompleteRun(ctx, run.ID, run.Attempt, c)
 		switch orcheo.ErrorCode(err) {
@@ -147,6 +259,14 @@ func (w *Worker) complete(run *orcheo.Run, c orcheo.RunCompletion, log logrus.Fi
 		case orcheo.ECONFLICT, orcheo.ENOTFOUND:
 			log.WithField("reason", orcheo.ErrorMessage(err)).Warn("lost claim; result discarded")
 			return nil
+		case orcheo.EINVALID:
+			if refused {
+				log.WithError(err).Error("complete run: result refused; left for the rescuer")
+				return nil
+			}
+			log.WithError(err).Warn("complete run: result refused; failing the attempt")
+			c, refused = unstorableCompletion(c, err), true
+			continue
 		}
 		select {
 		case <-ctx.Done():

@@ -44,9 +44,10 @@ func newStepWriter(runs orcheo.RunService, log logrus.FieldLogger, interval time
 	return w
 }
 
-// RecordStep implements orcheo.StepRecorder.
+// RecordStep implements orcheo.StepRecorder. What no store can keep is
+// replaced first (storableStep), so a save never fails on the step itself.
 func (w *stepWriter) RecordStep(_ context.Context, step *orcheo.RunStep) {
-	cp := *step
+	cp := *storableStep(step)
 	w.mu.Lock()
 	if !w.stopped {
 		w.pending[cp.Seq] = &cp
@@ -97,6 +98,10 @@ func (w *stepWriter) flush() {
 		cancel()
 		switch orcheo.ErrorCode(err) {
 		case "":
+		case orcheo.EINVALID:
+			// Refused for good (a limit storableStep does not know): drop
+			// it; the completion stores the step again or fails the run.
+			w.log.WithField("reason", orcheo.ErrorMessage(err)).WithField("seq", st.Seq).Warn("step not saved: refused by the store")
 		case orcheo.ECONFLICT, orcheo.ENOTFOUND:
 			w.log.WithField("reason", orcheo.ErrorMessage(err)).Debug("step not saved: run no longer running this attempt")
 			w.mu.Lock()
