@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/orcheo/orcheo"
@@ -16,7 +19,18 @@ import (
 
 type contextKey int
 
-const loggerKey contextKey = iota
+const (
+	loggerKey contextKey = iota
+	// authenticatedKey marks a request that authenticate let through as
+	// the token holder's (or, with no Token, as a management request).
+	authenticatedKey
+)
+
+// isAuthenticated reports whether authenticate marked r.
+func isAuthenticated(r *http.Request) bool {
+	ok, _ := r.Context().Value(authenticatedKey).(bool)
+	return ok
+}
 
 // loggerFrom returns the request's logger, set by the logging middleware.
 func loggerFrom(r *http.Request) logrus.FieldLogger {
@@ -107,31 +121,157 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 }
 
 // authenticate requires "Authorization: Bearer <Token>" on /api/* and
-// /metrics except the webhook route, which third parties call and which verifies its own
-// credentials. The token is compared in constant time. An empty Token
-// disables authentication (orcheo dev on loopback only).
+// /metrics except the webhook route, which third parties call and which
+// verifies its own credentials. The token is compared in constant time. An
+// empty Token disables authentication (orcheo dev on loopback only). A
+// request it lets through with the token (on any route) or to a management
+// route while authentication is off is marked authenticated, for
+// limitUnauthenticated.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		protected := strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/metrics"
-		if s.Token == "" || !protected || isWebhookPath(r.URL.EscapedPath()) {
+		protected := (strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/metrics") && !isWebhookPath(r.URL.EscapedPath())
+		if !protected {
+			// A webhook sent with the token counts as the token holder's.
+			if s.Token != "" && r.Header.Get("Authorization") != "" && s.validToken(r) == nil {
+				r = r.WithContext(context.WithValue(r.Context(), authenticatedKey, true))
+			}
 			next.ServeHTTP(w, r)
 			return
 		}
-		auth := r.Header.Get("Authorization")
-		const prefix = "bearer "
-		if len(auth) < len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
-			Error(w, r, orcheo.Errorf(orcheo.EUNAUTHORIZED, "missing bearer token"))
+		if s.Token != "" {
+			if err := s.validToken(r); err != nil {
+				Error(w, r, err)
+				return
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authenticatedKey, true)))
+	})
+}
+
+// validToken returns EUNAUTHORIZED unless r carries "Authorization: Bearer
+// <Token>".
+func (s *Server) validToken(r *http.Request) error {
+	auth := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(auth) < len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return orcheo.Errorf(orcheo.EUNAUTHORIZED, "missing bearer token")
+	}
+	// Hashing first makes the comparison independent of the lengths.
+	got := sha256.Sum256([]byte(strings.TrimSpace(auth[len(prefix):])))
+	want := sha256.Sum256([]byte(s.Token))
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		return orcheo.Errorf(orcheo.EUNAUTHORIZED, "invalid bearer token")
+	}
+	return nil
+}
+
+// retryAfterSeconds is the Retry-After of an answer refused by the cap on
+// unauthenticated requests.
+const retryAfterSeconds = "5"
+
+// limitUnauthenticated caps the unauthenticated requests served at once
+// (MaxUnauthenticated, and MaxUnauthenticatedPerIP per client address): a
+// slow sender holds its slot only until ReadTimeout, and a flood of them
+// cannot take every goroutine, file and database connection from the token
+// holder. Over a cap it answers 503 with Retry-After and closes the
+// connection, without reading the body. /healthz and /readyz are never
+// refused, so a flood does not make probes restart or unlist the API.
+func (s *Server) limitUnauthenticated(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isAuthenticated(r) || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			next.ServeHTTP(w, r)
 			return
 		}
-		// Hashing first makes the comparison independent of the lengths.
-		got := sha256.Sum256([]byte(strings.TrimSpace(auth[len(prefix):])))
-		want := sha256.Sum256([]byte(s.Token))
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			Error(w, r, orcheo.Errorf(orcheo.EUNAUTHORIZED, "invalid bearer token"))
+		client := clientKey(r.RemoteAddr)
+		switch s.public.acquire(client, s.MaxUnauthenticated, s.MaxUnauthenticatedPerIP) {
+		case capGlobal:
+			s.refuse(w, r, "too many unauthenticated requests in progress; retry in a few seconds")
+			return
+		case capPerIP:
+			s.refuse(w, r, "too many unauthenticated requests in progress from this address; retry in a few seconds")
 			return
 		}
+		defer s.public.release(client)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refuse answers a request over the cap.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, message string) {
+	w.Header().Set("Retry-After", retryAfterSeconds)
+	// net/http would read up to 256 KiB of an unread body after the answer,
+	// for as long as the client trickles it; a read deadline already passed
+	// makes it close the connection instead. (Unsupported only by test
+	// recorders.)
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	Error(w, r, orcheo.Errorf(orcheo.EUNAVAILABLE, "%s", message))
+}
+
+// clientKey is the address a per-client cap counts under: the peer's IP,
+// or its /64 for IPv6, where one client easily holds a whole /64.
+func clientKey(remoteAddr string) string {
+	host := remoteAddr
+	if h, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		host = h
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		if p, err := ip.WithZone("").Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
+}
+
+// capResult is what inFlight.acquire decided.
+type capResult int
+
+const (
+	capOK capResult = iota
+	capGlobal
+	capPerIP
+)
+
+// inFlight counts the requests holding a slot, in all and per client. Safe
+// for concurrent use.
+type inFlight struct {
+	mu       sync.Mutex
+	total    int
+	byClient map[string]int
+}
+
+// acquire takes a slot for client unless that would pass max in all or
+// perClient for client (a cap of zero or less is off).
+func (f *inFlight) acquire(client string, max, perClient int) capResult {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if max > 0 && f.total >= max {
+		return capGlobal
+	}
+	if perClient > 0 && f.byClient[client] >= perClient {
+		return capPerIP
+	}
+	if f.byClient == nil {
+		f.byClient = map[string]int{}
+	}
+	f.total++
+	f.byClient[client]++
+	return capOK
+}
+
+// release returns a slot acquire gave client.
+func (f *inFlight) release(client string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.total--
+	if f.byClient[client]--; f.byClient[client] <= 0 {
+		delete(f.byClient, client)
+	}
 }
 
 // isWebhookPath reports whether the escaped path is

@@ -25,10 +25,31 @@ const (
 	ShutdownTimeout      = 10 * time.Second
 	readyCheckTimeout    = 3 * time.Second
 	enqueueTimeout       = 10 * time.Second
-	readHeaderTimeout    = 10 * time.Second
-	idleTimeout          = 120 * time.Second
 	runsListLimitDefault = 50
 	listLimitMax         = 1000
+)
+
+// Defaults NewServer gives the connection timeouts and the cap on
+// unauthenticated requests.
+const (
+	// ReadHeaderTimeoutDefault bounds reading a request's headers.
+	ReadHeaderTimeoutDefault = 10 * time.Second
+	// ReadTimeoutDefault bounds reading a whole request, body included, so
+	// a client trickling its body cannot hold a connection open.
+	ReadTimeoutDefault = 15 * time.Second
+	// WriteTimeoutDefault bounds a request from the end of its headers to
+	// the end of its answer: the body read, the handler (a run's insert
+	// and enqueue take up to enqueueTimeout) and the write. No route
+	// long-polls: the CLI's --wait polls GET /api/runs/{id}.
+	WriteTimeoutDefault = 60 * time.Second
+	// IdleTimeoutDefault bounds a keep-alive connection between requests.
+	IdleTimeoutDefault = 120 * time.Second
+	// MaxUnauthenticatedDefault caps the unauthenticated requests (the
+	// webhook route, without the token) handled at once.
+	MaxUnauthenticatedDefault = 100
+	// MaxUnauthenticatedPerIPDefault caps them per client address (per
+	// /64 for IPv6).
+	MaxUnauthenticatedPerIPDefault = 20
 )
 
 // Server is the HTTP API. Assign its fields before Open; they are read on
@@ -62,6 +83,24 @@ type Server struct {
 	// MaxBodyBytes caps every request body; larger bodies get 413.
 	MaxBodyBytes int64
 
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout are
+	// those of net/http.Server, read by Open; zero means no timeout.
+	// NewServer sets the ...Default values.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+
+	// MaxUnauthenticated caps the requests without a valid bearer token
+	// (the webhook route, unknown paths; not /healthz and /readyz) served
+	// at once, and MaxUnauthenticatedPerIP those from one client address
+	// (one /64 for IPv6). A request over either cap is answered 503 with
+	// Retry-After at once, without reading its body. Zero or less turns a
+	// cap off. Behind a reverse proxy every request comes from the proxy's
+	// address, so the per-address cap becomes a second global one.
+	MaxUnauthenticated      int
+	MaxUnauthenticatedPerIP int
+
 	// ReadyChecks are pinged by /readyz, by name ("database", "redis").
 	ReadyChecks map[string]orcheo.Pinger
 
@@ -80,6 +119,7 @@ type Server struct {
 	server  *http.Server
 	router  *mux.Router
 	handler http.Handler
+	public  inFlight
 }
 
 // NewServer returns a Server with its routes registered and defaults set;
@@ -89,6 +129,13 @@ func NewServer() *Server {
 		Logger:       logrus.StandardLogger(),
 		MaxBodyBytes: MaxBodyBytesDefault,
 		ReadyChecks:  map[string]orcheo.Pinger{},
+
+		ReadHeaderTimeout:       ReadHeaderTimeoutDefault,
+		ReadTimeout:             ReadTimeoutDefault,
+		WriteTimeout:            WriteTimeoutDefault,
+		IdleTimeout:             IdleTimeoutDefault,
+		MaxUnauthenticated:      MaxUnauthenticatedDefault,
+		MaxUnauthenticatedPerIP: MaxUnauthenticatedPerIPDefault,
 		// Routes match the escaped path, so an id or handle holding "%2F" or
 		// ".." stays one segment instead of reaching another route.
 		router: mux.NewRouter().UseEncodedPath(),
@@ -104,13 +151,9 @@ func NewServer() *Server {
 	s.router.Handle("/metrics", http.HandlerFunc(s.handleMetrics)).Methods(http.MethodGet)
 
 	// Outermost first: a panic anywhere is recovered inside the request log,
-	// so the log line shows the 500.
-	s.handler = s.logRequests(s.recoverPanics(s.limitBody(s.authenticate(s.router))))
-	s.server = &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
-	}
+	// so the log line shows the 500. The cap on unauthenticated requests
+	// comes after authentication, which tells them apart.
+	s.handler = s.logRequests(s.recoverPanics(s.limitBody(s.authenticate(s.limitUnauthenticated(s.router)))))
 	return s
 }
 
@@ -129,6 +172,13 @@ func (s *Server) Open() error {
 		return fmt.Errorf("listen on %s: %w", s.Addr, err)
 	}
 	s.ln = ln
+	s.server = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		ReadTimeout:       s.ReadTimeout,
+		WriteTimeout:      s.WriteTimeout,
+		IdleTimeout:       s.IdleTimeout,
+	}
 	go func() {
 		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.Logger.WithError(err).WithField("component", "api").Error("serve")

@@ -87,6 +87,9 @@ func (a *apiMain) Open(ctx context.Context) error {
 	s.Token = a.cfg.APIToken
 	s.Addr = a.cfg.HTTPAddr
 	s.MaxBodyBytes = a.cfg.MaxBodyBytes
+	s.ReadHeaderTimeout, s.ReadTimeout = a.cfg.HTTPReadHeaderTimeout, a.cfg.HTTPReadTimeout
+	s.WriteTimeout, s.IdleTimeout = a.cfg.HTTPWriteTimeout, a.cfg.HTTPIdleTimeout
+	s.MaxUnauthenticated, s.MaxUnauthenticatedPerIP = a.cfg.HTTPMaxUnauthenticated, a.cfg.HTTPMaxUnauthenticatedPerIP
 	s.Logger = a.log.WithField("component", "http")
 	s.ReadyChecks = map[string]orcheo.Pinger{"database": a.store, "redis": a.queue}
 	s.Cron, s.CronScheduler, s.CronDispatcher = a.store.Cron, a.cfg.Cron.scheduler(), a.dispatcher()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/engine"
+	"github.com/orcheo/orcheo/server"
 	"github.com/orcheo/orcheo/tasks"
 	"github.com/sirupsen/logrus"
 )
@@ -40,6 +41,15 @@ type Config struct {
 	RescueInterval    time.Duration // ORCHEO_RESCUE_INTERVAL
 	ReenqueueAfter    time.Duration // ORCHEO_REENQUEUE_AFTER
 	DrainTimeout      time.Duration // ORCHEO_WORKER_DRAIN_TIMEOUT
+
+	// The API's connection timeouts and its cap on unauthenticated
+	// requests (issue 8); see server.Server.
+	HTTPReadHeaderTimeout       time.Duration // ORCHEO_HTTP_READ_HEADER_TIMEOUT
+	HTTPReadTimeout             time.Duration // ORCHEO_HTTP_READ_TIMEOUT
+	HTTPWriteTimeout            time.Duration // ORCHEO_HTTP_WRITE_TIMEOUT
+	HTTPIdleTimeout             time.Duration // ORCHEO_HTTP_IDLE_TIMEOUT
+	HTTPMaxUnauthenticated      int           // ORCHEO_HTTP_MAX_UNAUTHENTICATED, 0 = no cap
+	HTTPMaxUnauthenticatedPerIP int           // ORCHEO_HTTP_MAX_UNAUTHENTICATED_PER_IP, 0 = no cap
 
 	// WorkerMetricsAddr is where orcheo worker serves /healthz and
 	// /metrics; "" (the default) serves nothing, since several workers on
@@ -86,6 +96,13 @@ func DefaultConfig() Config {
 		MaxChildDepth:     tasks.MaxChildDepthDefault,
 		MaxChildRuns:      tasks.MaxChildRunsDefault,
 		MaxRunTree:        tasks.MaxRunTreeDefault,
+
+		HTTPReadHeaderTimeout:       server.ReadHeaderTimeoutDefault,
+		HTTPReadTimeout:             server.ReadTimeoutDefault,
+		HTTPWriteTimeout:            server.WriteTimeoutDefault,
+		HTTPIdleTimeout:             server.IdleTimeoutDefault,
+		HTTPMaxUnauthenticated:      server.MaxUnauthenticatedDefault,
+		HTTPMaxUnauthenticatedPerIP: server.MaxUnauthenticatedPerIPDefault,
 	}
 }
 
@@ -143,6 +160,27 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	integer("ORCHEO_MAX_CHILD_DEPTH", &c.MaxChildDepth)
 	integer("ORCHEO_MAX_CHILD_RUNS", &c.MaxChildRuns)
 	integer("ORCHEO_MAX_RUN_TREE", &c.MaxRunTree)
+	duration("ORCHEO_HTTP_READ_HEADER_TIMEOUT", &c.HTTPReadHeaderTimeout)
+	duration("ORCHEO_HTTP_READ_TIMEOUT", &c.HTTPReadTimeout)
+	duration("ORCHEO_HTTP_WRITE_TIMEOUT", &c.HTTPWriteTimeout)
+	duration("ORCHEO_HTTP_IDLE_TIMEOUT", &c.HTTPIdleTimeout)
+	limit := func(name string, dst *int) {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				errs = append(errs, fmt.Sprintf("%s=%q: want a whole number, 0 for no cap", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	limit("ORCHEO_HTTP_MAX_UNAUTHENTICATED", &c.HTTPMaxUnauthenticated)
+	limit("ORCHEO_HTTP_MAX_UNAUTHENTICATED_PER_IP", &c.HTTPMaxUnauthenticatedPerIP)
+	if c.HTTPWriteTimeout <= c.HTTPReadTimeout {
+		// The write deadline counts from the end of the headers, so it
+		// covers reading the body too.
+		errs = append(errs, fmt.Sprintf("ORCHEO_HTTP_WRITE_TIMEOUT (%s) must be longer than ORCHEO_HTTP_READ_TIMEOUT (%s)", c.HTTPWriteTimeout, c.HTTPReadTimeout))
+	}
 	str("ORCHEO_LOG_LEVEL", &c.LogLevel)
 	str("ORCHEO_LOG_FORMAT", &c.LogFormat)
 	str("ORCHEO_DATA_DIR", &c.DataDir)
