@@ -187,3 +187,33 @@ func TestStepWriter_SavesStorableSteps(t *testing.T) {
 		t.Fatalf("saved = %+v", got)
 	}
 }
+
+// TestWorker_UnstorableCheckpoint checks a run that would suspend at a long
+// delay with state no store can keep: it ends failed at once saying why,
+// instead of staying running until the rescuer takes it.
+func TestWorker_UnstorableCheckpoint(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storeBackends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			store := openStore(t, backend, "tasks_unstorable_cp")
+			rs := testenv.StartRedis(t)
+			f := newFixture(t, store, rs.URL(), func(c *Config, o *engine.Options) {
+				c.Concurrency, o.SuspendDelaysAfter = 1, time.Second
+			})
+			f.start(t)
+			run := f.createRun(t, `{"nodes":[{"id":"a","type":"set","values":{"x":"\"a\\u0000b\""}},
+				{"id":"wait","type":"delay","duration":"3s"}]}`, `{}`)
+			if err := f.queue.EnqueueRun(context.Background(), run); err != nil {
+				t.Fatal(err)
+			}
+			got := f.waitTerminal(t, run.ID)
+			if got.Status != orcheo.RunFailed || !strings.HasPrefix(got.Error, `run checkpoint: contains a NUL character (\u0000), which cannot be stored`) {
+				t.Fatalf("run = %s %q, want failed on the checkpoint", got.Status, got.Error)
+			}
+			if len(got.Steps) != 2 || !strings.Contains(string(got.Steps[0].Output), "unstorable") || got.Steps[1].Node != "wait" {
+				t.Fatalf("steps = %+v", got.Steps)
+			}
+		})
+	}
+}
