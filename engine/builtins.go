@@ -168,15 +168,61 @@ func init() {
 	for name := range boundedBuiltins {
 		guardedNames[name] = true
 	}
+	// The per-iteration check is registered as an expr builtin, not an
+	// expr.Function: the VM calls a one-argument builtin directly
+	// (OpCallBuiltin1), where it passes a function its arguments in a
+	// slice it allocates anew for every call in a loop. The names cannot
+	// clash with expr's.
+	for _, f := range []*builtin.Function{stepBuiltin(stepName, 0), stepBuiltin(stepGroupName, groupItemCost)} {
+		builtin.Index[f.Name] = len(builtin.Builtins)
+		builtin.Builtins = append(builtin.Builtins, f)
+	}
 }
+
+// stepBuiltin returns the builtin the patcher calls at the start of every
+// loop iteration: it counts a step and charges cost bytes. It stops the
+// evaluation by panicking, which the VM turns into its error.
+func stepBuiltin(name string, cost int) *builtin.Function {
+	return &builtin.Function{
+		Name: name,
+		Fast: func(arg any) any {
+			env, ok := arg.(*exprEnv)
+			if !ok || env.guard == nil {
+				panic(fmt.Errorf("%s: %w", name, errNoGuard))
+			}
+			err := env.guard.step(1)
+			if err == nil && cost > 0 {
+				err = env.guard.charge("groupBy", cost)
+			}
+			if err != nil {
+				panic(err)
+			}
+			return true
+		},
+		Types: []reflect.Type{reflect.TypeOf(func(any) bool { return true })},
+		// $env stays a pointer: dereferenced, it would be copied.
+		Deref: func(int, reflect.Type) bool { return false },
+	}
+}
+
+const (
+	// groupItemCost is what groupBy's map and groups grow by per item.
+	groupItemCost = 256
+	// loopCost is what each loop's start costs expr's VM: a Scope it keeps
+	// until the whole evaluation ends, so nested loops would otherwise
+	// grow it without bound.
+	loopCost = 256
+)
 
 // Names of the functions the patcher calls. They are not meant to be
 // written by users, and fail without the patcher's hidden $env.
 const (
-	uniqName    = "uniq"
-	addName     = "orcheo_add"
-	tickName    = "orcheo_tick"
-	matchesName = "orcheo_matches"
+	uniqName      = "uniq"
+	stepName      = "orcheo_step"
+	stepGroupName = "orcheo_step_group"
+	addName       = "orcheo_add"
+	tickName      = "orcheo_tick"
+	matchesName   = "orcheo_matches"
 )
 
 // exprOptions are the options every expression is compiled with.
@@ -209,7 +255,7 @@ func buildExprOptions() []expr.Option {
 	opts = append(opts,
 		guardedFunction(builtin.Builtins[builtin.Index[uniqName]], uniq),
 		expr.Function(addName, guarded(addName, add), new(func(any, string, string) string), new(func(any, any, any) any)),
-		expr.Function(tickName, guarded(tickName, tick), new(func(any, int) bool)),
+		expr.Function(tickName, guarded(tickName, tick), new(func(any, string, int) bool)),
 		expr.Function(matchesName, guarded(matchesName, matches), new(func(any, string, string) bool), new(func(any, any, any) bool)),
 	)
 	return opts
@@ -273,17 +319,13 @@ func add(g *evalGuard, args []any) (any, error) {
 	return runtime.Add(args[0], args[1]), nil
 }
 
-// tick is the check the patcher puts at the start of every loop
-// iteration: arg is the bytes the iteration is known to allocate (a map
-// literal's).
+// tick is the charge the patcher puts before a map literal or a loop:
+// args are what it names and the bytes it is known to allocate.
 func tick(g *evalGuard, args []any) (any, error) {
-	if err := g.step(1); err != nil {
+	what, _ := args[0].(string)
+	n, _ := args[1].(int)
+	if err := g.charge(what, n); err != nil {
 		return nil, err
-	}
-	if n, _ := args[0].(int); n > 0 {
-		if err := g.charge("map literal", n); err != nil {
-			return nil, err
-		}
 	}
 	return true, nil
 }

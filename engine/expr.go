@@ -93,7 +93,14 @@ type evalFrame struct {
 
 // compileExpr compiles src for the option field. nodeIDs, when not nil,
 // lists the ids a `steps.<id>` reference may name.
-func compileExpr(field, src string, nodeIDs map[string]bool) (*Expr, error) {
+func compileExpr(field, src string, nodeIDs map[string]bool) (_ *Expr, err error) {
+	defer func() {
+		// expr's compiler panics on a few malformed trees; that must
+		// refuse the definition, not fail the request.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("expression cannot be compiled: %v", r)
+		}
+	}()
 	if err := checkExprSource(src); err != nil {
 		return nil, err
 	}
@@ -155,19 +162,23 @@ func (p *exprPatcher) Visit(node *ast.Node) {
 			n.Arguments = append([]ast.Node{envNode(n)}, n.Arguments...)
 		}
 	case *ast.BuiltinNode:
+		loop := false
 		for _, a := range n.Arguments {
 			if pred, ok := a.(*ast.PredicateNode); ok {
-				cost := 0
+				step := stepName
 				if n.Name == "groupBy" {
-					// A group's slot and its slice grow per item.
-					cost = 64
+					step = stepGroupName
 				}
-				pred.Node = withTick(pred.Node, cost)
+				pred.Node = withStep(pred.Node, step)
+				loop = true
 			}
+		}
+		if loop {
+			ast.Patch(node, withTick(n, n.Name, loopCost))
 		}
 	case *ast.MapNode:
 		// Go's smallest map and each entry's share of its table.
-		ast.Patch(node, withTick(n, 256+64*len(n.Pairs)))
+		ast.Patch(node, withTick(n, "map literal", 256+64*len(n.Pairs)))
 	case *ast.BinaryNode:
 		switch n.Operator {
 		case "+":
@@ -237,12 +248,25 @@ func guardedCall(at ast.Node, name string, args ...ast.Node) ast.Node {
 	return call
 }
 
-// withTick returns `orcheo_tick($env, cost); n`, which has n's value and
-// type.
-func withTick(n ast.Node, cost int) ast.Node {
+// withTick returns `orcheo_tick($env, what, cost); n`, which has n's
+// value and type.
+func withTick(n ast.Node, what string, cost int) ast.Node {
+	w := &ast.StringNode{Value: what}
+	w.SetLocation(n.Location())
 	c := &ast.IntegerNode{Value: cost}
 	c.SetLocation(n.Location())
-	seq := &ast.SequenceNode{Nodes: []ast.Node{guardedCall(n, tickName, c), n}}
+	return sequence(guardedCall(n, tickName, w, c), n)
+}
+
+// withStep returns `orcheo_step($env); n` for the loop body n.
+func withStep(n ast.Node, step string) ast.Node {
+	call := &ast.BuiltinNode{Name: step, Arguments: []ast.Node{envNode(n)}}
+	call.SetLocation(n.Location())
+	return sequence(call, n)
+}
+
+func sequence(first, n ast.Node) ast.Node {
+	seq := &ast.SequenceNode{Nodes: []ast.Node{first, n}}
 	seq.SetLocation(n.Location())
 	return seq
 }

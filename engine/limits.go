@@ -52,11 +52,18 @@ const (
 	exprCheckEvery = 16
 
 	// ExprMemoryBound is the documented worst case of memory one evaluating
-	// expression can allocate: ExprVMBudget elements of at most 32 bytes
-	// (about 32 MiB) plus ExprByteBudget (16 MiB) plus the encoding of a
-	// result of up to ExprByteBudget (16 MiB). A worker's expressions use
-	// at most concurrency × ExprMemoryBound beyond the runs' own data.
-	ExprMemoryBound = 64 << 20
+	// expression allocates, garbage included (what the tests and the fuzz
+	// target measure, as runtime.MemStats.TotalAlloc):
+	//   - ExprVMBudget elements at up to about 64 bytes each: the slot, a
+	//     boxed number or string header, and the argument slices expr's VM
+	//     makes for function calls (about 64 MiB);
+	//   - ExprByteBudget for what the bounded builtins, `+`, map literals
+	//     and loop starts make (16 MiB);
+	//   - the encoding of a result of up to ExprByteBudget, and its copy
+	//     (32 MiB).
+	// A worker's expressions therefore use at most concurrency ×
+	// ExprMemoryBound beyond the runs' own data (MaxRunDataBytes each).
+	ExprMemoryBound = 128 << 20
 
 	// MaxNodeOutputBytes bounds what one try of a node produces through
 	// expressions (every result of a set node's values, for instance,

@@ -60,7 +60,7 @@ func TestCompile_RefusesDeepOrLongExpressions(t *testing.T) {
 			if msg := orcheo.ErrorMessage(err); !strings.Contains(msg, tt.want) {
 				t.Errorf("error %q, want it to contain %q", msg, tt.want)
 			}
-			if d := time.Since(start); d > 2*time.Second {
+			if d := time.Since(start); d > 10*time.Second {
 				t.Errorf("Compile took %s", d)
 			}
 		})
