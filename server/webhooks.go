@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/orcheo/orcheo"
+	"github.com/sirupsen/logrus"
 )
 
 func (s *Server) registerWebhookRoutes(r *mux.Router) {
@@ -99,7 +100,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 // handle is not looked up at all.
 func (s *Server) findWebhook(r *http.Request) (*orcheo.Workflow, *orcheo.WebhookConfig, error) {
 	refuse := func(reason string) (*orcheo.Workflow, *orcheo.WebhookConfig, error) {
-		loggerFrom(r).WithField("reason", reason).Debug("webhook refused")
+		loggerFrom(r).WithFields(logrus.Fields{"reason": reason, "path": r.URL.Path, "method": r.Method}).Debug("webhook refused")
 		return nil, nil, errNoWebhook
 	}
 	ref := pathVar(r, "ref")
