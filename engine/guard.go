@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"time"
+	"unsafe"
 )
 
 // evalGuard is the state of one evaluation that expr's VM does not keep:
@@ -104,6 +105,20 @@ func valueSize(v any, limit int) (int, error) {
 type sizer struct {
 	n, limit int
 	err      error
+	// last is the last string measured: a value that repeats one large
+	// string (map(1..10000, s)) is measured without rescanning it.
+	last     *byte
+	lastLen  int
+	lastSize int
+}
+
+func (s *sizer) str(x string) int {
+	if p := unsafe.StringData(x); p == s.last && len(x) == s.lastLen {
+		return s.lastSize
+	}
+	n := stringSize(x)
+	s.last, s.lastLen, s.lastSize = unsafe.StringData(x), len(x), n
+	return n
 }
 
 // Per-item overheads: quotes, separators, a newline and the indentation
@@ -129,7 +144,7 @@ func (s *sizer) add(v any, depth int) {
 	case nil, bool, int, int64, float64, time.Duration, time.Time:
 		s.n += scalarSize
 	case string:
-		s.n += stringSize(x)
+		s.n += s.str(x)
 	case []any:
 		s.n += containerSize
 		for _, e := range x {
@@ -142,7 +157,7 @@ func (s *sizer) add(v any, depth int) {
 		s.n += containerSize
 		for k, e := range x {
 			s.item(depth + 1)
-			if s.n += stringSize(k); s.over() {
+			if s.n += s.str(k); s.over() {
 				return
 			}
 			s.add(e, depth+1)
@@ -151,7 +166,7 @@ func (s *sizer) add(v any, depth int) {
 		s.n += containerSize
 		for _, e := range x {
 			s.item(depth + 1)
-			if s.n += stringSize(e); s.over() {
+			if s.n += s.str(e); s.over() {
 				return
 			}
 		}
@@ -165,7 +180,7 @@ func (s *sizer) addReflect(v reflect.Value, depth int) {
 	case reflect.Invalid:
 		s.n += scalarSize
 	case reflect.String:
-		s.n += stringSize(v.String())
+		s.n += s.str(v.String())
 	case reflect.Slice, reflect.Array:
 		s.n += containerSize
 		for i := 0; i < v.Len() && !s.over(); i++ {
