@@ -83,6 +83,38 @@ func TestConfigFromEnv(t *testing.T) {
 			t.Fatalf("workflow env = %v, want only the listed names %v", got.WorkflowEnv, wantEnv)
 		}
 	})
+	t.Run("Hardening", func(t *testing.T) {
+		got, err := ConfigFromEnv(env(map[string]string{
+			"ORCHEO_HTTP_READ_HEADER_TIMEOUT":        "2s",
+			"ORCHEO_HTTP_READ_TIMEOUT":               "5s",
+			"ORCHEO_HTTP_WRITE_TIMEOUT":              "20s",
+			"ORCHEO_HTTP_IDLE_TIMEOUT":               "30s",
+			"ORCHEO_HTTP_MAX_UNAUTHENTICATED":        "0",
+			"ORCHEO_HTTP_MAX_UNAUTHENTICATED_PER_IP": "7",
+			"ORCHEO_MAX_CHILD_DEPTH":                 "3",
+			"ORCHEO_MAX_CHILD_RUNS":                  "4",
+			"ORCHEO_MAX_RUN_TREE":                    "50",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.HTTPReadHeaderTimeout != 2*time.Second || got.HTTPReadTimeout != 5*time.Second ||
+			got.HTTPWriteTimeout != 20*time.Second || got.HTTPIdleTimeout != 30*time.Second ||
+			got.HTTPMaxUnauthenticated != 0 || got.HTTPMaxUnauthenticatedPerIP != 7 ||
+			got.MaxChildDepth != 3 || got.MaxChildRuns != 4 || got.MaxRunTree != 50 {
+			t.Fatalf("got %+v", got)
+		}
+		for _, bad := range []map[string]string{
+			{"ORCHEO_HTTP_MAX_UNAUTHENTICATED": "-1"},
+			{"ORCHEO_HTTP_READ_TIMEOUT": "30s", "ORCHEO_HTTP_WRITE_TIMEOUT": "30s"},
+			{"ORCHEO_MAX_CHILD_DEPTH": "0"},
+			{"ORCHEO_MAX_RUN_TREE": "many"},
+		} {
+			if _, err := ConfigFromEnv(env(bad)); err == nil {
+				t.Errorf("%v: accepted", bad)
+			}
+		}
+	})
 	t.Run("DeliveryDefaultsLeftToTasks", func(t *testing.T) {
 		// Zero means "the tasks package's default", which depends on the
 		// lease (see docs/configuration.md).
