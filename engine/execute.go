@@ -228,6 +228,10 @@ func (ex *executor) executeNode(ctx context.Context, i int) ([]string, bool) {
 		if ex.x.Suspended != nil {
 			return nil, false
 		}
+		if abandoned := (*abandonedError)(nil); errors.As(err, &abandoned) {
+			ex.x.Err = &NodeError{Node: n.id, Err: orcheo.Permanent(err)}
+			return nil, false
+		}
 		if stop := stopReason(ctx); stop != nil {
 			ex.x.Err = &NodeError{Node: n.id, Err: err}
 			return nil, false
@@ -352,16 +356,40 @@ func (ex *executor) runAction(ctx context.Context, n *node, scope *Scope) (Resul
 		}
 		return o.res, o.err
 	case <-ctx.Done():
+		// Wait for the node to stop before going on: its goroutine reads
+		// the run's steps and state, which the executor writes next (a
+		// retry, continue_on_error, the next node). Built-in nodes stop
+		// within milliseconds of their context.
+		timer := time.NewTimer(abandonGrace)
+		defer timer.Stop()
 		select {
 		case o := <-done:
 			if o.err == nil {
 				return o.res, nil
 			}
-		default:
+			return Result{}, stopReason(ctx)
+		case <-timer.C:
+			scope.Logger.WithField("grace", abandonGrace.String()).Error("node did not stop after its timeout or cancel; ending the run")
+			return Result{}, &abandonedError{stop: stopReason(ctx)}
 		}
-		return Result{}, stopReason(ctx)
 	}
 }
+
+// abandonGrace is how long a node may take to stop once its context is
+// done. One that takes longer is left running in the background, and the
+// run ends (abandonedError), so the executor never writes what the node
+// may still be reading.
+const abandonGrace = 2 * time.Second
+
+// abandonedError ends the run at a node that did not stop after its
+// timeout or cancel. Neither a retry nor continue_on_error goes past it.
+type abandonedError struct{ stop error }
+
+func (e *abandonedError) Error() string {
+	return fmt.Sprintf("%v, and the node did not stop within %s of it", e.stop, abandonGrace)
+}
+
+func (e *abandonedError) Unwrap() error { return e.stop }
 
 // hasEdge reports whether node i has an edge to the node id.
 func (ex *executor) hasEdge(i int, id string) bool {

@@ -292,8 +292,8 @@ func TestExecute_Timeouts(t *testing.T) {
 		{
 			name:  "NodeTimeoutIgnoredByNode",
 			def:   `{"nodes":[{"id":"stuck","type":"block","ignore_ctx":true,"timeout":"20ms"},{"id":"after","type":"log","message":"1"}]}`,
-			err:   `node "stuck": timed out after 20ms`,
-			steps: []stepSummary{{"stuck", "failed", "", "timed out after 20ms"}},
+			err:   `node "stuck": timed out after 20ms, and the node did not stop within 2s of it`,
+			steps: []stepSummary{{"stuck", "failed", "", "timed out after 20ms, and the node did not stop within 2s of it"}},
 		},
 		{
 			name:  "RunTimeoutShorterThanNodeTimeout",
