@@ -106,10 +106,8 @@ var boundedBuiltins = map[string]func(args []any) int{
 		return n
 	},
 	"fromJSON": func(args []any) int {
-		// What decoding makes: about an empty map per '{', a slice per '[',
-		// a value slot per ',' and ':', and the strings' bytes.
 		s, _ := args[0].(string)
-		return len(s) + 320*strings.Count(s, "{") + 64*strings.Count(s, "[") + 32*(strings.Count(s, ",")+strings.Count(s, ":"))
+		return decodedJSONCost(s)
 	},
 	"toBase64": func(args []any) int {
 		s, _ := args[0].(string)
@@ -433,4 +431,12 @@ func uniqKey(v any) (any, bool) {
 		}
 	}
 	return nil, false
+}
+
+// decodedJSONCost estimates the bytes decoding JSON text into Go values
+// makes: about an empty map per '{', a slice per '[', a value slot per ','
+// and ':', and the strings' bytes. A megabyte of "{}," decodes to some
+// hundred megabytes, so every decode of untrusted JSON is charged first.
+func decodedJSONCost(s string) int {
+	return len(s) + 320*strings.Count(s, "{") + 64*strings.Count(s, "[") + 32*(strings.Count(s, ",")+strings.Count(s, ":"))
 }

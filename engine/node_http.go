@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/orcheo/orcheo"
 )
 
 func init() { builtinTypes["http"] = httpType{} }
@@ -168,10 +170,14 @@ func (a *httpAction) Run(ctx context.Context, scope *Scope) (Result, error) {
 	if int64(len(body)) > limit {
 		return Result{}, fmt.Errorf("response body is larger than %d bytes", limit)
 	}
+	parsed, err := responseBody(resp.Header.Get("Content-Type"), body)
+	if err != nil {
+		return Result{}, err
+	}
 	out := map[string]any{
 		"status":  resp.StatusCode,
 		"headers": responseHeaders(resp.Header),
-		"body":    responseBody(resp.Header.Get("Content-Type"), body),
+		"body":    parsed,
 	}
 	if !a.expected(resp.StatusCode) {
 		err := fmt.Errorf("status %d %s (expected %s)", resp.StatusCode, http.StatusText(resp.StatusCode), a.expectText())
@@ -314,17 +320,23 @@ func responseHeaders(h http.Header) map[string]any {
 }
 
 // responseBody is the parsed JSON of a JSON response (application/json or
-// any +json type), otherwise the text; nil when empty.
-func responseBody(contentType string, body []byte) any {
+// any +json type), otherwise the text; nil when empty. A JSON body whose
+// decoded values would take more than ExprByteBudget (a megabyte of tiny
+// objects takes a hundred times that) is refused, permanently: the bound
+// on what one node allocates holds for responses as for expressions.
+func responseBody(contentType string, body []byte) (any, error) {
 	if len(body) == 0 {
-		return nil
+		return nil, nil
 	}
 	mt, _, _ := mime.ParseMediaType(contentType)
 	if mt == "application/json" || strings.HasSuffix(mt, "+json") {
+		if cost := decodedJSONCost(string(body)); cost > ExprByteBudget {
+			return nil, orcheo.Permanent(fmt.Errorf("response body of %d bytes would take about %d bytes decoded, more than the limit of %d", len(body), cost, ExprByteBudget))
+		}
 		var v any
 		if json.Unmarshal(body, &v) == nil {
-			return v
+			return v, nil
 		}
 	}
-	return strings.ToValidUTF8(string(body), "\uFFFD")
+	return strings.ToValidUTF8(string(body), "\uFFFD"), nil
 }

@@ -13,7 +13,7 @@ while IFS=: read -r file target; do
   found=$((found + 1))
   pkg=./$(dirname "$file")
   echo "fuzz: $pkg $target for $fuzztime"
-  go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" </dev/null
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s "$pkg" </dev/null
 done < <(git ls-files --cached --others --exclude-standard '*_test.go' |
   xargs grep -oE '^func Fuzz[A-Za-z0-9_]+\(f \*testing\.F\)' |
   sed -E 's/func (Fuzz[A-Za-z0-9_]+).*/\1/')
