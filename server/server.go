@@ -138,7 +138,11 @@ func NewServer() *Server {
 		MaxUnauthenticatedPerIP: MaxUnauthenticatedPerIPDefault,
 		// Routes match the escaped path, so an id or handle holding "%2F" or
 		// ".." stays one segment instead of reaching another route.
-		router: mux.NewRouter().UseEncodedPath(),
+		//
+		// SkipClean: mux would answer a path holding "." or ".." segments
+		// or "//" with a bare 301 to the cleaned path (a redirect a client
+		// follows with its token); such a path matches no route instead.
+		router: mux.NewRouter().UseEncodedPath().SkipClean(true),
 	}
 	s.router.NotFoundHandler = http.HandlerFunc(s.handleNotFound)
 	s.router.MethodNotAllowedHandler = http.HandlerFunc(s.handleMethodNotAllowed)
