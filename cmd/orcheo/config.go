@@ -116,16 +116,19 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	var errs []string
-	integer := func(name string, dst *int) {
+	// wholeNumber reads a whole number of at least min; want says what
+	// is expected.
+	wholeNumber := func(name string, dst *int, min int, want string) {
 		if v := strings.TrimSpace(getenv(name)); v != "" {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				errs = append(errs, fmt.Sprintf("%s=%q: want a positive whole number", name, v))
+			if err != nil || n < min {
+				errs = append(errs, fmt.Sprintf("%s=%q: want %s", name, v, want))
 				return
 			}
 			*dst = n
 		}
 	}
+	integer := func(name string, dst *int) { wholeNumber(name, dst, 1, "a positive whole number") }
 	duration := func(name string, dst *time.Duration) {
 		if v := strings.TrimSpace(getenv(name)); v != "" {
 			d, err := time.ParseDuration(v)
@@ -164,16 +167,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	duration("ORCHEO_HTTP_READ_TIMEOUT", &c.HTTPReadTimeout)
 	duration("ORCHEO_HTTP_WRITE_TIMEOUT", &c.HTTPWriteTimeout)
 	duration("ORCHEO_HTTP_IDLE_TIMEOUT", &c.HTTPIdleTimeout)
-	limit := func(name string, dst *int) {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				errs = append(errs, fmt.Sprintf("%s=%q: want a whole number, 0 for no cap", name, v))
-				return
-			}
-			*dst = n
-		}
-	}
+	limit := func(name string, dst *int) { wholeNumber(name, dst, 0, "a whole number, 0 for no cap") }
 	limit("ORCHEO_HTTP_MAX_UNAUTHENTICATED", &c.HTTPMaxUnauthenticated)
 	limit("ORCHEO_HTTP_MAX_UNAUTHENTICATED_PER_IP", &c.HTTPMaxUnauthenticatedPerIP)
 	if c.HTTPWriteTimeout <= c.HTTPReadTimeout {
