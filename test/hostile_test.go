@@ -2,6 +2,10 @@ package test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -156,4 +160,96 @@ func peakRSS(t *testing.T, pid int) int64 {
 	}
 	t.Fatal("no VmHWM in /proc/<pid>/status")
 	return 0
+}
+
+// TestHostileRequestsLeaveTheAPIStanding sends the requests that used to
+// crash the API process or answer 500 (issue 8, items 1, 2, 5 and 11) to the
+// real api binary on PostgreSQL: each gets its 4xx, the webhook answers
+// strangers only with what they need, and the API is still serving at the
+// end.
+func TestHostileRequestsLeaveTheAPIStanding(t *testing.T) {
+	t.Parallel()
+	s := startFaultStack(t, "e2e_hostile_api")
+	ctx := context.Background()
+	hook := s.url + "/api/workflows/hook/triggers/webhook"
+	post := func(url, contentType, body string, header ...string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", contentType)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("POST %s: %v\napi output:\n%s", url, err, s.api.out.String())
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	// Item 2: a definition nesting 510,000 parentheses overflowed the API's
+	// stack; 100,000 were stored. Both are refused, naming node and field.
+	for _, n := range []int{100_000, 510_000} {
+		def := `{"nodes":[{"id":"deep","type":"set","values":{"v":"` + strings.Repeat("(", n) + "1" + strings.Repeat(")", n) + `"}}]}`
+		_, err := s.client.CreateWorkflow(ctx, "deep", "deep", "", []byte(def))
+		if orcheo.ErrorCode(err) != orcheo.EINVALID || !strings.Contains(orcheo.ErrorMessage(err), `node "deep"`) || !strings.Contains(orcheo.ErrorMessage(err), "values.v") {
+			t.Errorf("%d nested parentheses: %v; want 400 naming the node and the field", n, err)
+		}
+	}
+
+	s.createWorkflow("hook", `{"nodes":[{"id":"a","type":"log","message":"\"hi\""}]}`)
+	s.createWorkflow("off", `{"nodes":[{"id":"a","type":"log","message":"\"hi\""}]}`)
+	if err := s.client.SetWebhookConfig(ctx, "hook", &orcheo.WebhookConfig{Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Item 11: unknown and disabled answer alike.
+	codeUnknown, bodyUnknown := post(s.url+"/api/workflows/nope/triggers/webhook", "application/json", `{}`)
+	codeOff, bodyOff := post(s.url+"/api/workflows/off/triggers/webhook", "application/json", `{}`)
+	if codeUnknown != http.StatusNotFound || codeOff != codeUnknown || bodyOff != bodyUnknown {
+		t.Errorf("unknown %d %s, disabled %d %s; want the same 404", codeUnknown, bodyUnknown, codeOff, bodyOff)
+	}
+
+	// Item 5: bad bytes answer 4xx without a token, never 500.
+	for _, tc := range []struct{ url, body string }{
+		{s.url + "/api/workflows/%00/triggers/webhook", `{}`},
+		{s.url + "/api/workflows/%FF/triggers/webhook", `{}`},
+		{hook, `{"a":"\u0000"}`},
+		{hook, "{\"a\":\"x\x00y\"}"},
+		{hook, "{\"a\":\"\xff\xfe\"}"},
+		{hook, `{"a":1e999999}`},
+		{hook, `{"a":1e-999999}`},
+		{hook, `{"a":` + strings.Repeat("9", 200_000) + `}`},
+	} {
+		if code, body := post(tc.url, "application/json", tc.body); code < 400 || code >= 500 {
+			t.Errorf("POST %s %.40q: %d %s; want a 4xx", tc.url, tc.body, code, body)
+		}
+	}
+
+	// Item 1: a webhook carrying a manual run's key gets a run of its own,
+	// and its answer holds nothing of any run's content.
+	manual, err := s.client.StartRun(ctx, "hook", []byte(`{"secret":"s3cr3t"}`), "known-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := post(hook, "application/json", `{}`, "Idempotency-Key", "known-key")
+	var answer map[string]any
+	if err := json.Unmarshal([]byte(body), &answer); err != nil || code != http.StatusAccepted ||
+		answer["id"] == manual.ID || strings.Contains(body, "s3cr3t") || len(answer) != 4 {
+		t.Errorf("webhook with a manual run's key: %d %s (manual run %s)", code, body, manual.ID)
+	}
+	if again, body2 := post(hook, "application/json", `{}`, "Idempotency-Key", "known-key"); again != http.StatusOK || !strings.Contains(body2, fmt.Sprint(answer["id"])) {
+		t.Errorf("repeated webhook delivery: %d %s; want 200 with its own run", again, body2)
+	}
+
+	if s.api.exited() {
+		t.Fatalf("the api exited:\n%s", s.api.out.String())
+	}
+	if resp, err := http.Get(s.url + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the api no longer answers: %v", err)
+	}
 }
