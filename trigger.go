@@ -17,6 +17,16 @@ type WebhookConfig struct {
 	// credentials and would be dropped. Authorization, Proxy-Authorization,
 	// Cookie and Set-Cookie are never kept; Validate refuses them.
 	Keep []string `json:"keep,omitempty"`
+
+	// RequiredHeaders and RequiredQuery are header and query values a
+	// request must carry (names of headers case-insensitive); one missing
+	// or different answers 400 and stores nothing.
+	RequiredHeaders map[string]string `json:"required_headers,omitempty"`
+	RequiredQuery   map[string]string `json:"required_query,omitempty"`
+	// Verify says how a request proves its sender; nil is as type none.
+	Verify *WebhookVerify `json:"verify,omitempty"`
+	// RateLimit, if set, bounds the requests the webhook accepts.
+	RateLimit *WebhookRateLimit `json:"rate_limit,omitempty"`
 }
 
 // WebhookMethods are the methods a webhook may be configured to accept.
@@ -50,7 +60,50 @@ func (c *WebhookConfig) Validate() error {
 		}
 		c.Keep[i] = name
 	}
+	if err := validateRequired("required_headers", c.RequiredHeaders, true); err != nil {
+		return err
+	}
+	if err := validateRequired("required_query", c.RequiredQuery, false); err != nil {
+		return err
+	}
+	if c.Verify != nil {
+		if err := c.Verify.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.RateLimit != nil {
+		if err := c.RateLimit.Validate(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// validateRequired checks required header or query values, lower-casing
+// header names.
+func validateRequired(field string, m map[string]string, header bool) error {
+	if len(m) > MaxRequiredValues {
+		return Errorf(EINVALID, "%s: at most %d names", field, MaxRequiredValues)
+	}
+	for name, value := range m {
+		if name == "" || len(name) > 200 || len(value) > 1024 {
+			return Errorf(EINVALID, "%s: %q must be a name of 1-200 characters with a value of at most 1024", field, name)
+		}
+		if err := CheckText(field, name+value); err != nil {
+			return err
+		}
+		if header && strings.ToLower(name) != name {
+			delete(m, name)
+			m[strings.ToLower(name)] = value
+		}
+	}
+	return nil
+}
+
+// Unauthenticated reports whether anyone who knows the webhook's URL can
+// start runs: no verification, or type none.
+func (c *WebhookConfig) Unauthenticated() bool {
+	return c.Verify == nil || c.Verify.Type == VerifyNone
 }
 
 // AllowsMethod reports whether the webhook accepts method.
