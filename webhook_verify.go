@@ -2,6 +2,8 @@ package orcheo
 
 import (
 	"context"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -248,4 +250,36 @@ type WebhookGuard interface {
 	// FirstSeen records key for ttl and reports whether it was not already
 	// recorded: false means a replay.
 	FirstSeen(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
+
+// WebhookRequest is what verification sees of a webhook request: its
+// headers, query and raw body (never re-encoded: signatures are over the
+// bytes as sent).
+type WebhookRequest struct {
+	Header http.Header
+	Query  url.Values
+	Body   []byte
+}
+
+// WebhookProof is what a verified request proved.
+type WebhookProof struct {
+	// DeliveryID is the sender's id of the delivery (X-GitHub-Delivery,
+	// webhook-id, a Stripe event's or a Slack event's id): the run's
+	// idempotency key, so a redelivery finds the first run.
+	DeliveryID string
+	// ReplayKey identifies a signed request that has no delivery id; the
+	// server remembers it for the tolerance window and refuses it again.
+	ReplayKey string
+	// SlackChallenge is the challenge of a verified Slack url_verification
+	// request, answered without creating a run.
+	SlackChallenge string
+}
+
+// WebhookVerifier checks a webhook request against its trigger's
+// verification with the trigger's secrets (plaintext, current first).
+type WebhookVerifier interface {
+	// VerifyWebhook returns an error whose message is a reason safe to log
+	// (never a secret or an expected signature) when the request does not
+	// prove its sender; the caller answers every such error alike.
+	VerifyWebhook(v *WebhookVerify, secrets []string, req WebhookRequest, now time.Time) (WebhookProof, error)
 }
