@@ -84,24 +84,58 @@ func (c *Client) ArchiveWorkflow(ctx context.Context, ref string) (*orcheo.Workf
 	return &wf, nil
 }
 
-// FindWebhookConfig returns the workflow's webhook trigger config.
-func (c *Client) FindWebhookConfig(ctx context.Context, ref string) (*orcheo.WebhookConfig, error) {
-	var cfg orcheo.WebhookConfig
-	if _, err := c.do(ctx, request{method: http.MethodGet, path: webhookPath(ref) + "/config"}, &cfg); err != nil {
+// FindWebhookConfig returns the workflow's webhook trigger config as the
+// server shows it: secrets are write-only, so the view says only whether
+// each is set and since when, and whether the webhook is unauthenticated.
+// To change a config, edit view.Config() and pass it to SetWebhookConfig.
+func (c *Client) FindWebhookConfig(ctx context.Context, ref string) (*orcheo.WebhookConfigView, error) {
+	var v orcheo.WebhookConfigView
+	if _, err := c.do(ctx, request{method: http.MethodGet, path: webhookPath(ref) + "/config"}, &v); err != nil {
 		return nil, err
 	}
-	return &cfg, nil
+	return &v, nil
 }
 
-// SetWebhookConfig replaces the workflow's webhook trigger config and, on
-// success, updates cfg with the config as the server stored it.
-func (c *Client) SetWebhookConfig(ctx context.Context, ref string, cfg *orcheo.WebhookConfig) error {
-	var out orcheo.WebhookConfig
-	if _, err := c.do(ctx, request{method: http.MethodPut, path: webhookPath(ref) + "/config", body: cfg}, &out); err != nil {
-		return err
+// SetWebhookConfig replaces the workflow's webhook trigger config and
+// returns it as the server stored it (normalised, without secrets). A
+// cfg.Verify.Secret or PreviousSecret is sent once and sealed by the
+// server; a Verify of the stored type without secrets keeps the stored
+// ones, so SetWebhookConfig(view.Config()) changes nothing else.
+func (c *Client) SetWebhookConfig(ctx context.Context, ref string, cfg *orcheo.WebhookConfig) (*orcheo.WebhookConfigView, error) {
+	var v orcheo.WebhookConfigView
+	if _, err := c.do(ctx, request{method: http.MethodPut, path: webhookPath(ref) + "/config", body: webhookConfigBody(cfg)}, &v); err != nil {
+		return nil, err
 	}
-	*cfg = out
-	return nil
+	return &v, nil
+}
+
+// RotateWebhookSecret rotates the secret of the workflow's webhook: with a
+// secret, the current one becomes the previous one (still accepted) and
+// secret the current one; with dropPrevious, the previous one is removed.
+// Both at once rotate and drop: only secret is then accepted.
+func (c *Client) RotateWebhookSecret(ctx context.Context, ref, secret string, dropPrevious bool) (*orcheo.WebhookConfigView, error) {
+	body := struct {
+		Secret       string `json:"secret,omitempty"`
+		DropPrevious bool   `json:"drop_previous,omitempty"`
+	}{secret, dropPrevious}
+	var v orcheo.WebhookConfigView
+	if _, err := c.do(ctx, request{method: http.MethodPost, path: webhookPath(ref) + "/rotate-secret", body: &body}, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// webhookConfigBody is cfg without what the server refuses to be sent:
+// sealed secrets and the times secrets were set are the server's.
+func webhookConfigBody(cfg *orcheo.WebhookConfig) *orcheo.WebhookConfig {
+	if cfg == nil || cfg.Verify == nil {
+		return cfg
+	}
+	c, v := *cfg, *cfg.Verify
+	v.SealedSecret, v.SealedPreviousSecret = "", ""
+	v.SecretSetAt, v.PreviousSecretSetAt = nil, nil
+	c.Verify = &v
+	return &c
 }
 
 // webhookPath is the path third parties call to trigger ref.

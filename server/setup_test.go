@@ -133,7 +133,7 @@ func (e *env) mustWorkflow(tb testing.TB, handle string) *orcheo.Workflow {
 // mustEnableWebhook enables the workflow's webhook for methods.
 func (e *env) mustEnableWebhook(tb testing.TB, ref string, methods ...string) {
 	tb.Helper()
-	if err := e.client.SetWebhookConfig(context.Background(), ref, &orcheo.WebhookConfig{Enabled: true, Methods: methods}); err != nil {
+	if _, err := e.client.SetWebhookConfig(context.Background(), ref, &orcheo.WebhookConfig{Enabled: true, Methods: methods}); err != nil {
 		tb.Fatalf("enable webhook: %v", err)
 	}
 }

@@ -107,7 +107,7 @@ func TestFaultRedisRestartEmpty(t *testing.T) {
 func TestFaultEnqueueFails(t *testing.T) {
 	s := startFaultStack(t, "fault_enqueue")
 	s.createWorkflow("hook", shortWork)
-	if err := s.client.SetWebhookConfig(context.Background(), "hook", &orcheo.WebhookConfig{Enabled: true}); err != nil {
+	if _, err := s.client.SetWebhookConfig(context.Background(), "hook", &orcheo.WebhookConfig{Enabled: true}); err != nil {
 		t.Fatal(err)
 	}
 	s.startWorker(10)

@@ -203,7 +203,7 @@ func TestHostileRequestsLeaveTheAPIStanding(t *testing.T) {
 
 	s.createWorkflow("hook", `{"nodes":[{"id":"a","type":"log","message":"\"hi\""}]}`)
 	s.createWorkflow("off", `{"nodes":[{"id":"a","type":"log","message":"\"hi\""}]}`)
-	if err := s.client.SetWebhookConfig(ctx, "hook", &orcheo.WebhookConfig{Enabled: true}); err != nil {
+	if _, err := s.client.SetWebhookConfig(ctx, "hook", &orcheo.WebhookConfig{Enabled: true}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -42,15 +42,18 @@ func (c *webhookSet) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	cl := c.cfg.newClient()
-	cfg, err := cl.FindWebhookConfig(ctx, pos[0])
+	view, err := cl.FindWebhookConfig(ctx, pos[0])
 	if err != nil {
 		return err
 	}
+	// The view holds no secrets; a config of the same verify type without
+	// them keeps the stored ones.
+	cfg := view.Config()
 	cfg.Enabled = c.enable
 	if *methods != "" {
 		cfg.Methods = splitList(strings.ToUpper(*methods))
 	}
-	if err := cl.SetWebhookConfig(ctx, pos[0], cfg); err != nil {
+	if view, err = cl.SetWebhookConfig(ctx, pos[0], cfg); err != nil {
 		return err
 	}
 	if !c.enable {
@@ -58,15 +61,15 @@ func (c *webhookSet) Run(ctx context.Context, args []string) error {
 		return nil
 	}
 	fmt.Fprintf(c.stdout, "webhook of %s enabled: %s %s/api/workflows/%s/triggers/webhook\n",
-		pos[0], strings.Join(webhookMethods(cfg), "|"), c.cfg.URL, pos[0])
+		pos[0], strings.Join(webhookMethods(view.Methods), "|"), c.cfg.URL, pos[0])
 	return nil
 }
 
-func webhookMethods(cfg *orcheo.WebhookConfig) []string {
-	if len(cfg.Methods) == 0 {
+func webhookMethods(methods []string) []string {
+	if len(methods) == 0 {
 		return []string{"POST"}
 	}
-	return cfg.Methods
+	return methods
 }
 
 type webhookShow struct {
@@ -92,6 +95,6 @@ func (c *webhookShow) Run(ctx context.Context, args []string) error {
 		return writeJSON(c.stdout, cfg)
 	}
 	fmt.Fprintf(c.stdout, "Enabled  %t\nMethods  %s\nURL      %s/api/workflows/%s/triggers/webhook\n",
-		cfg.Enabled, strings.Join(webhookMethods(cfg), ", "), c.cfg.URL, pos[0])
+		cfg.Enabled, strings.Join(webhookMethods(cfg.Methods), ", "), c.cfg.URL, pos[0])
 	return nil
 }
