@@ -216,11 +216,12 @@ func TestWebhookKeep(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.mustWorkflow(t, "keep")
 	cfg := &orcheo.WebhookConfig{Enabled: true, Keep: []string{"X-Hub-Signature-256", "CODE", "api_key"}}
-	if err := e.client.SetWebhookConfig(ctx, "keep", cfg); err != nil {
+	stored, err := e.client.SetWebhookConfig(ctx, "keep", cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(cfg.Keep, ",") != "x-hub-signature-256,code,api_key" {
-		t.Fatalf("stored keep %v", cfg.Keep)
+	if strings.Join(stored.Keep, ",") != "x-hub-signature-256,code,api_key" {
+		t.Fatalf("stored keep %v", stored.Keep)
 	}
 	h := http.Header{"X-Hub-Signature-256": {"sha256=abc"}, "X-Api-Key": {"leaked"}, "X-Gitlab-Token": {"leaked"}, "Cookie": {"leaked"}}
 	resp, body := webhook(t, e, "POST", "keep", "code=c1&api-key=k2&token=leaked", h, "x")
@@ -232,7 +233,7 @@ func TestWebhookKeep(t *testing.T) {
 	}
 
 	for _, name := range []string{"Authorization", "proxy-authorization", "COOKIE", "set_cookie", " ", ""} {
-		err := e.client.SetWebhookConfig(ctx, "keep", &orcheo.WebhookConfig{Enabled: true, Keep: []string{name}})
+		_, err := e.client.SetWebhookConfig(ctx, "keep", &orcheo.WebhookConfig{Enabled: true, Keep: []string{name}})
 		wantCode(t, err, orcheo.EINVALID)
 	}
 	// Even a config that skipped validation cannot keep them.

@@ -300,11 +300,12 @@ func TestWebhookConfig(t *testing.T) {
 	})
 	t.Run("SetAndFind", func(t *testing.T) {
 		cfg := &orcheo.WebhookConfig{Enabled: true, Methods: []string{"get", "Post"}}
-		if err := e.client.SetWebhookConfig(ctx, "cfg", cfg); err != nil {
+		stored, err := e.client.SetWebhookConfig(ctx, "cfg", cfg)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Join(cfg.Methods, ",") != "GET,POST" {
-			t.Fatalf("normalised methods %v", cfg.Methods)
+		if strings.Join(stored.Methods, ",") != "GET,POST" {
+			t.Fatalf("normalised methods %v", stored.Methods)
 		}
 		got, err := e.client.FindWebhookConfig(ctx, "cfg")
 		if err != nil || !got.Enabled || strings.Join(got.Methods, ",") != "GET,POST" {

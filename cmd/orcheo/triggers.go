@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-
-	"github.com/orcheo/orcheo"
 )
 
 func triggerCommands(e *env, cfg Config) map[string]command {
