@@ -17,6 +17,9 @@ const (
 	EUNAVAILABLE  = "unavailable"
 	ETOOLARGE     = "too_large"
 	EMETHOD       = "method_not_allowed"
+	// ERATELIMITED: a webhook's rate limit refused the request; the answer
+	// carries Retry-After.
+	ERATELIMITED = "rate_limited"
 )
 
 // Error is an application error: its Message is safe to show to the user.

@@ -132,6 +132,7 @@ var statusCodes = map[int]string{
 	http.StatusConflict:              orcheo.ECONFLICT,
 	http.StatusRequestEntityTooLarge: orcheo.ETOOLARGE,
 	http.StatusServiceUnavailable:    orcheo.EUNAVAILABLE,
+	http.StatusTooManyRequests:       orcheo.ERATELIMITED,
 	http.StatusBadGateway:            orcheo.EUNAVAILABLE,
 	http.StatusGatewayTimeout:        orcheo.EUNAVAILABLE,
 	http.StatusInternalServerError:   orcheo.EINTERNAL,

@@ -16,6 +16,7 @@ var codes = map[string]int{
 	orcheo.ECONFLICT:     http.StatusConflict,
 	orcheo.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	orcheo.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	orcheo.ERATELIMITED:  http.StatusTooManyRequests,
 	orcheo.EINTERNAL:     http.StatusInternalServerError,
 }
 
@@ -52,7 +53,8 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		}).Error("internal error")
 	}
 	status := ErrorStatusCode(code)
-	if status == http.StatusUnauthorized {
+	// A webhook's 401 is about its signature, not a bearer token.
+	if status == http.StatusUnauthorized && !isWebhookPath(r.URL.EscapedPath()) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="orcheo"`)
 	}
 	encodeJSON(w, r, status, &errorResponse{Error: errorBody{Code: code, Message: message}})

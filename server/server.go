@@ -108,12 +108,18 @@ type Server struct {
 	// /api/*, it needs the bearer token when Token is set.
 	Metrics http.Handler
 
-	// VerifyWebhook, if set, is called for every webhook request of an
-	// enabled trigger with the raw request body, before anything is stored.
-	// A non-nil error is answered through Error (use EUNAUTHORIZED for a bad
-	// signature) and no run is created. It is the hook for the HMAC and
-	// shared-secret checks configured on the trigger.
-	VerifyWebhook func(r *http.Request, wf *orcheo.Workflow, cfg *orcheo.WebhookConfig, rawBody []byte) error
+	// Verifier checks webhook signatures and shared secrets over the raw
+	// request bytes; WebhookGuard keeps rate-limit windows and the
+	// signatures already seen (in Redis, shared by every API process).
+	// While either is nil, a webhook whose config needs it answers 503
+	// and stores nothing.
+	Verifier     orcheo.WebhookVerifier
+	WebhookGuard orcheo.WebhookGuard
+	// OnWebhookRefused, if set, is told of every webhook request refused
+	// after its trigger was found, with a short reason from a fixed set
+	// ("required", "verify", "replay", "rate_limit", "rate_limit_ip"),
+	// for the metrics.
+	OnWebhookRefused func(reason string)
 
 	ln      net.Listener
 	server  *http.Server

@@ -218,8 +218,8 @@ func FuzzWebhook(f *testing.F) {
 			if isWebhook && rec.Code == http.StatusNotFound && rec.Body.String() != notFound {
 				t.Fatalf("a 404 of the webhook route differs from an unknown workflow's: %s", rec.Body)
 			}
-			if rec.Header().Get("Allow") != "" && isWebhook {
-				t.Fatalf("Allow %q on the webhook route", rec.Header().Get("Allow"))
+			if rec.Header().Get("Allow") != "" && isWebhook && rec.Code != http.StatusMethodNotAllowed {
+				t.Fatalf("Allow %q on a %d of the webhook route", rec.Header().Get("Allow"), rec.Code)
 			}
 		}
 		for _, raw := range runs.inputs {

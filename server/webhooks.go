@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"mime"
 	"net"
 	"net/http"
@@ -47,22 +48,33 @@ type webhookAnswer struct {
 }
 
 // errNoWebhook is the one answer for every webhook request that finds no
-// trigger to fire: unknown workflow, trigger disabled, workflow archived,
-// method not accepted. The route is public, so these must not tell a
-// stranger which workflows exist; the management API (with the token)
-// keeps the precise answers.
-var errNoWebhook = orcheo.Errorf(orcheo.ENOTFOUND, "no webhook trigger here accepts this request (unknown workflow, trigger disabled, workflow archived or method not accepted)")
+// trigger to fire: unknown workflow, trigger disabled, workflow archived.
+// The route is public, so these must not tell a stranger which workflows
+// exist; the management API (with the token) keeps the precise answers.
+var errNoWebhook = orcheo.Errorf(orcheo.ENOTFOUND, "no webhook trigger here accepts this request (unknown workflow, trigger disabled or workflow archived)")
 
-// handleWebhook creates a run from a third-party call. Unknown workflow,
-// trigger disabled, workflow archived and method not accepted all answer
-// errNoWebhook (404, no Allow header). Then, in order: body over
-// MaxBodyBytes 413; VerifyWebhook (over the raw bytes); malformed JSON
-// under a JSON content type 400. Then 202 with a webhookAnswer, or 200 with
-// the earlier run's for a repeated Idempotency-Key.
+// handleWebhook creates a run from a third-party call. The checks, in
+// order (docs/security.md): unknown workflow, trigger disabled or workflow
+// archived 404 (one answer); method not accepted 405 with Allow; body over
+// MaxBodyBytes 413; then checkWebhook: required header or query value 400,
+// per-address rate limit 429, signature, secret or timestamp 401,
+// workflow rate limit 429, replay 401; malformed JSON under a JSON content
+// type 400. Then 202 with a webhookAnswer, or 200 with the first run's for
+// a repeated delivery id or Idempotency-Key. A verified Slack
+// url_verification is answered with its challenge and creates no run.
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	wf, cfg, err := s.findWebhook(r)
 	if err != nil {
 		Error(w, r, err)
+		return
+	}
+	if !cfg.AllowsMethod(r.Method) {
+		allowed := cfg.Methods
+		if len(allowed) == 0 {
+			allowed = []string{http.MethodPost}
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		Error(w, r, orcheo.Errorf(orcheo.EMETHOD, "this webhook does not accept %s", r.Method))
 		return
 	}
 	raw, err := readBody(r)
@@ -70,11 +82,17 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, err)
 		return
 	}
-	if s.VerifyWebhook != nil {
-		if err := s.VerifyWebhook(r, wf, cfg, raw); err != nil {
-			Error(w, r, err)
-			return
-		}
+	check, err := s.checkWebhook(r, wf, cfg, raw)
+	if rl := (*rateLimitError)(nil); errors.As(err, &rl) {
+		answerRateLimited(w, r, rl)
+		return
+	} else if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if check.challenge != "" {
+		encodeJSON(w, r, http.StatusOK, map[string]string{"challenge": check.challenge})
+		return
 	}
 	in, err := newWebhookInput(r, raw, cfg)
 	if err != nil {
@@ -86,7 +104,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, err)
 		return
 	}
-	run, created, err := s.startRun(r, wf, orcheo.TriggerWebhook, input, r.Header.Get(idempotencyHeader))
+	run, created, err := s.startRun(r, wf, orcheo.TriggerWebhook, input, check.key)
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -124,8 +142,6 @@ func (s *Server) findWebhook(r *http.Request) (*orcheo.Workflow, *orcheo.Webhook
 		return refuse("trigger disabled")
 	case wf.Archived():
 		return refuse("workflow archived")
-	case !cfg.AllowsMethod(r.Method):
-		return refuse("method not accepted")
 	}
 	return wf, cfg, nil
 }

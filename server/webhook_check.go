@@ -1,0 +1,173 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/orcheo/orcheo"
+	"github.com/sirupsen/logrus"
+)
+
+// errWebhookUnverified is the one answer to a webhook request whose
+// signature, secret or timestamp did not check out, or that replays an
+// earlier one: the reason is logged and counted, never told the caller.
+var errWebhookUnverified = orcheo.Errorf(orcheo.EUNAUTHORIZED, "webhook request could not be verified")
+
+// webhookCheck is what checkWebhook let through.
+type webhookCheck struct {
+	// key is the run's idempotency key: the sender's delivery id when it
+	// has one, else the Idempotency-Key header.
+	key string
+	// challenge, when set, is a Slack url_verification's challenge: it is
+	// answered and no run is created.
+	challenge string
+}
+
+// checkWebhook runs the checks between finding the trigger and storing the
+// run, in the documented order: required headers and query values (400),
+// the per-address rate limit before any HMAC (429), verification (401),
+// the workflow's rate limit (429), then replays (401). A refused request
+// stores nothing.
+func (s *Server) checkWebhook(r *http.Request, wf *orcheo.Workflow, cfg *orcheo.WebhookConfig, raw []byte) (*webhookCheck, error) {
+	if err := requiredValues(r, cfg); err != nil {
+		s.webhookRefused(r, wf, "required", err.Error())
+		return nil, err
+	}
+	rl := cfg.RateLimit
+	if rl != nil && rl.PerIP > 0 {
+		if err := s.rateLimit(r, wf, "ip:"+wf.ID+":"+clientKey(r.RemoteAddr), rl.PerIP, rl.Window(), "rate_limit_ip"); err != nil {
+			return nil, err
+		}
+	}
+	proof, err := s.verifyWebhook(r, wf, cfg, raw)
+	if err != nil {
+		return nil, err
+	}
+	if proof.SlackChallenge != "" {
+		return &webhookCheck{challenge: proof.SlackChallenge}, nil
+	}
+	if rl != nil {
+		if err := s.rateLimit(r, wf, "wf:"+wf.ID, rl.Limit, rl.Window(), "rate_limit"); err != nil {
+			return nil, err
+		}
+	}
+	if proof.ReplayKey != "" {
+		if s.WebhookGuard == nil {
+			return nil, errNoGuard
+		}
+		// A signature is valid for the tolerance either side of its
+		// timestamp, so it is remembered for twice that.
+		first, err := s.WebhookGuard.FirstSeen(r.Context(), "replay:"+wf.ID+":"+proof.ReplayKey, 2*cfg.Verify.ToleranceOrDefault())
+		if err != nil {
+			return nil, orcheo.Errorf(orcheo.EUNAVAILABLE, "webhook replay check unavailable; try again shortly")
+		}
+		if !first {
+			s.webhookRefused(r, wf, "replay", "signature already seen")
+			return nil, errWebhookUnverified
+		}
+	}
+	key := r.Header.Get(idempotencyHeader)
+	if proof.DeliveryID != "" {
+		key = proof.DeliveryID
+		if len(key) > 255 {
+			sum := sha256.Sum256([]byte(key))
+			key = "sha256:" + hex.EncodeToString(sum[:])
+		}
+	}
+	return &webhookCheck{key: key}, nil
+}
+
+var errNoGuard = orcheo.Errorf(orcheo.EUNAVAILABLE, "webhook rate limits and replay checks are not configured on this server")
+
+// verifyWebhook checks the request against the trigger's verification.
+// Type none (or no verify) passes.
+func (s *Server) verifyWebhook(r *http.Request, wf *orcheo.Workflow, cfg *orcheo.WebhookConfig, raw []byte) (orcheo.WebhookProof, error) {
+	if cfg.Unauthenticated() {
+		return orcheo.WebhookProof{}, nil
+	}
+	if s.Verifier == nil {
+		return orcheo.WebhookProof{}, orcheo.Errorf(orcheo.EUNAVAILABLE, "webhook verification is not configured on this server")
+	}
+	secrets, err := s.webhookSecrets(cfg)
+	if err != nil {
+		return orcheo.WebhookProof{}, err
+	}
+	proof, err := s.Verifier.VerifyWebhook(cfg.Verify, secrets, orcheo.WebhookRequest{Header: r.Header, Query: r.URL.Query(), Body: raw}, time.Now())
+	if err != nil {
+		s.webhookRefused(r, wf, "verify", err.Error())
+		return orcheo.WebhookProof{}, errWebhookUnverified
+	}
+	return proof, nil
+}
+
+// rateLimitError is a 429 whose Retry-After the handler sets.
+type rateLimitError struct {
+	retryAfter time.Duration
+}
+
+func (e *rateLimitError) Error() string { return "webhook rate limit exceeded" }
+
+// rateLimit counts the request against key's limit.
+func (s *Server) rateLimit(r *http.Request, wf *orcheo.Workflow, key string, limit int, window time.Duration, reason string) error {
+	if s.WebhookGuard == nil {
+		return errNoGuard
+	}
+	ok, retryAfter, err := s.WebhookGuard.Allow(r.Context(), key, limit, window)
+	if err != nil {
+		// Fail open: a Redis outage must not stop deliveries the store
+		// can still take; the limit resumes with Redis.
+		loggerFrom(r).WithError(err).WithField("workflow", wf.Handle).Warn("webhook rate limit unavailable; letting the request through")
+		return nil
+	}
+	if !ok {
+		s.webhookRefused(r, wf, reason, "over "+strconv.Itoa(limit)+" per "+window.String())
+		return &rateLimitError{retryAfter: retryAfter}
+	}
+	return nil
+}
+
+// answerRateLimited writes a 429 with Retry-After in whole seconds.
+func answerRateLimited(w http.ResponseWriter, r *http.Request, e *rateLimitError) {
+	secs := int((e.retryAfter + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	Error(w, r, orcheo.Errorf(orcheo.ERATELIMITED, "too many requests to this webhook; retry in %d s", secs))
+}
+
+// requiredValues returns EINVALID naming the first required header or
+// query value that is missing or different. Values are compared in
+// constant time: they often act as a weak shared secret.
+func requiredValues(r *http.Request, cfg *orcheo.WebhookConfig) error {
+	for name, want := range cfg.RequiredHeaders {
+		if !sameValue(r.Header.Get(name), want) {
+			return orcheo.Errorf(orcheo.EINVALID, "required header %s is missing or has another value", name)
+		}
+	}
+	query := r.URL.Query()
+	for name, want := range cfg.RequiredQuery {
+		if !sameValue(query.Get(name), want) {
+			return orcheo.Errorf(orcheo.EINVALID, "required query parameter %s is missing or has another value", name)
+		}
+	}
+	return nil
+}
+
+func sameValue(got, want string) bool {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
+// webhookRefused logs why a webhook request of wf was refused, and counts
+// it. detail is safe to log: it never holds a secret.
+func (s *Server) webhookRefused(r *http.Request, wf *orcheo.Workflow, reason, detail string) {
+	loggerFrom(r).WithFields(logrus.Fields{"workflow": wf.Handle, "reason": reason, "detail": detail}).Warn("webhook refused")
+	if s.OnWebhookRefused != nil {
+		s.OnWebhookRefused(reason)
+	}
+}
