@@ -36,7 +36,14 @@ Client (talks to ORCHEO_URL with ORCHEO_TOKEN):
   workflows validate -f FILE          check a definition offline
   runs list [--workflow REF] [--status S] [--trigger T] [--limit N]
   runs show ID | cancel ID [--wait] | retry ID
-  triggers webhook enable REF [--methods POST,PUT] | disable REF | show REF
+  triggers webhook enable REF [--method M ...] [--verify TYPE] [--secret-file PATH | --secret-stdin]
+                [--header NAME --algorithm A --encoding E --prefix P --timestamp-header NAME
+                 --signed body|timestamp_body --separator S] [--tolerance 5m]
+                [--required-header K=V ...] [--required-query K=V ...]
+                [--rate-limit N/DURATION[,per-ip=M] | none] [--keep NAME ...]
+  triggers webhook rotate-secret REF (--secret-file PATH | --secret-stdin | --drop-previous)
+  triggers webhook show REF | disable REF
+                           secrets are never on the command line: no --secret flag
   triggers cron set REF --expression EXPR [--timezone TZ] [--allow-overlapping]
                 [--start-at T] [--end-at T] [--catchup none|latest|all] [--catchup-limit N]
   triggers cron show REF | delete REF
@@ -53,6 +60,7 @@ type command interface {
 
 // env is what a command sees of the process: tests replace it.
 type env struct {
+	stdin  io.Reader // secrets for --secret-stdin
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
@@ -61,7 +69,7 @@ type env struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
 	if err := e.run(ctx, os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
