@@ -14,6 +14,8 @@ import "github.com/orcheo/orcheo"
 //	P:messages                  hash    run id → messages of that run held in Redis
 //	P:leader:<name>             string  holder of a leadership, with a TTL
 //	P:task:<uuid>               hash    machinery's task state (result backend)
+//	P:webhook:rate:<key>        hash    rate-limit window: time bucket → requests, "w" → bucket width (ms)
+//	P:webhook:seen:<key>        string  "1", with a TTL: a webhook delivery or signature already seen
 //
 // A consumer is one worker process's fetcher on one queue:
 // "<worker id>:<queue>".
@@ -53,3 +55,9 @@ func (c *Config) leaderKey(name string) string { return c.Prefix + ":leader:" + 
 // taskKey is the key machinery's result backend stores a task's state
 // under: the signature UUID, which we put in our namespace.
 func (c *Config) taskKey(id string) string { return c.Prefix + ":task:" + id }
+
+// webhookRateKey is the rate-limit window of a guard key (webhookKey).
+func (c *Config) webhookRateKey(key string) string { return c.Prefix + ":webhook:rate:" + key }
+
+// webhookSeenKey remembers a delivery or signature (webhookKey) for replays.
+func (c *Config) webhookSeenKey(key string) string { return c.Prefix + ":webhook:seen:" + key }
