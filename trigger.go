@@ -128,4 +128,21 @@ type TriggerService interface {
 	// SetWebhookConfig replaces the workflow's webhook config. Returns
 	// ENOTFOUND if the workflow does not exist.
 	SetWebhookConfig(ctx context.Context, workflowID string, cfg *WebhookConfig) error
+
+	// FindWebhookTriggers returns every stored webhook config, enabled or
+	// not, with its workflow, ordered by workflow id. Configs are as
+	// stored: secrets sealed. It serves the start-up checks (sealed
+	// secrets need ORCHEO_SECRETS_KEY; unauthenticated webhooks are
+	// logged), so it reads the whole table.
+	FindWebhookTriggers(ctx context.Context) ([]*WebhookTrigger, error)
+}
+
+// WebhookTrigger is a workflow's stored webhook config.
+type WebhookTrigger struct {
+	WorkflowID string
+	Handle     string
+	// Archived is true when the workflow is archived: its webhook answers
+	// no request, but its config (and sealed secrets) stay stored.
+	Archived bool
+	Config   *WebhookConfig
 }

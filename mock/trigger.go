@@ -12,6 +12,8 @@ var _ orcheo.TriggerService = (*TriggerService)(nil)
 type TriggerService struct {
 	FindWebhookConfigFn func(ctx context.Context, workflowID string) (*orcheo.WebhookConfig, error)
 	SetWebhookConfigFn  func(ctx context.Context, workflowID string, cfg *orcheo.WebhookConfig) error
+
+	FindWebhookTriggersFn func(ctx context.Context) ([]*orcheo.WebhookTrigger, error)
 }
 
 func (s *TriggerService) FindWebhookConfig(ctx context.Context, workflowID string) (*orcheo.WebhookConfig, error) {
@@ -20,4 +22,8 @@ func (s *TriggerService) FindWebhookConfig(ctx context.Context, workflowID strin
 
 func (s *TriggerService) SetWebhookConfig(ctx context.Context, workflowID string, cfg *orcheo.WebhookConfig) error {
 	return s.SetWebhookConfigFn(ctx, workflowID, cfg)
+}
+
+func (s *TriggerService) FindWebhookTriggers(ctx context.Context) ([]*orcheo.WebhookTrigger, error) {
+	return s.FindWebhookTriggersFn(ctx)
 }

@@ -61,3 +61,30 @@ func (s *TriggerService) SetWebhookConfig(ctx context.Context, workflowID string
 	}
 	return nil
 }
+
+// FindWebhookTriggers returns every stored webhook config with its
+// workflow's id and handle.
+func (s *TriggerService) FindWebhookTriggers(ctx context.Context) ([]*orcheo.WebhookTrigger, error) {
+	rows, err := s.db.read.QueryContext(ctx, `SELECT t.workflow_id, w.handle, w.archived_at IS NOT NULL, t.config
+		FROM webhook_triggers t JOIN workflows w ON w.id = t.workflow_id ORDER BY t.workflow_id`)
+	if err != nil {
+		return nil, fmt.Errorf("find webhook triggers: %w", err)
+	}
+	defer rows.Close()
+	var out []*orcheo.WebhookTrigger
+	for rows.Next() {
+		var raw []byte
+		t := &orcheo.WebhookTrigger{Config: &orcheo.WebhookConfig{}}
+		if err := rows.Scan(&t.WorkflowID, &t.Handle, &t.Archived, &raw); err != nil {
+			return nil, fmt.Errorf("find webhook triggers: %w", err)
+		}
+		if err := json.Unmarshal(raw, t.Config); err != nil {
+			return nil, fmt.Errorf("decode webhook config of workflow %s: %w", t.WorkflowID, err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find webhook triggers: %w", err)
+	}
+	return out, nil
+}

@@ -3,7 +3,9 @@ package storetest
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/orcheo/orcheo"
 )
@@ -56,6 +58,51 @@ func exerciseTriggers(t *testing.T, backend Backend) {
 		cfg, err := s.Triggers.FindWebhookConfig(ctx, missing)
 		if err != nil || cfg.Enabled {
 			t.Fatalf("config of a missing workflow = %+v (%v), want disabled", cfg, err)
+		}
+	})
+
+	// FindWebhookTriggers lists every stored config, secrets sealed as
+	// stored, with its workflow; a workflow without a config is absent.
+	t.Run("FindWebhookTriggers", func(t *testing.T) {
+		t.Parallel()
+		s := openFresh(t, backend)
+		if got, err := s.Triggers.FindWebhookTriggers(ctx); err != nil || len(got) != 0 {
+			t.Fatalf("empty store: %v (%v)", got, err)
+		}
+		a, _ := MustWorkflow(t, s)
+		b, _ := MustWorkflow(t, s)
+		MustWorkflow(t, s) // no config
+		at := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+		sealed := &orcheo.WebhookConfig{Enabled: true, Verify: &orcheo.WebhookVerify{
+			Type: orcheo.VerifyGitHub, SealedSecret: "v1:c2VhbGVk", SealedPreviousSecret: "v1:cHJldmlvdXM=", SecretSetAt: &at,
+		}}
+		if err := s.Triggers.SetWebhookConfig(ctx, a.ID, sealed); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Triggers.SetWebhookConfig(ctx, b.ID, &orcheo.WebhookConfig{Methods: []string{"put"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Workflows.ArchiveWorkflow(ctx, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Triggers.FindWebhookTriggers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []*orcheo.Workflow{a, b}
+		slices.SortFunc(want, func(x, y *orcheo.Workflow) int { return strings.Compare(x.ID, y.ID) })
+		if len(got) != 2 || got[0].WorkflowID != want[0].ID || got[1].WorkflowID != want[1].ID {
+			t.Fatalf("triggers %+v, want those of %s and %s in id order", got, want[0].ID, want[1].ID)
+		}
+		byID := map[string]*orcheo.WebhookTrigger{got[0].WorkflowID: got[0], got[1].WorkflowID: got[1]}
+		ta, tb := byID[a.ID], byID[b.ID]
+		if ta.Handle != a.Handle || ta.Archived || !ta.Config.Enabled || ta.Config.Verify == nil ||
+			ta.Config.Verify.SealedSecret != "v1:c2VhbGVk" || ta.Config.Verify.SealedPreviousSecret != "v1:cHJldmlvdXM=" ||
+			ta.Config.Verify.SecretSetAt == nil || !ta.Config.Verify.SecretSetAt.Equal(at) {
+			t.Fatalf("trigger of a: %+v %+v", ta, ta.Config.Verify)
+		}
+		if tb.Handle != b.Handle || !tb.Archived || tb.Config.Enabled || !slices.Equal(tb.Config.Methods, []string{"PUT"}) {
+			t.Fatalf("trigger of b: %+v %+v", tb, tb.Config)
 		}
 	})
 }
