@@ -24,6 +24,13 @@ const (
 	// hex, so a Redis key is never longer than the prefix plus 80 bytes
 	// whatever the caller puts in it.
 	WebhookMaxKeyBytes = 128
+	// WebhookGuardTimeout is the read and write timeout of the guard that
+	// Queue.WebhookGuard returns, in place of go-redis's 3 s: a script
+	// answers in microseconds, and a webhook should not wait seconds on a
+	// Redis that hangs. (go-redis 9.0.5 ignores the request context's
+	// deadline on a connection unless ContextTimeoutEnabled, which the
+	// Queue's client leaves off for its blocking reads.)
+	WebhookGuardTimeout = 500 * time.Millisecond
 )
 
 // WebhookGuard implements orcheo.WebhookGuard on Redis, so every API
@@ -61,11 +68,13 @@ func NewWebhookGuard(client redis.UniversalClient, prefix string) *WebhookGuard 
 	return &WebhookGuard{client: client, cfg: Config{Prefix: prefix}}
 }
 
-// WebhookGuard returns a guard on the Queue's own Redis client and prefix,
-// so the API process keeps one client (fail-fast: one retry, 2 s dial
-// timeout) for publishing and guarding. It is valid until Close.
+// WebhookGuard returns a guard on the Queue's own Redis connections and
+// prefix, so the API process keeps one client (fail-fast: one retry, 2 s
+// dial timeout) for publishing and guarding; only the read and write
+// timeouts are the guard's own (WebhookGuardTimeout). It is valid until
+// the Queue's Close.
 func (q *Queue) WebhookGuard() *WebhookGuard {
-	return NewWebhookGuard(q.broker.rdb.client, q.cfg.Prefix)
+	return NewWebhookGuard(q.broker.rdb.client.WithTimeout(WebhookGuardTimeout), q.cfg.Prefix)
 }
 
 // Allow counts one request against key's limit per window, in a sliding

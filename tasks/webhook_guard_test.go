@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -462,10 +463,14 @@ func TestWebhookGuard_QueueAndRedisDown(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = q.Close() })
 	g := q.WebhookGuard()
-	if g.client != q.broker.rdb.client || g.cfg.Prefix != "tasks-guard-down" {
-		t.Fatal("the Queue's guard does not share its client and prefix")
+	if g.cfg.Prefix != "tasks-guard-down" {
+		t.Fatalf("the Queue's guard has prefix %q", g.cfg.Prefix)
 	}
 	wantAdmitted(t, g, "wf", 1, time.Minute, 2, 1)
+	// One pool: the guard's connection is the Queue's.
+	if n := q.broker.rdb.client.PoolStats().TotalConns; n != 1 {
+		t.Fatalf("the Queue's client has %d connections after the guard's calls, want 1", n)
+	}
 	rs.Kill()
 	ctx := context.Background()
 	if ok, _, err := g.Allow(ctx, "wf", 1, time.Minute); err == nil || ok {
@@ -473,6 +478,48 @@ func TestWebhookGuard_QueueAndRedisDown(t *testing.T) {
 	}
 	if first, err := g.FirstSeen(ctx, "sig", time.Minute); err == nil || first {
 		t.Fatalf("FirstSeen with Redis down = %v, %v; want an error", first, err)
+	}
+}
+
+// A Redis that accepts connections and never answers costs a webhook about
+// WebhookGuardTimeout per try, not go-redis's 3 s.
+func TestWebhookGuard_RedisHangs(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // read nothing, answer nothing
+		}
+	}()
+	q, err := NewQueue(Config{RedisURL: "redis://" + l.Addr().String() + "/0", Prefix: "tasks-guard-hangs"}, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	g := q.WebhookGuard()
+	start := time.Now()
+	ok, _, err := g.Allow(context.Background(), "wf", 1, time.Minute)
+	if err == nil || ok {
+		t.Fatalf("Allow on a hung Redis = %v, %v; want an error", ok, err)
+	}
+	// Two tries (MaxRetries 1) of WebhookGuardTimeout and a backoff; the
+	// default read timeout would take 6 s.
+	if elapsed := time.Since(start); elapsed > 2900*time.Millisecond {
+		t.Fatalf("Allow on a hung Redis took %s", elapsed)
 	}
 }
 
