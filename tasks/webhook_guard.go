@@ -15,14 +15,14 @@ import (
 // Bounds of the WebhookGuard.
 const (
 	// WebhookRateBuckets is how many time buckets a rate-limit window is
-	// kept in (webhookAllowCmd): a key holds at most this many (plus one)
-	// counters whatever the limit, and a refused sender may wait up to one
+	// kept in (webhookAllowCmd): a key holds at most this many counters
+	// plus one (the bucket the window's start falls in) whatever the limit, and a refused sender may wait up to one
 	// bucket (window/60: 1 s of a minute) longer than an exact log says.
 	WebhookRateBuckets = 60
 	// WebhookMaxKeyBytes bounds the guard keys used as they are; a longer
 	// key (or one starting with "#") is replaced by "#" and its SHA-256 in
-	// hex, so a Redis key is never longer than the prefix plus 80 bytes
-	// whatever the caller puts in it.
+	// hex, so a Redis key is never longer than the prefix plus 142 bytes
+	// (":webhook:rate:" and 128) whatever the caller puts in it.
 	WebhookMaxKeyBytes = 128
 	// WebhookGuardTimeout is the read and write timeout of the guard that
 	// Queue.WebhookGuard returns, in place of go-redis's 3 s: a script

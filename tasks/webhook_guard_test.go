@@ -423,7 +423,7 @@ func TestWebhookGuard_LongKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
-		if len(k) > len(g.cfg.Prefix)+80 {
+		if len(k) > len(g.cfg.Prefix)+len(":webhook:rate:")+WebhookMaxKeyBytes {
 			t.Fatalf("Redis key of %d bytes", len(k))
 		}
 	}
