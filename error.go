@@ -14,6 +14,7 @@ const (
 	EINVALID      = "invalid"
 	ENOTFOUND     = "not_found"
 	EUNAUTHORIZED = "unauthorized"
+	EFORBIDDEN    = "forbidden" // a valid API token whose scope does not cover the request
 	EUNAVAILABLE  = "unavailable"
 	ETOOLARGE     = "too_large"
 	EMETHOD       = "method_not_allowed"

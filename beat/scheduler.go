@@ -310,7 +310,7 @@ func (s *Scheduler) dispatch(ctx context.Context) {
 		s.status.LastError = err.Error()
 		s.mu.Unlock()
 		switch orcheo.ErrorCode(err) {
-		case orcheo.EINVALID, orcheo.EUNAUTHORIZED, orcheo.ENOTFOUND:
+		case orcheo.EINVALID, orcheo.EUNAUTHORIZED, orcheo.EFORBIDDEN, orcheo.ENOTFOUND:
 			s.cfg.Logger.WithError(err).Error("cron dispatch refused")
 			return
 		}

@@ -126,7 +126,7 @@ func decodeError(resp *http.Response) error {
 var statusCodes = map[int]string{
 	http.StatusBadRequest:            orcheo.EINVALID,
 	http.StatusUnauthorized:          orcheo.EUNAUTHORIZED,
-	http.StatusForbidden:             orcheo.EUNAUTHORIZED,
+	http.StatusForbidden:             orcheo.EFORBIDDEN,
 	http.StatusNotFound:              orcheo.ENOTFOUND,
 	http.StatusMethodNotAllowed:      orcheo.EMETHOD,
 	http.StatusConflict:              orcheo.ECONFLICT,

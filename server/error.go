@@ -11,6 +11,7 @@ import (
 var codes = map[string]int{
 	orcheo.EINVALID:      http.StatusBadRequest,
 	orcheo.EUNAUTHORIZED: http.StatusUnauthorized,
+	orcheo.EFORBIDDEN:    http.StatusForbidden,
 	orcheo.ENOTFOUND:     http.StatusNotFound,
 	orcheo.EMETHOD:       http.StatusMethodNotAllowed,
 	orcheo.ECONFLICT:     http.StatusConflict,

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,15 +19,24 @@ type contextKey int
 
 const (
 	loggerKey contextKey = iota
-	// authenticatedKey marks a request that authenticate let through as
-	// the token holder's (or, with no Token, as a management request).
-	authenticatedKey
+	// principalKey holds the Principal authenticate let a request through
+	// as (auth.go).
+	principalKey
+	// noteKey holds the *requestNote of logRequests.
+	noteKey
 )
 
-// isAuthenticated reports whether authenticate marked r.
+// isAuthenticated reports whether authenticate let r through with a valid
+// token (or, with authentication off, to a protected route).
 func isAuthenticated(r *http.Request) bool {
-	ok, _ := r.Context().Value(authenticatedKey).(bool)
+	_, ok := PrincipalFromContext(r.Context())
 	return ok
+}
+
+// requestNote is what inner middleware tells logRequests about a request:
+// the name (never the value) of its token.
+type requestNote struct {
+	token string
 }
 
 // loggerFrom returns the request's logger, set by the logging middleware.
@@ -63,21 +70,28 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// logRequests logs one line per request: method, path, status and duration.
-// It never logs bodies, query strings or headers, which may carry secrets.
+// logRequests logs one line per request: method, path, status, duration
+// and, for a request with a valid token, the token's name (field token). It
+// never logs bodies, query strings or headers, which may carry secrets.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		logger := s.Logger
-		r = r.WithContext(context.WithValue(r.Context(), loggerKey, logger))
+		note := &requestNote{}
+		ctx := context.WithValue(r.Context(), loggerKey, logger)
+		r = r.WithContext(context.WithValue(ctx, noteKey, note))
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		logger.WithFields(logrus.Fields{
+		fields := logrus.Fields{
 			"method":      r.Method,
 			"path":        r.URL.Path,
 			"status":      sw.status,
 			"duration_ms": float64(time.Since(start).Microseconds()) / 1000,
-		}).Info("request")
+		}
+		if note.token != "" {
+			fields["token"] = note.token
+		}
+		logger.WithFields(fields).Info("request")
 	})
 }
 
@@ -118,51 +132,6 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// authenticate requires "Authorization: Bearer <Token>" on /api/* and
-// /metrics except the webhook route, which third parties call and which
-// verifies its own credentials. The token is compared in constant time. An
-// empty Token disables authentication (orcheo dev on loopback only). A
-// request it lets through with the token (on any route) or to a management
-// route while authentication is off is marked authenticated, for
-// limitUnauthenticated.
-func (s *Server) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		protected := (strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/metrics") && !isWebhookPath(r.URL.EscapedPath())
-		if !protected {
-			// A webhook sent with the token counts as the token holder's.
-			if s.Token != "" && r.Header.Get("Authorization") != "" && s.validToken(r) == nil {
-				r = r.WithContext(context.WithValue(r.Context(), authenticatedKey, true))
-			}
-			next.ServeHTTP(w, r)
-			return
-		}
-		if s.Token != "" {
-			if err := s.validToken(r); err != nil {
-				Error(w, r, err)
-				return
-			}
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authenticatedKey, true)))
-	})
-}
-
-// validToken returns EUNAUTHORIZED unless r carries "Authorization: Bearer
-// <Token>".
-func (s *Server) validToken(r *http.Request) error {
-	auth := r.Header.Get("Authorization")
-	const prefix = "bearer "
-	if len(auth) < len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
-		return orcheo.Errorf(orcheo.EUNAUTHORIZED, "missing bearer token")
-	}
-	// Hashing first makes the comparison independent of the lengths.
-	got := sha256.Sum256([]byte(strings.TrimSpace(auth[len(prefix):])))
-	want := sha256.Sum256([]byte(s.Token))
-	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-		return orcheo.Errorf(orcheo.EUNAUTHORIZED, "invalid bearer token")
-	}
-	return nil
 }
 
 // retryAfterSeconds is the Retry-After of an answer refused by the cap on

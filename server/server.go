@@ -70,9 +70,14 @@ type Server struct {
 	// nil leaves it to their periodic check of the database.
 	Cancels orcheo.CancelNotifier
 
-	// Token is the bearer token required on the management endpoints
-	// (/api/* except the webhook route). "" disables authentication, which
-	// is only acceptable on a loopback address (orcheo dev).
+	// Tokens are the bearer tokens the API accepts, each with a name and a
+	// scope (auth.go: requiredScope decides what each route needs). The
+	// set it holds may change while the server serves, through Tokens.Set
+	// (cmd/orcheo re-reads the token file on SIGHUP).
+	Tokens *Tokens
+	// Token, if set, is one more token, of scope admin, named "default"
+	// (DefaultTokenName). With neither Token nor Tokens, authentication
+	// is off, which is only acceptable on a loopback address (orcheo dev).
 	Token string
 
 	Logger logrus.FieldLogger
@@ -104,8 +109,8 @@ type Server struct {
 	// ReadyChecks are pinged by /readyz, by name ("database", "redis").
 	ReadyChecks map[string]orcheo.Pinger
 
-	// Metrics serves GET /metrics (Prometheus); nil answers 404. Like
-	// /api/*, it needs the bearer token when Token is set.
+	// Metrics serves GET /metrics (Prometheus); nil answers 404. It needs
+	// a token of scope metrics or admin while authentication is on.
 	Metrics http.Handler
 
 	// Verifier checks webhook signatures and shared secrets over the raw
