@@ -198,7 +198,7 @@ func (c *webhookEnable) Run(ctx context.Context, args []string) error {
 	if v := view.Verify; v != nil && v.Type != orcheo.VerifyNone {
 		fmt.Fprintf(c.stdout, "verified by %s, secret %s\n", v.Type, secretState(v.SecretSet, v.SecretSetAt))
 	}
-	if view.Unauthenticated {
+	if ed.verify == orcheo.VerifyNone || view.Unauthenticated {
 		fmt.Fprintf(c.stderr, "warning: the webhook of %s has no verification: anyone who knows its URL can start runs (add one with --verify TYPE --secret-file PATH)\n", pos[0])
 	}
 	return nil
