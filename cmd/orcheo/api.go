@@ -93,6 +93,9 @@ func (a *apiMain) Open(ctx context.Context) error {
 	s.Logger = a.log.WithField("component", "http")
 	s.ReadyChecks = map[string]orcheo.Pinger{"database": a.store, "redis": a.queue}
 	s.Cron, s.CronScheduler, s.CronDispatcher = a.store.Cron, a.cfg.Cron.scheduler(), a.dispatcher()
+	// Webhook rate limits and replays live in Redis, on the queue's client.
+	s.WebhookGuard = a.queue.WebhookGuard()
+	s.OnWebhookRefused = metrics.NewWebhooks(a.metrics.reg).Refused
 	a.server = s
 	if err := s.Open(); err != nil {
 		return err
