@@ -28,7 +28,8 @@ const webhookEnableSynopsis = "triggers webhook enable REF [--method M ...] [--v
 const webhookEnableNotes = "Enables REF's webhook and changes only what the flags say; the rest of the stored\n" +
 	"config stays. --verify TYPE is one of github, stripe, slack, standard, hmac, secret, none;\n" +
 	"a new type needs its secret, the same type keeps the stored one unless a secret flag\n" +
-	"is given. --header … --separator describe an hmac signature (--header alone, the\n" +
+	"is given, which replaces it at once (rotate-secret keeps the old one valid meanwhile).\n" +
+	"--header … --separator describe an hmac signature (--header alone, the\n" +
 	"secret type's header). --verify none means anyone who knows the URL can start runs.\n" +
 	"A repeated flag (--method, --required-header, --required-query, --keep) replaces the\n" +
 	"stored list; given as \"\" it clears it.\n\n" + noSecretFlag
@@ -185,9 +186,11 @@ func (c *webhookEnable) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg := view.Config()
-	if err := ed.apply(cfg, secret, view.Verify != nil && view.Verify.SecretSet); err != nil {
+	stored := view.Verify != nil && view.Verify.SecretSet
+	if err := ed.apply(cfg, secret, stored); err != nil {
 		return err
 	}
+	replaced := stored && secret != "" && cfg.Verify != nil && cfg.Verify.Type == view.Verify.Type
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -197,6 +200,10 @@ func (c *webhookEnable) Run(ctx context.Context, args []string) error {
 	fmt.Fprintf(c.stdout, "webhook of %s enabled: %s %s\n", pos[0], strings.Join(webhookMethods(view.Methods), "|"), c.cfg.webhookURL(pos[0]))
 	if v := view.Verify; v != nil && v.Type != orcheo.VerifyNone {
 		fmt.Fprintf(c.stdout, "verified by %s, secret %s\n", v.Type, secretState(v.SecretSet, v.SecretSetAt))
+	}
+	if replaced {
+		fmt.Fprintf(c.stderr, "note: the old secret of the webhook of %s no longer verifies requests "+
+			"(orcheo triggers webhook rotate-secret keeps it valid while senders move over)\n", pos[0])
 	}
 	if ed.verify == orcheo.VerifyNone || view.Unauthenticated {
 		fmt.Fprintf(c.stderr, "warning: the webhook of %s has no verification: anyone who knows its URL can start runs (add one with --verify TYPE --secret-file PATH)\n", pos[0])
