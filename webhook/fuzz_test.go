@@ -16,7 +16,7 @@ import (
 // valid requests. Whatever the input, a request must never verify under
 // fuzzVictim, whose key no input can know; under fuzzSigner it may.
 const (
-	fuzzSigner = "whsec_ZnV6eiBzaWduZXIga2V5"       // "fuzz signer key"
+	fuzzSigner = "whsec_ZnV6eiBzaWduZXIga2V5"         // "fuzz signer key"
 	fuzzVictim = "whsec_ZnV6eiB2aWN0aW0ga2V5IDEyMw==" // "fuzz victim key 123"
 )
 
