@@ -86,7 +86,13 @@ var errMismatch = &Error{Reason: "signature mismatch"}
 // failure is an *Error. Verify does not modify v and is safe for
 // concurrent use.
 func Verify(v *orcheo.WebhookVerify, secrets []string, req Request, now time.Time) (Result, error) {
-	if v == nil || v.Type == orcheo.VerifyNone {
+	if v == nil {
+		return Result{}, nil
+	}
+	// Validate lower-cases Type; an unvalidated v means the same, and an
+	// empty or unknown type fails closed.
+	typ := strings.ToLower(v.Type)
+	if typ == orcheo.VerifyNone {
 		return Result{}, nil
 	}
 	keys := make([][]byte, 0, len(secrets))
@@ -99,7 +105,7 @@ func Verify(v *orcheo.WebhookVerify, secrets []string, req Request, now time.Tim
 	if len(keys) == 0 {
 		return Result{}, fail("no secret configured")
 	}
-	switch strings.ToLower(v.Type) {
+	switch typ {
 	case orcheo.VerifyGitHub:
 		return verifyGitHub(keys, req)
 	case orcheo.VerifyStripe:
