@@ -30,8 +30,8 @@ func (c *apiCommand) Run(ctx context.Context, args []string) error {
 	if c.cfg.DatabaseURL == "" {
 		return orcheo.Errorf(orcheo.EINVALID, "ORCHEO_DATABASE_URL is not set (orcheo dev runs without it)")
 	}
-	if c.cfg.APIToken == "" {
-		return orcheo.Errorf(orcheo.EINVALID, "ORCHEO_API_TOKEN is not set: the API refuses to serve management endpoints without a token")
+	if !c.cfg.hasAPITokens() {
+		return orcheo.Errorf(orcheo.EINVALID, "no API token: set ORCHEO_API_TOKEN, ORCHEO_API_TOKENS or ORCHEO_API_TOKENS_FILE; the API refuses to serve management endpoints without a token")
 	}
 	log, err := newLogger(c.cfg, c.stderr)
 	if err != nil {
@@ -42,6 +42,8 @@ func (c *apiCommand) Run(ctx context.Context, args []string) error {
 		a.Close()
 		return err
 	}
+	// A daemon: SIGHUP re-reads the token file, or is ignored without one.
+	watchTokenReload(ctx, a.cfg, a.server.Tokens, log.WithField("component", "tokens"))
 	log.WithFields(logrus.Fields{"url": a.server.URL(), "database": a.store.Backend}).Info("api listening")
 	<-ctx.Done()
 	log.Info("api shutting down")
@@ -79,12 +81,16 @@ func (a *apiMain) Open(ctx context.Context) error {
 	if err := a.openMetrics(); err != nil {
 		return err
 	}
+	tokens, err := openAPITokens(a.cfg, a.log.WithField("component", "tokens"))
+	if err != nil {
+		return err
+	}
 	s := server.NewServer()
 	s.Workflows, s.Runs, s.Triggers = a.store.Workflows, a.runs, a.store.Triggers
 	s.Metrics = metrics.Handler(a.metrics.reg, a.log.WithField("component", "metrics"))
 	s.Queue, s.Cancels = a.queue, a.cancels
 	s.Engine = engine.New(engine.Options{Logger: a.log.WithField("component", "engine")})
-	s.Token = a.cfg.APIToken
+	s.Tokens = tokens
 	s.Addr = a.cfg.HTTPAddr
 	s.MaxBodyBytes = a.cfg.MaxBodyBytes
 	s.ReadHeaderTimeout, s.ReadTimeout = a.cfg.HTTPReadHeaderTimeout, a.cfg.HTTPReadTimeout

@@ -35,6 +35,10 @@ type Config struct {
 	LogFormat     string        // ORCHEO_LOG_FORMAT
 	DataDir       string        // ORCHEO_DATA_DIR (orcheo dev only)
 
+	// API tokens with a name and a scope (issue 9), besides APIToken.
+	APITokens     []server.APIToken // ORCHEO_API_TOKENS (tokens.go)
+	APITokensFile string            // ORCHEO_API_TOKENS_FILE, read when the API starts and on SIGHUP
+
 	// Reliable delivery (issue 5, part A).
 	HeartbeatInterval time.Duration // ORCHEO_HEARTBEAT_INTERVAL
 	ConsumerTTL       time.Duration // ORCHEO_CONSUMER_TTL
@@ -144,6 +148,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	str("ORCHEO_REDIS_PREFIX", &c.RedisPrefix)
 	str("ORCHEO_HTTP_ADDR", &c.HTTPAddr)
 	str("ORCHEO_API_TOKEN", &c.APIToken)
+	c.apiTokensFromEnv(getenv, &errs)
 	maxBody := int(c.MaxBodyBytes)
 	integer("ORCHEO_MAX_BODY_BYTES", &maxBody)
 	c.MaxBodyBytes = int64(maxBody)

@@ -30,8 +30,8 @@ func (c *devCommand) Run(ctx context.Context, args []string) error {
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	if c.cfg.APIToken == "" && !isLoopback(c.cfg.HTTPAddr) {
-		return orcheo.Errorf(orcheo.EINVALID, "orcheo dev without ORCHEO_API_TOKEN listens on loopback only; %q is not", c.cfg.HTTPAddr)
+	if !c.cfg.hasAPITokens() && !isLoopback(c.cfg.HTTPAddr) {
+		return orcheo.Errorf(orcheo.EINVALID, "orcheo dev without ORCHEO_API_TOKEN (or ORCHEO_API_TOKENS, ORCHEO_API_TOKENS_FILE) listens on loopback only; %q is not", c.cfg.HTTPAddr)
 	}
 	dbPath := ""
 	if c.cfg.DatabaseURL == "" {
@@ -74,6 +74,10 @@ func (c *devCommand) Run(ctx context.Context, args []string) error {
 	if err := installExamples(ctx, a.store.Workflows, a.store.Triggers); err != nil {
 		return err
 	}
+	if c.cfg.APITokensFile != "" {
+		// Only with a token file: otherwise a terminal's hangup ends dev.
+		watchTokenReload(ctx, a.cfg, a.server.Tokens, log.WithField("component", "tokens"))
+	}
 	b := startDevBeat(ctx, a, log)
 	defer b.Stop()
 	a.metrics.observeBeat(b)
@@ -92,6 +96,8 @@ func (c *devCommand) banner(url, dbPath string) {
 	auth := ""
 	if c.cfg.APIToken != "" {
 		auth = ` -H "Authorization: Bearer $ORCHEO_API_TOKEN"`
+	} else if c.cfg.hasAPITokens() {
+		auth = ` -H "Authorization: Bearer <a read or admin token>"`
 	}
 	fmt.Fprintf(c.stdout, `orcheo dev is running at %s
   database: %s
