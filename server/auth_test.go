@@ -43,9 +43,10 @@ var routeScopes = map[string]server.Scope{
 	"POST /api/runs/{id}/cancel":     server.ScopeAdmin,
 	"POST /api/runs/{id}/retry":      server.ScopeAdmin,
 
-	"* /api/workflows/{ref}/triggers/webhook":          public,
-	"GET /api/workflows/{ref}/triggers/webhook/config": server.ScopeRead,
-	"PUT /api/workflows/{ref}/triggers/webhook/config": server.ScopeAdmin,
+	"* /api/workflows/{ref}/triggers/webhook":                  public,
+	"GET /api/workflows/{ref}/triggers/webhook/config":         server.ScopeRead,
+	"PUT /api/workflows/{ref}/triggers/webhook/config":         server.ScopeAdmin,
+	"POST /api/workflows/{ref}/triggers/webhook/rotate-secret": server.ScopeAdmin,
 
 	"GET /api/workflows/{ref}/triggers/cron/config":    server.ScopeRead,
 	"PUT /api/workflows/{ref}/triggers/cron/config":    server.ScopeAdmin,

@@ -120,6 +120,10 @@ type Server struct {
 	// and stores nothing.
 	Verifier     orcheo.WebhookVerifier
 	WebhookGuard orcheo.WebhookGuard
+	// Secrets seals webhook secrets before they are stored and opens them
+	// to verify requests (secrets.Box under ORCHEO_SECRETS_KEY). While nil,
+	// a config that brings a secret answers 503 saying to set the key.
+	Secrets orcheo.SecretBox
 	// OnWebhookRefused, if set, is told of every webhook request refused
 	// after its trigger was found, with a short reason from a fixed set
 	// ("required", "verify", "replay", "rate_limit", "rate_limit_ip"),
@@ -162,6 +166,7 @@ func NewServer() *Server {
 	s.registerWorkflowRoutes(s.router)
 	s.registerRunRoutes(s.router)
 	s.registerWebhookRoutes(s.router)
+	s.registerWebhookConfigRoutes(s.router)
 	s.registerCronRoutes(s.router)
 	s.router.Handle("/metrics", http.HandlerFunc(s.handleMetrics)).Methods(http.MethodGet)
 

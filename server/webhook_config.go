@@ -1,13 +1,82 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
+	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/orcheo/orcheo"
 )
 
-// handleWebhookConfigView returns the trigger's config (disabled if never
-// set). Secrets, once the config has any, are never returned.
+// registerWebhookConfigRoutes registers the management routes of a
+// workflow's webhook trigger. They need the bearer token (only the webhook
+// route itself is public, see isWebhookPath).
+func (s *Server) registerWebhookConfigRoutes(r *mux.Router) {
+	r.HandleFunc("/api/workflows/{ref}/triggers/webhook/config", s.handleWebhookConfigView).Methods(http.MethodGet)
+	r.HandleFunc("/api/workflows/{ref}/triggers/webhook/config", s.handleWebhookConfigUpdate).Methods(http.MethodPut)
+	r.HandleFunc("/api/workflows/{ref}/triggers/webhook/rotate-secret", s.handleWebhookSecretRotate).Methods(http.MethodPost)
+}
+
+// errNoSecretsKey answers a request that brings a secret to an API without
+// ORCHEO_SECRETS_KEY: nothing is stored, and the operator learns what to do.
+var errNoSecretsKey = orcheo.Errorf(orcheo.EUNAVAILABLE,
+	"webhook secrets cannot be stored: the API has no ORCHEO_SECRETS_KEY to seal them with; "+
+		"set it to 32 random bytes in base64 (openssl rand -base64 32) and restart orcheo api")
+
+// webhookConfigRequest is the body of PUT …/webhook/config: a WebhookConfig
+// without what only the server writes (sealed secrets, the times they were
+// set), so a caller sending those gets 400 like any unknown field.
+type webhookConfigRequest struct {
+	Enabled         bool                     `json:"enabled"`
+	Methods         []string                 `json:"methods"`
+	Keep            []string                 `json:"keep"`
+	RequiredHeaders map[string]string        `json:"required_headers"`
+	RequiredQuery   map[string]string        `json:"required_query"`
+	Verify          *webhookVerifyRequest    `json:"verify"`
+	RateLimit       *orcheo.WebhookRateLimit `json:"rate_limit"`
+}
+
+// webhookVerifyRequest is WebhookVerify as a caller may send it: the
+// secrets in plaintext, once.
+type webhookVerifyRequest struct {
+	Type            string `json:"type"`
+	Secret          string `json:"secret"`
+	PreviousSecret  string `json:"previous_secret"`
+	Tolerance       string `json:"tolerance"`
+	Header          string `json:"header"`
+	Algorithm       string `json:"algorithm"`
+	Encoding        string `json:"encoding"`
+	Prefix          string `json:"prefix"`
+	TimestampHeader string `json:"timestamp_header"`
+	Signed          string `json:"signed"`
+	Separator       string `json:"separator"`
+}
+
+func (q *webhookConfigRequest) config() *orcheo.WebhookConfig {
+	cfg := &orcheo.WebhookConfig{
+		Enabled: q.Enabled, Methods: q.Methods, Keep: q.Keep,
+		RequiredHeaders: q.RequiredHeaders, RequiredQuery: q.RequiredQuery, RateLimit: q.RateLimit,
+	}
+	if v := q.Verify; v != nil {
+		cfg.Verify = &orcheo.WebhookVerify{
+			Type: v.Type, Secret: v.Secret, PreviousSecret: v.PreviousSecret, Tolerance: v.Tolerance,
+			Header: v.Header, Algorithm: v.Algorithm, Encoding: v.Encoding, Prefix: v.Prefix,
+			TimestampHeader: v.TimestampHeader, Signed: v.Signed, Separator: v.Separator,
+		}
+	}
+	return cfg
+}
+
+// rotateSecretRequest is the body of POST …/webhook/rotate-secret.
+type rotateSecretRequest struct {
+	Secret       string `json:"secret"`
+	DropPrevious bool   `json:"drop_previous"`
+}
+
+// handleWebhookConfigView answers the trigger's config (disabled if never
+// set) as an orcheo.WebhookConfigView: never a secret, plaintext or sealed.
 func (s *Server) handleWebhookConfigView(w http.ResponseWriter, r *http.Request) {
 	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
 	if err != nil {
@@ -19,17 +88,22 @@ func (s *Server) handleWebhookConfigView(w http.ResponseWriter, r *http.Request)
 		Error(w, r, err)
 		return
 	}
-	encodeJSON(w, r, http.StatusOK, cfg)
+	encodeJSON(w, r, http.StatusOK, cfg.View())
 }
 
-// handleWebhookConfigUpdate replaces the trigger's config after validating
-// it (unknown fields and unsupported methods are 400) and returns it.
+// handleWebhookConfigUpdate replaces the trigger's config and answers its
+// view. Unknown fields (sealed_secret among them), unsupported methods and
+// a verification type that needs a secret and has none are 400. A secret
+// given is sealed with Secrets before it is stored (503 without Secrets);
+// a verify of the stored type without secrets keeps the stored ones, so a
+// client may PUT back a view's Config() to change other fields.
 func (s *Server) handleWebhookConfigUpdate(w http.ResponseWriter, r *http.Request) {
-	var cfg orcheo.WebhookConfig
-	if err := decodeJSON(r, &cfg, false); err != nil {
+	var req webhookConfigRequest
+	if err := decodeJSON(r, &req, false); err != nil {
 		Error(w, r, err)
 		return
 	}
+	cfg := req.config()
 	if err := cfg.Validate(); err != nil {
 		Error(w, r, err)
 		return
@@ -39,9 +113,188 @@ func (s *Server) handleWebhookConfigUpdate(w http.ResponseWriter, r *http.Reques
 		Error(w, r, err)
 		return
 	}
-	if err := s.Triggers.SetWebhookConfig(r.Context(), wf.ID, &cfg); err != nil {
+	stored, err := s.Triggers.FindWebhookConfig(r.Context(), wf.ID)
+	if err != nil {
 		Error(w, r, err)
 		return
 	}
-	encodeJSON(w, r, http.StatusOK, &cfg)
+	if err := s.sealWebhookSecrets(cfg.Verify, stored.Verify); err != nil {
+		Error(w, r, err)
+		return
+	}
+	if err := s.Triggers.SetWebhookConfig(r.Context(), wf.ID, cfg); err != nil {
+		Error(w, r, err)
+		return
+	}
+	encodeJSON(w, r, http.StatusOK, cfg.View())
+}
+
+// sealWebhookSecrets replaces the plaintext secrets of v (validated) by
+// sealed ones, keeping those of stored for what v does not give when the
+// type is the same. A new secret without a new previous_secret drops the
+// stored previous one: the pair is replaced (rotate-secret keeps the old
+// secret as previous instead).
+func (s *Server) sealWebhookSecrets(v, stored *orcheo.WebhookVerify) error {
+	if v == nil || v.Type == orcheo.VerifyNone {
+		return nil // Validate refused secrets with type none.
+	}
+	if stored != nil && stored.Type != v.Type {
+		stored = nil // another scheme's secret is not this one's
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	seal := func(plain string) (string, error) {
+		if s.Secrets == nil {
+			return "", errNoSecretsKey
+		}
+		sealed, err := s.Secrets.Seal(plain)
+		if err != nil {
+			return "", fmt.Errorf("seal webhook secret: %w", err)
+		}
+		return sealed, nil
+	}
+	givenSecret := v.Secret != ""
+	if givenSecret {
+		sealed, err := seal(v.Secret)
+		if err != nil {
+			return err
+		}
+		v.SealedSecret, v.SecretSetAt = sealed, &now
+	} else if stored != nil {
+		v.SealedSecret, v.SecretSetAt = stored.SealedSecret, stored.SecretSetAt
+	}
+	if v.PreviousSecret != "" {
+		sealed, err := seal(v.PreviousSecret)
+		if err != nil {
+			return err
+		}
+		v.SealedPreviousSecret, v.PreviousSecretSetAt = sealed, &now
+	} else if stored != nil && !givenSecret {
+		v.SealedPreviousSecret, v.PreviousSecretSetAt = stored.SealedPreviousSecret, stored.PreviousSecretSetAt
+	}
+	v.Secret, v.PreviousSecret = "", ""
+	if v.SealedSecret == "" {
+		if v.SealedPreviousSecret != "" {
+			return orcheo.Errorf(orcheo.EINVALID, "verify.previous_secret needs a verify.secret")
+		}
+		return orcheo.Errorf(orcheo.EINVALID, "verify.secret is required for type %s", v.Type)
+	}
+	return nil
+}
+
+// handleWebhookSecretRotate rotates the trigger's secret and answers the
+// config's view. {"secret": S}: the current secret becomes the previous one
+// (both verify, so deliveries signed with either pass) and S the current
+// one; repeating the same S changes nothing, so a retried rotation keeps
+// the old secret. {"drop_previous": true}: the previous secret is removed.
+// Both: S replaces the current one and nothing else verifies. 400 when the
+// trigger's verification takes no secret.
+func (s *Server) handleWebhookSecretRotate(w http.ResponseWriter, r *http.Request) {
+	var req rotateSecretRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		Error(w, r, err)
+		return
+	}
+	if req.Secret == "" && !req.DropPrevious {
+		Error(w, r, orcheo.Errorf(orcheo.EINVALID, "give secret (the new one), drop_previous: true, or both"))
+		return
+	}
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	cfg, err := s.Triggers.FindWebhookConfig(r.Context(), wf.ID)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if err := s.rotateWebhookSecret(cfg, req); err != nil {
+		Error(w, r, err)
+		return
+	}
+	if err := s.Triggers.SetWebhookConfig(r.Context(), wf.ID, cfg); err != nil {
+		Error(w, r, err)
+		return
+	}
+	encodeJSON(w, r, http.StatusOK, cfg.View())
+}
+
+// rotateWebhookSecret applies req to cfg's sealed secrets.
+func (s *Server) rotateWebhookSecret(cfg *orcheo.WebhookConfig, req rotateSecretRequest) error {
+	v := cfg.Verify
+	if v == nil || v.Type == orcheo.VerifyNone {
+		return orcheo.Errorf(orcheo.EINVALID, "the webhook's verification takes no secret: set verify (PUT …/triggers/webhook/config) first")
+	}
+	if req.Secret != "" {
+		check := *v
+		check.Secret, check.PreviousSecret = req.Secret, ""
+		if err := check.Validate(); err != nil {
+			return renameField(err)
+		}
+		if s.Secrets == nil {
+			return errNoSecretsKey
+		}
+		same := false
+		if v.SealedSecret != "" {
+			current, err := s.Secrets.Open(v.SealedSecret)
+			if err != nil {
+				return fmt.Errorf("open the current webhook secret: %w", err)
+			}
+			same = current == req.Secret
+		}
+		if !same {
+			sealed, err := s.Secrets.Seal(req.Secret)
+			if err != nil {
+				return fmt.Errorf("seal webhook secret: %w", err)
+			}
+			now := time.Now().UTC().Truncate(time.Second)
+			v.SealedPreviousSecret, v.PreviousSecretSetAt = v.SealedSecret, v.SecretSetAt
+			v.SealedSecret, v.SecretSetAt = sealed, &now
+		}
+	}
+	if req.DropPrevious {
+		v.SealedPreviousSecret, v.PreviousSecretSetAt = "", nil
+	}
+	return nil
+}
+
+// renameField turns a verify.secret validation error into one about the
+// rotate body's secret field.
+func renameField(err error) error {
+	if orcheo.ErrorCode(err) != orcheo.EINVALID {
+		return err
+	}
+	return orcheo.Errorf(orcheo.EINVALID, "secret: %s", orcheo.ErrorMessage(err))
+}
+
+// webhookSecrets returns the plaintext secrets that verify a request to
+// cfg's webhook: the current one, then the previous one while it is set;
+// none for a config without secrets. A config that did not come from the
+// store (a test's) may hold them in plaintext. Errors are internal and
+// never hold a secret.
+func (s *Server) webhookSecrets(cfg *orcheo.WebhookConfig) ([]string, error) {
+	v := cfg.Verify
+	if v == nil {
+		return nil, nil
+	}
+	var out []string
+	for _, p := range []struct{ name, sealed, plain string }{
+		{"secret", v.SealedSecret, v.Secret},
+		{"previous secret", v.SealedPreviousSecret, v.PreviousSecret},
+	} {
+		switch {
+		case p.sealed != "":
+			if s.Secrets == nil {
+				return nil, errors.New("open webhook " + p.name + ": it is sealed and the server has no SecretBox (ORCHEO_SECRETS_KEY)")
+			}
+			plain, err := s.Secrets.Open(p.sealed)
+			if err != nil {
+				return nil, fmt.Errorf("open webhook %s: %w", p.name, err)
+			}
+			out = append(out, plain)
+		case p.plain != "":
+			out = append(out, p.plain)
+		}
+	}
+	return out, nil
 }

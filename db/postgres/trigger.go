@@ -39,13 +39,18 @@ func (s *TriggerService) FindWebhookConfig(ctx context.Context, workflowID strin
 }
 
 // SetWebhookConfig validates cfg and replaces the workflow's config in one
-// upsert that inserts nothing when the workflow does not exist.
+// upsert that inserts nothing when the workflow does not exist. A config
+// holding a plaintext secret is EINVALID: only sealed ones are stored.
 func (s *TriggerService) SetWebhookConfig(ctx context.Context, workflowID string, cfg *orcheo.WebhookConfig) error {
 	if cfg == nil {
 		return orcheo.Errorf(orcheo.EINVALID, "webhook config is missing")
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if v := cfg.Verify; v != nil && (v.Secret != "" || v.PreviousSecret != "") {
+		// The server seals them (SecretBox); plaintext is never stored.
+		return orcheo.Errorf(orcheo.EINVALID, "webhook config: verify secrets must be sealed before they are stored")
 	}
 	if !orcheo.IsID(workflowID) {
 		return orcheo.Errorf(orcheo.ENOTFOUND, "workflow %q not found", workflowID)

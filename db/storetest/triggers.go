@@ -51,6 +51,17 @@ func exerciseTriggers(t *testing.T, backend Backend) {
 		wantCode(t, err, orcheo.EINVALID)
 		err = s.Triggers.SetWebhookConfig(ctx, wf.ID, nil)
 		wantCode(t, err, orcheo.EINVALID)
+		// Plaintext secrets never reach the table.
+		for _, v := range []*orcheo.WebhookVerify{
+			{Type: orcheo.VerifyGitHub, Secret: "plaintext"},
+			{Type: orcheo.VerifyGitHub, SealedSecret: "v1:c2VhbGVk", PreviousSecret: "plaintext"},
+		} {
+			err = s.Triggers.SetWebhookConfig(ctx, wf.ID, &orcheo.WebhookConfig{Enabled: true, Verify: v})
+			wantCode(t, err, orcheo.EINVALID)
+			if strings.Contains(err.Error(), "plaintext") {
+				t.Fatalf("error %q holds the secret", err)
+			}
+		}
 		missing := orcheo.NewID()
 		err = s.Triggers.SetWebhookConfig(ctx, missing, &orcheo.WebhookConfig{Enabled: true})
 		wantCode(t, err, orcheo.ENOTFOUND)
