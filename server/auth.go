@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -14,8 +15,8 @@ import (
 	"github.com/orcheo/orcheo"
 )
 
-// Scope is what a bearer token may call. requiredScope decides which scope
-// each request needs; ScopeAdmin covers every other.
+// Scope is what a bearer token may call. requiredScopes decides which
+// scopes may make each request; ScopeAdmin may make every one.
 type Scope string
 
 const (
@@ -24,65 +25,75 @@ const (
 	// ScopeRead may call the GET (and HEAD) routes under /api/, not
 	// /metrics.
 	ScopeRead Scope = "read"
-	// ScopeDispatch may call POST /api/triggers/cron/dispatch only: the
-	// beat's token.
+	// ScopeDispatch may call what orcheo beat calls: POST
+	// /api/triggers/cron/dispatch, and GET /api/triggers/cron, the list it
+	// sets its timers from.
 	ScopeDispatch Scope = "dispatch"
 	// ScopeMetrics may call GET /metrics only: Prometheus's token.
 	ScopeMetrics Scope = "metrics"
-
-	// scopePublic is what a request that needs no token "needs".
-	scopePublic Scope = ""
 )
 
 // Scopes lists every scope, in the order the documentation gives them.
 var Scopes = []Scope{ScopeAdmin, ScopeRead, ScopeDispatch, ScopeMetrics}
 
 // Valid reports whether sc is one of Scopes.
-func (sc Scope) Valid() bool {
-	for _, s := range Scopes {
-		if sc == s {
-			return true
-		}
-	}
-	return false
-}
+func (sc Scope) Valid() bool { return slices.Contains(Scopes, sc) }
 
-// covers reports whether a token of scope sc may make a request that needs
-// scope need.
-func (sc Scope) covers(need Scope) bool {
-	return need == scopePublic || sc == ScopeAdmin || sc == need
-}
+// Who may make a request, as requiredScopes answers: nil is anyone, with
+// or without a token.
+var (
+	adminOnly   = []Scope{ScopeAdmin}
+	readers     = []Scope{ScopeAdmin, ScopeRead}
+	cronReaders = []Scope{ScopeAdmin, ScopeRead, ScopeDispatch}
+	dispatchers = []Scope{ScopeAdmin, ScopeDispatch}
+	scrapers    = []Scope{ScopeAdmin, ScopeMetrics}
+)
 
-// requiredScope is the one place that decides who may call what: the scope
-// a request with this method and escaped path needs, or scopePublic for one
-// that needs no token. It looks at the escaped path, which is what the
-// router matches (see isWebhookPath), and at nothing else, so it decides
-// for unknown paths too (an unknown /api/ path needs a token, and then
-// answers 404).
+// requiredScopes is the one place that decides who may call what: the
+// scopes whose tokens may make a request with this method and escaped
+// path, admin first, or nil for a request that needs no token. It looks at
+// the escaped path, which is what the router matches (see isWebhookPath),
+// and at nothing else, so it decides for unknown paths too (an unknown
+// /api/ path needs a token, and then answers 404).
 //
 //   - /healthz, /readyz and every path outside /api/ and /metrics: public.
 //   - The webhook route, /api/workflows/{ref}/triggers/webhook, any method:
 //     public; third parties call it and it checks its own credentials.
 //   - GET and HEAD /metrics: metrics.
 //   - POST /api/triggers/cron/dispatch: dispatch.
-//   - GET and HEAD under /api/: read.
-//   - Everything else under /api/ or on /metrics: admin.
-func requiredScope(method, path string) Scope {
+//   - GET and HEAD /api/triggers/cron: read and dispatch (the beat's list).
+//   - Every other GET and HEAD under /api/: read.
+//   - Everything else under /api/ or on /metrics: admin only.
+func requiredScopes(method, path string) []Scope {
 	get := method == http.MethodGet || method == http.MethodHead
 	switch {
 	case path == "/metrics":
 		if get {
-			return ScopeMetrics
+			return scrapers
 		}
-		return ScopeAdmin
+		return adminOnly
 	case !strings.HasPrefix(path, "/api/"), isWebhookPath(path):
-		return scopePublic
+		return nil
 	case method == http.MethodPost && path == "/api/triggers/cron/dispatch":
-		return ScopeDispatch
+		return dispatchers
+	case get && path == "/api/triggers/cron":
+		return cronReaders
 	case get:
-		return ScopeRead
+		return readers
 	}
-	return ScopeAdmin
+	return adminOnly
+}
+
+// scopesText is "admin", "admin or read", "admin, read or dispatch".
+func scopesText(scopes []Scope) string {
+	s := make([]string, len(scopes))
+	for i, sc := range scopes {
+		s[i] = string(sc)
+	}
+	if len(s) == 1 {
+		return s[0]
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
 
 // MinTokenLength is the shortest token value ORCHEO_API_TOKENS and the token
@@ -171,7 +182,7 @@ func (t *Tokens) Set(list []APIToken) error {
 			return orcheo.Errorf(orcheo.EINVALID, "API token %d: name %q: want 1 to 64 of A-Z a-z 0-9 . _ - starting with a letter or digit", i+1, tok.Name)
 		}
 		if !tok.Scope.Valid() {
-			return orcheo.Errorf(orcheo.EINVALID, "API token %q: unknown scope %q: want %s", tok.Name, tok.Scope, scopeList())
+			return orcheo.Errorf(orcheo.EINVALID, "API token %q: unknown scope %q: want %s", tok.Name, tok.Scope, scopesText(Scopes))
 		}
 		if !validTokenValue(tok.Value) {
 			return orcheo.Errorf(orcheo.EINVALID, "API token %q: the value is empty or holds spaces or bytes that are not printable ASCII", tok.Name)
@@ -222,14 +233,6 @@ func (t *Tokens) match(sum [sha256.Size]byte) (Principal, bool) {
 		return Principal{}, false
 	}
 	return Principal{TokenName: set.entries[found].name, Scope: set.entries[found].scope}, true
-}
-
-func scopeList() string {
-	s := make([]string, len(Scopes))
-	for i, sc := range Scopes {
-		s[i] = string(sc)
-	}
-	return strings.Join(s, ", ")
 }
 
 // Principal is who made a request: the name and scope of the token it
@@ -286,7 +289,7 @@ func (s *Server) principal(r *http.Request) (Principal, error) {
 }
 
 // authenticate lets a request through if it needs no token
-// (requiredScope), or carries a token whose scope covers what it needs:
+// (requiredScopes), or carries a token of one of the scopes it needs:
 // otherwise it answers 401 for a missing or unknown token and 403 for a
 // known one without the scope. Authentication is off while no token is
 // configured (orcheo dev on loopback only). A request let through with a
@@ -295,16 +298,16 @@ func (s *Server) principal(r *http.Request) (Principal, error) {
 // log read.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		need := requiredScope(r.Method, r.URL.EscapedPath())
+		need := requiredScopes(r.Method, r.URL.EscapedPath())
 		if !s.authEnabled() {
-			if need != scopePublic {
+			if need != nil {
 				r = withPrincipal(r, Principal{Scope: ScopeAdmin})
 			}
 			next.ServeHTTP(w, r)
 			return
 		}
 		p, err := s.principal(r)
-		if need == scopePublic {
+		if need == nil {
 			// A webhook sent with a valid token counts as its holder's;
 			// one sent with another Authorization (its own credentials)
 			// is served as any other.
@@ -319,8 +322,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		r = withPrincipal(r, p)
-		if !p.Scope.covers(need) {
-			Error(w, r, orcheo.Errorf(orcheo.EFORBIDDEN, "token %q has scope %s; %s %s needs scope %s (or admin)", p.TokenName, p.Scope, r.Method, r.URL.Path, need))
+		if !slices.Contains(need, p.Scope) {
+			Error(w, r, orcheo.Errorf(orcheo.EFORBIDDEN, "token %q has scope %s; %s %s needs scope %s", p.TokenName, p.Scope, r.Method, r.URL.Path, scopesText(need)))
 			return
 		}
 		next.ServeHTTP(w, r)

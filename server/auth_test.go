@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -19,40 +20,48 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
-const public server.Scope = ""
+// Who may call a route, as docs/api.md (Authentication) documents it.
+var (
+	public     []server.Scope // anyone, with or without a token
+	admin      = []server.Scope{server.ScopeAdmin}
+	read       = []server.Scope{server.ScopeAdmin, server.ScopeRead}
+	cronList   = []server.Scope{server.ScopeAdmin, server.ScopeRead, server.ScopeDispatch}
+	dispatch   = []server.Scope{server.ScopeAdmin, server.ScopeDispatch}
+	metricsTok = []server.Scope{server.ScopeAdmin, server.ScopeMetrics}
+)
 
 // routeScopes is what docs/api.md (Authentication) documents for every
-// route and method of the router: the scope it needs, or public. "*" is a
-// route that accepts any method. TestRouteScopes fails for a route missing
-// here, so a new route cannot skip the decision.
-var routeScopes = map[string]server.Scope{
+// route and method of the router: the scopes that may call it, or public.
+// "*" is a route that accepts any method. TestRouteScopes fails for a route
+// missing here, so a new route cannot skip the decision.
+var routeScopes = map[string][]server.Scope{
 	"GET /healthz": public,
 	"GET /readyz":  public,
-	"GET /metrics": server.ScopeMetrics,
+	"GET /metrics": metricsTok,
 
-	"POST /api/workflows":                server.ScopeAdmin,
-	"GET /api/workflows":                 server.ScopeRead,
-	"GET /api/workflows/{ref}":           server.ScopeRead,
-	"GET /api/workflows/{ref}/versions":  server.ScopeRead,
-	"POST /api/workflows/{ref}/versions": server.ScopeAdmin,
-	"POST /api/workflows/{ref}/archive":  server.ScopeAdmin,
+	"POST /api/workflows":                admin,
+	"GET /api/workflows":                 read,
+	"GET /api/workflows/{ref}":           read,
+	"GET /api/workflows/{ref}/versions":  read,
+	"POST /api/workflows/{ref}/versions": admin,
+	"POST /api/workflows/{ref}/archive":  admin,
 
-	"POST /api/workflows/{ref}/runs": server.ScopeAdmin,
-	"GET /api/runs":                  server.ScopeRead,
-	"GET /api/runs/{id}":             server.ScopeRead,
-	"POST /api/runs/{id}/cancel":     server.ScopeAdmin,
-	"POST /api/runs/{id}/retry":      server.ScopeAdmin,
+	"POST /api/workflows/{ref}/runs": admin,
+	"GET /api/runs":                  read,
+	"GET /api/runs/{id}":             read,
+	"POST /api/runs/{id}/cancel":     admin,
+	"POST /api/runs/{id}/retry":      admin,
 
 	"* /api/workflows/{ref}/triggers/webhook":                  public,
-	"GET /api/workflows/{ref}/triggers/webhook/config":         server.ScopeRead,
-	"PUT /api/workflows/{ref}/triggers/webhook/config":         server.ScopeAdmin,
-	"POST /api/workflows/{ref}/triggers/webhook/rotate-secret": server.ScopeAdmin,
+	"GET /api/workflows/{ref}/triggers/webhook/config":         read,
+	"PUT /api/workflows/{ref}/triggers/webhook/config":         admin,
+	"POST /api/workflows/{ref}/triggers/webhook/rotate-secret": admin,
 
-	"GET /api/workflows/{ref}/triggers/cron/config":    server.ScopeRead,
-	"PUT /api/workflows/{ref}/triggers/cron/config":    server.ScopeAdmin,
-	"DELETE /api/workflows/{ref}/triggers/cron/config": server.ScopeAdmin,
-	"GET /api/triggers/cron":                           server.ScopeRead,
-	"POST /api/triggers/cron/dispatch":                 server.ScopeDispatch,
+	"GET /api/workflows/{ref}/triggers/cron/config":    read,
+	"PUT /api/workflows/{ref}/triggers/cron/config":    admin,
+	"DELETE /api/workflows/{ref}/triggers/cron/config": admin,
+	"GET /api/triggers/cron":                           cronList,
+	"POST /api/triggers/cron/dispatch":                 dispatch,
 }
 
 // scopedTokens are the tokens of scopedEnv, one per scope, plus the legacy
@@ -156,7 +165,7 @@ func TestRouteScopes(t *testing.T) {
 		seen[key] = true
 		need, ok := routeScopes[key]
 		if !ok {
-			t.Errorf("route %s is not in routeScopes: decide its scope (requiredScope in server/auth.go), document it in docs/api.md and add it here", key)
+			t.Errorf("route %s is not in routeScopes: decide who may call it (requiredScopes in server/auth.go), document it in docs/api.md and add it here", key)
 			continue
 		}
 		method, tpl, _ := strings.Cut(key, " ")
@@ -182,7 +191,7 @@ func TestRouteScopes(t *testing.T) {
 				}
 				for _, tc := range []struct{ name, token string }{{"NoToken", ""}, {"WrongToken", "wrong-0123456789abcdef"}} {
 					rec := call(tc.token)
-					if need == public {
+					if need == nil {
 						wantAllowed(t, tc.name, rec)
 					} else {
 						wantDenied(t, tc.name, rec, http.StatusUnauthorized, orcheo.EUNAUTHORIZED)
@@ -191,7 +200,7 @@ func TestRouteScopes(t *testing.T) {
 				for _, tok := range scopedTokens {
 					rec := call(tok.value)
 					name := fmt.Sprintf("token %s (%s)", tok.name, tok.scope)
-					if need == public || tok.scope == server.ScopeAdmin || tok.scope == need {
+					if need == nil || slices.Contains(need, tok.scope) {
 						wantAllowed(t, name, rec)
 					} else {
 						wantDenied(t, name, rec, http.StatusForbidden, orcheo.EFORBIDDEN)
@@ -247,6 +256,8 @@ func TestScopeEdges(t *testing.T) {
 		{"HEAD", "/api/workflows", "read-0123456789abcdef", 405},
 		{"HEAD", "/api/workflows", "metrics-0123456789abcdef", 403},
 		{"GET", "/api/triggers/cron/dispatch", "dispatch-0123456789abcdef", 403},
+		{"GET", "/api/triggers/cron", "dispatch-0123456789abcdef", 503}, // no Cron service here
+		{"GET", "/api/runs", "dispatch-0123456789abcdef", 403},
 		{"POST", "/metrics", "metrics-0123456789abcdef", 403},
 		{"GET", "/metrics", "read-0123456789abcdef", 403},
 		{"GET", "/metrics", "dispatch-0123456789abcdef", 403},

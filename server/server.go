@@ -71,7 +71,7 @@ type Server struct {
 	Cancels orcheo.CancelNotifier
 
 	// Tokens are the bearer tokens the API accepts, each with a name and a
-	// scope (auth.go: requiredScope decides what each route needs). The
+	// scope (auth.go: requiredScopes decides who may call what). The
 	// set it holds may change while the server serves, through Tokens.Set
 	// (cmd/orcheo re-reads the token file on SIGHUP).
 	Tokens *Tokens
