@@ -211,6 +211,22 @@ func TestWebhookCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("DisableKeepsSecrets", func(t *testing.T) {
+		b.mustRun(t, "", "triggers", "webhook", "disable", "greet")
+		b.mustRun(t, second+"\n", "triggers", "webhook", "rotate-secret", "greet", "--secret-stdin")
+		b.mustRun(t, "", "triggers", "webhook", "disable", "greet")
+		view, err := b.client.FindWebhookConfig(context.Background(), "greet")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if view.Enabled || view.Verify == nil || !view.Verify.SecretSet || !view.Verify.PreviousSecretSet {
+			t.Fatalf("after disable: %+v, verify %+v", view, view.Verify)
+		}
+		if _, errOut := b.mustRun(t, "", "triggers", "webhook", "enable", "greet"); errOut != "" {
+			t.Errorf("enable after disable: %s", errOut)
+		}
+	})
+
 	t.Run("VerifyNone", func(t *testing.T) {
 		_, errOut := b.mustRun(t, "", "triggers", "webhook", "enable", "greet", "--verify", "none")
 		mustContain(t, "enable --verify none (stderr)", errOut, "warning", "anyone who knows its URL can start runs")
