@@ -247,9 +247,11 @@ type WebhookGuard interface {
 	// whether it is within it; when not, retryAfter says when the next
 	// one will be.
 	Allow(ctx context.Context, key string, limit int, window time.Duration) (ok bool, retryAfter time.Duration, err error)
-	// FirstSeen records key for ttl and reports whether it was not already
-	// recorded: false means a replay.
-	FirstSeen(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// Remember stores value under key for ttl unless key holds a value
+	// already, and returns the value key holds afterwards (value itself
+	// when it was free): the server stores a request's delivery id, or a
+	// fresh nonce, under its signature, so a different answer is a replay.
+	Remember(ctx context.Context, key, value string, ttl time.Duration) (stored string, err error)
 }
 
 // WebhookRequest is what verification sees of a webhook request: its
@@ -267,9 +269,16 @@ type WebhookProof struct {
 	// webhook-id, a Stripe event's or a Slack event's id): the run's
 	// idempotency key, so a redelivery finds the first run.
 	DeliveryID string
-	// ReplayKey identifies a signed request that has no delivery id; the
-	// server remembers it for the tolerance window and refuses it again.
+	// ReplayKey identifies what a signed request signed (the timestamp and
+	// body); the server remembers it with the delivery id and refuses the
+	// same signed content again under another delivery id, or again at all
+	// when there is none. It is set whenever the delivery id is not itself
+	// signed (GitHub signs only the body).
 	ReplayKey string
+	// Timestamped reports a signed timestamp, checked against the
+	// tolerance: a replay outside it fails verification anyway, so the
+	// ReplayKey need be remembered only that long.
+	Timestamped bool
 	// SlackChallenge is the challenge of a verified Slack url_verification
 	// request, answered without creating a run.
 	SlackChallenge string

@@ -56,18 +56,8 @@ func (s *Server) checkWebhook(r *http.Request, wf *orcheo.Workflow, cfg *orcheo.
 		}
 	}
 	if proof.ReplayKey != "" {
-		if s.WebhookGuard == nil {
-			return nil, errNoGuard
-		}
-		// A signature is valid for the tolerance either side of its
-		// timestamp, so it is remembered for twice that.
-		first, err := s.WebhookGuard.FirstSeen(r.Context(), "replay:"+wf.ID+":"+proof.ReplayKey, 2*cfg.Verify.ToleranceOrDefault())
-		if err != nil {
-			return nil, orcheo.Errorf(orcheo.EUNAVAILABLE, "webhook replay check unavailable; try again shortly")
-		}
-		if !first {
-			s.webhookRefused(r, wf, "replay", "signature already seen")
-			return nil, errWebhookUnverified
+		if err := s.checkReplay(r, wf, cfg, proof); err != nil {
+			return nil, err
 		}
 	}
 	key := r.Header.Get(idempotencyHeader)
@@ -82,6 +72,45 @@ func (s *Server) checkWebhook(r *http.Request, wf *orcheo.Workflow, cfg *orcheo.
 }
 
 var errNoGuard = orcheo.Errorf(orcheo.EUNAVAILABLE, "webhook rate limits and replay checks are not configured on this server")
+
+// unsignedReplayWindow is how long the signature of a scheme without a
+// signed timestamp (GitHub, hmac without timestamp_header) is remembered.
+// Such a request stays valid for ever; refusing its replay for a day
+// covers a sender's redeliveries, which come with the same delivery id.
+const unsignedReplayWindow = 24 * time.Hour
+
+// checkReplay refuses signed content already seen under another delivery
+// id, or seen at all when the request has none. The value stored under the
+// signature is the delivery id (a redelivery of the same delivery passes
+// here and finds its first run by the id) or a fresh nonce (which no
+// later request can match).
+func (s *Server) checkReplay(r *http.Request, wf *orcheo.Workflow, cfg *orcheo.WebhookConfig, proof orcheo.WebhookProof) error {
+	if s.WebhookGuard == nil {
+		return errNoGuard
+	}
+	// A signature is valid for the tolerance either side of its
+	// timestamp, so it is remembered for twice that.
+	ttl := unsignedReplayWindow
+	if proof.Timestamped {
+		ttl = 2 * cfg.Verify.ToleranceOrDefault()
+	}
+	value := proof.DeliveryID
+	if value == "" {
+		value = "nonce:" + orcheo.NewID()
+	}
+	stored, err := s.WebhookGuard.Remember(r.Context(), "replay:"+wf.ID+":"+proof.ReplayKey, value, ttl)
+	if err != nil {
+		// Fail closed: letting a replay through is worse than asking the
+		// sender to retry.
+		loggerFrom(r).WithError(err).WithField("workflow", wf.Handle).Warn("webhook replay check unavailable")
+		return orcheo.Errorf(orcheo.EUNAVAILABLE, "webhook replay check unavailable; try again shortly")
+	}
+	if stored != value {
+		s.webhookRefused(r, wf, "replay", "signed content already seen")
+		return errWebhookUnverified
+	}
+	return nil
+}
 
 // verifyWebhook checks the request against the trigger's verification.
 // Type none (or no verify) passes.

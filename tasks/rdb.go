@@ -469,9 +469,20 @@ func webhookAllow(ctx context.Context, c redis.Scripter, key string, limit int, 
 	return res[0] == 1, res[1], nil
 }
 
-// webhookFirstSeen records key (a full Redis key) for ttl unless it is
-// recorded already (SET NX PX: one command), and reports whether it was
-// not.
-func webhookFirstSeen(ctx context.Context, c redis.Cmdable, key string, ttl time.Duration) (bool, error) {
-	return c.SetNX(ctx, key, "1", ttl).Result()
+// webhookRememberCmd stores a value under a key for a time unless the key
+// holds one already, and answers the value the key holds afterwards.
+//
+// KEYS[1]: the seen key. ARGV[1]: the value; ARGV[2]: the ttl in ms.
+// Returns the stored value: ARGV[1] when the key was free.
+var webhookRememberCmd = redis.NewScript(`
+local v = redis.call("GET", KEYS[1])
+if v then
+	return v
+end
+redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+return ARGV[1]`)
+
+// webhookRemember runs webhookRememberCmd on key (a full Redis key).
+func webhookRemember(ctx context.Context, c redis.Scripter, key, value string, ttl time.Duration) (string, error) {
+	return webhookRememberCmd.Run(ctx, c, []string{key}, value, ttl.Milliseconds()).Text()
 }

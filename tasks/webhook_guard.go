@@ -110,23 +110,39 @@ func (g *WebhookGuard) Allow(ctx context.Context, key string, limit int, window 
 	return ok, time.Duration(retry) * time.Millisecond, nil
 }
 
-// FirstSeen records key for ttl (at least 1 ms) unless it is recorded
-// already, and reports whether it was not: false means a replay. It is one
-// SET NX, so of several processes seeing one key at once exactly one gets
-// true. Redis errors are returned, wrapped, with false.
-func (g *WebhookGuard) FirstSeen(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+// Remember stores value under key for ttl (at least 1 ms) unless key
+// holds a value already, and returns the value key holds afterwards:
+// value itself when it was free. It is one script, so of several
+// processes remembering one key at once exactly one stores its value.
+// Redis errors are returned, wrapped.
+func (g *WebhookGuard) Remember(ctx context.Context, key, value string, ttl time.Duration) (string, error) {
 	k, err := webhookKey(key)
+	if err != nil {
+		return "", err
+	}
+	if ttl < time.Millisecond {
+		return "", fmt.Errorf("webhook replay check of %q: ttl %s is below 1ms", k, ttl)
+	}
+	if value == "" {
+		return "", fmt.Errorf("webhook replay check of %q: empty value", k)
+	}
+	stored, err := webhookRemember(ctx, g.client, g.cfg.webhookSeenKey(k), value, ttl)
+	if err != nil {
+		return "", fmt.Errorf("webhook replay check of %q: %w", k, err)
+	}
+	return stored, nil
+}
+
+// FirstSeen records key for ttl unless it is recorded already, and reports
+// whether it was not: false means a replay. Of several processes seeing
+// one key at once exactly one gets true.
+func (g *WebhookGuard) FirstSeen(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	nonce := orcheo.NewID()
+	stored, err := g.Remember(ctx, key, nonce, ttl)
 	if err != nil {
 		return false, err
 	}
-	if ttl < time.Millisecond {
-		return false, fmt.Errorf("webhook replay check of %q: ttl %s is below 1ms", k, ttl)
-	}
-	first, err := webhookFirstSeen(ctx, g.client, g.cfg.webhookSeenKey(k), ttl)
-	if err != nil {
-		return false, fmt.Errorf("webhook replay check of %q: %w", k, err)
-	}
-	return first, nil
+	return stored == nonce, nil
 }
 
 // webhookKey returns key as it goes into a Redis key: as is when it is

@@ -551,3 +551,25 @@ func BenchmarkWebhookGuardAllow(b *testing.B) {
 		})
 	})
 }
+
+// TestWebhookGuard_Remember: the first value stored under a key stays, and
+// every later call gets it back whatever value it offers, which is how the
+// server tells a redelivery (same delivery id) from a replay (another one).
+func TestWebhookGuard_Remember(t *testing.T) {
+	t.Parallel()
+	g, _ := newTestGuard(t)
+	ctx := context.Background()
+	for i, tc := range []struct{ value, want string }{
+		{"delivery-1", "delivery-1"},
+		{"delivery-1", "delivery-1"},
+		{"delivery-2", "delivery-1"},
+	} {
+		got, err := g.Remember(ctx, "replay:body", tc.value, time.Minute)
+		if err != nil || got != tc.want {
+			t.Fatalf("call %d: Remember(%s) = %q, %v; want %q", i+1, tc.value, got, err, tc.want)
+		}
+	}
+	if _, err := g.Remember(ctx, "replay:body", "", time.Minute); err == nil {
+		t.Error("Remember of an empty value: no error")
+	}
+}

@@ -36,8 +36,10 @@ func verifyGitHub(keys [][]byte, req Request) (Result, error) {
 			return Result{}, fail("malformed X-GitHub-Delivery header")
 		}
 		res.DeliveryID = id
-	} else {
-		res.ReplayKey = replayKey("github", req.Body)
 	}
+	// GitHub signs only the body, not X-GitHub-Delivery: the server must
+	// see the same body again under another delivery id as a replay, so
+	// the key is set with a delivery id too.
+	res.ReplayKey = replayKey("github", req.Body)
 	return res, nil
 }

@@ -133,7 +133,8 @@ func (Verifier) VerifyWebhook(v *orcheo.WebhookVerify, secrets []string, req orc
 	if err != nil {
 		return orcheo.WebhookProof{}, err
 	}
-	return orcheo.WebhookProof{DeliveryID: res.DeliveryID, ReplayKey: res.ReplayKey, SlackChallenge: res.SlackChallenge}, nil
+	return orcheo.WebhookProof{DeliveryID: res.DeliveryID, ReplayKey: res.ReplayKey, Timestamped: !res.Timestamp.IsZero(),
+		SlackChallenge: res.SlackChallenge}, nil
 }
 
 // header returns the one value of the header name (shown as display in
