@@ -11,6 +11,7 @@ import (
 	"github.com/orcheo/orcheo/metrics"
 	"github.com/orcheo/orcheo/server"
 	"github.com/orcheo/orcheo/tasks"
+	"github.com/orcheo/orcheo/webhook"
 	"github.com/sirupsen/logrus"
 )
 
@@ -72,6 +73,15 @@ func (a *apiMain) Open(ctx context.Context) error {
 	if a.store, err = db.Open(ctx, a.cfg.DatabaseURL); err != nil {
 		return err
 	}
+	// Webhook secrets: refuse to start on a missing or wrong key, and
+	// say which webhooks are open to anyone (secrets.go).
+	box, err := a.cfg.secretBox()
+	if err != nil {
+		return err
+	}
+	if err := checkWebhookTriggers(ctx, a.store.Triggers, box, a.log.WithField("component", "api")); err != nil {
+		return err
+	}
 	if a.queue, err = tasks.NewQueue(a.tasksConfig(), a.log.WithField("component", "queue")); err != nil {
 		return err
 	}
@@ -101,7 +111,11 @@ func (a *apiMain) Open(ctx context.Context) error {
 	s.Cron, s.CronScheduler, s.CronDispatcher = a.store.Cron, a.cfg.Cron.scheduler(), a.dispatcher()
 	// Webhook rate limits and replays live in Redis, on the queue's client.
 	s.WebhookGuard = a.queue.WebhookGuard()
+	s.Verifier = webhook.Verifier{}
 	s.OnWebhookRefused = metrics.NewWebhooks(a.metrics.reg).Refused
+	if box != nil {
+		s.Secrets = box // a nil *Box would be a non-nil SecretBox
+	}
 	a.server = s
 	if err := s.Open(); err != nil {
 		return err
