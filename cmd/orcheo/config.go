@@ -38,6 +38,9 @@ type Config struct {
 	// API tokens with a name and a scope (issue 9), besides APIToken.
 	APITokens     []server.APIToken // ORCHEO_API_TOKENS (tokens.go)
 	APITokensFile string            // ORCHEO_API_TOKENS_FILE, read when the API starts and on SIGHUP
+	// The key that seals webhook secrets at rest (issue 9; secrets.go).
+	SecretsKey     string // ORCHEO_SECRETS_KEY
+	SecretsKeyFile string // ORCHEO_SECRETS_KEY_FILE, read at start when ORCHEO_SECRETS_KEY is unset
 
 	// Reliable delivery (issue 5, part A).
 	HeartbeatInterval time.Duration // ORCHEO_HEARTBEAT_INTERVAL
@@ -149,6 +152,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	str("ORCHEO_HTTP_ADDR", &c.HTTPAddr)
 	str("ORCHEO_API_TOKEN", &c.APIToken)
 	c.apiTokensFromEnv(getenv, &errs)
+	str("ORCHEO_SECRETS_KEY", &c.SecretsKey)
+	str("ORCHEO_SECRETS_KEY_FILE", &c.SecretsKeyFile)
 	maxBody := int(c.MaxBodyBytes)
 	integer("ORCHEO_MAX_BODY_BYTES", &maxBody)
 	c.MaxBodyBytes = int64(maxBody)

@@ -45,6 +45,21 @@ func (c *devCommand) Run(ctx context.Context, args []string) error {
 		dbPath = filepath.Join(dir, "orcheo.db")
 		c.cfg.DatabaseURL = "sqlite:" + dbPath
 	}
+	if c.cfg.SecretsKey == "" && c.cfg.SecretsKeyFile == "" {
+		// Webhook secrets are sealed under a key of the data directory's,
+		// made the first time: dev needs no setup, and a restart opens
+		// what the last session sealed.
+		dir, err := c.cfg.dataDir()
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+		if c.cfg.SecretsKeyFile, err = devSecretsKey(dir); err != nil {
+			return err
+		}
+	}
 	redis := miniredis.NewMiniRedis()
 	if err := redis.StartAddr("127.0.0.1:0"); err != nil {
 		return fmt.Errorf("start in-process redis: %w", err)
