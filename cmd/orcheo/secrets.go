@@ -94,7 +94,7 @@ func checkWebhookTriggers(ctx context.Context, triggers orcheo.TriggerService, b
 			}
 			if _, err := box.Open(s.value); err != nil {
 				return orcheo.Errorf(orcheo.EINVALID, "the webhook %s of workflow %s does not open with ORCHEO_SECRETS_KEY (key id %s): %v. "+
-					"Set it to the key the secret was sealed with (keep the new key first to seal with it), or set the webhook's secret again. %s",
+					"Set it to the key the secret was sealed with, or to \"NEW,OLD\" to seal with a new key and still open what the old one sealed. %s",
 					s.name, t.Handle, box.KeyID(), err, howToSetKey)
 			}
 		}
