@@ -47,6 +47,13 @@ type faultStack struct {
 
 func startFaultStack(t *testing.T, dbName string) *faultStack {
 	t.Helper()
+	return startFaultStackEnv(t, dbName)
+}
+
+// startFaultStackEnv is startFaultStack with extra settings for every
+// process of the stack.
+func startFaultStackEnv(t *testing.T, dbName string, extra ...string) *faultStack {
+	t.Helper()
 	dbURL := testenv.PostgresURL(t, dbName)
 	rs := testenv.StartRedis(t)
 	port := testenv.FreePort(t)
@@ -59,6 +66,7 @@ func startFaultStack(t *testing.T, dbName string) *faultStack {
 		"ORCHEO_API_TOKEN=" + token,
 		fmt.Sprintf("ORCHEO_HTTP_ADDR=127.0.0.1:%d", port),
 	}, faultEnv...)
+	s.env = append(s.env, extra...)
 	if out, code := cli(t, s.env, "migrate"); code != 0 {
 		t.Fatalf("orcheo migrate: exit %d: %s", code, out)
 	}
