@@ -20,8 +20,6 @@ func (s *Server) registerWebhookRoutes(r *mux.Router) {
 	// authentication middleware lets this exact path through without the
 	// bearer token (see isWebhookPath).
 	r.HandleFunc("/api/workflows/{ref}/triggers/webhook", s.handleWebhook)
-	r.HandleFunc("/api/workflows/{ref}/triggers/webhook/config", s.handleWebhookConfigView).Methods(http.MethodGet)
-	r.HandleFunc("/api/workflows/{ref}/triggers/webhook/config", s.handleWebhookConfigUpdate).Methods(http.MethodPut)
 }
 
 // webhookInput is the input of a run created by a webhook.
