@@ -39,11 +39,17 @@ func hmacHex(secret, msg string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// webhookPost sends body to handle's webhook with the headers (name,
-// value pairs) and returns the status, the body and Retry-After.
+// webhookPost sends body to handle's webhook ("handle?query" adds a
+// query) with the headers (name, value pairs) and returns the status, the
+// body and Retry-After.
 func webhookPost(t *testing.T, base, handle, body string, header ...string) (int, string, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/api/workflows/"+handle+"/triggers/webhook", strings.NewReader(body))
+	ref, query, _ := strings.Cut(handle, "?")
+	url := base + "/api/workflows/" + ref + "/triggers/webhook"
+	if query != "" {
+		url += "?" + query
+	}
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +269,8 @@ func TestSignedWebhooks(t *testing.T) {
 // Retry-After and stores nothing.
 func TestWebhookRateLimitAcrossAPIs(t *testing.T) {
 	t.Parallel()
-	s := startFaultStack(t, "e2e_webhook_rate")
+	key := base64.StdEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
+	s := startFaultStackEnv(t, "e2e_webhook_rate", "ORCHEO_SECRETS_KEY="+key)
 	ctx := context.Background()
 	s.createWorkflow("limited", `{"nodes":[{"id":"a","type":"log","message":"\"hi\""}]}`)
 	if _, err := s.client.SetWebhookConfig(ctx, "limited", &orcheo.WebhookConfig{Enabled: true,
@@ -295,5 +302,30 @@ func TestWebhookRateLimitAcrossAPIs(t *testing.T) {
 	}
 	if _, total, err := s.client.FindRuns(ctx, "limited", "", 1); err != nil || total != 5 {
 		t.Errorf("%d runs stored (%v), want 5", total, err)
+	}
+
+	// One address's limit is counted before the signature is checked, so
+	// a flood of forged requests costs no HMAC past it: 2 refused as
+	// unverified (401), then 429. Required values come before both.
+	s.createWorkflow("guarded", `{"nodes":[{"id":"a","type":"log","message":"\"hi\""}]}`)
+	if _, err := s.client.SetWebhookConfig(ctx, "guarded", &orcheo.WebhookConfig{Enabled: true,
+		RequiredHeaders: map[string]string{"X-Env": "prod"}, RequiredQuery: map[string]string{"k": "v"},
+		Verify:          &orcheo.WebhookVerify{Type: orcheo.VerifyGitHub, Secret: githubSecret},
+		RateLimit:       &orcheo.WebhookRateLimit{Limit: 100, Per: "1m", PerIP: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ := webhookPost(t, s.url, "guarded?k=v", `{}`, "X-Hub-Signature-256", "sha256=00"); code != http.StatusBadRequest || !strings.Contains(body, "x-env") {
+		t.Errorf("without the required header: %d %s, want 400 naming it", code, body)
+	}
+	if code, body, _ := webhookPost(t, s.url, "guarded", `{}`, "X-Env", "prod"); code != http.StatusBadRequest || !strings.Contains(body, "k") {
+		t.Errorf("without the required query value: %d %s, want 400", code, body)
+	}
+	for i, want := range []int{http.StatusUnauthorized, http.StatusUnauthorized, http.StatusTooManyRequests} {
+		if code, body, _ := webhookPost(t, s.url, "guarded?k=v", `{}`, "X-Env", "prod", "X-Hub-Signature-256", "sha256=00"); code != want {
+			t.Errorf("forged request %d: %d %s, want %d", i+1, code, body, want)
+		}
+	}
+	if _, total, err := s.client.FindRuns(ctx, "guarded", "", 1); err != nil || total != 0 {
+		t.Errorf("%d runs stored (%v) from refused requests, want 0", total, err)
 	}
 }
