@@ -54,7 +54,14 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatalf("walkthrough failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{"created workflow greet", "started run ", "succeeded", "greet", "say", "hello, Ada", "hello, Grace"} {
+	secret, err := os.ReadFile(filepath.Join(work, "greet.secret"))
+	if err != nil || len(strings.TrimSpace(string(secret))) != 40 {
+		t.Fatalf("greet.secret: %q, %v", secret, err)
+	}
+	if strings.Contains(string(out)+dev.out.String(), strings.TrimSpace(string(secret))) {
+		t.Error("the webhook secret shows in the walkthrough's output or orcheo dev's log")
+	}
+	for _, want := range []string{"created workflow greet", "started run ", "unsigned: 401", "secret set", "succeeded", "greet", "say", "hello, Ada", "hello, Grace"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("walkthrough output lacks %q:\n%s", want, out)
 		}
