@@ -310,8 +310,8 @@ func TestWebhookRateLimitAcrossAPIs(t *testing.T) {
 	s.createWorkflow("guarded", `{"nodes":[{"id":"a","type":"log","message":"\"hi\""}]}`)
 	if _, err := s.client.SetWebhookConfig(ctx, "guarded", &orcheo.WebhookConfig{Enabled: true,
 		RequiredHeaders: map[string]string{"X-Env": "prod"}, RequiredQuery: map[string]string{"k": "v"},
-		Verify:          &orcheo.WebhookVerify{Type: orcheo.VerifyGitHub, Secret: githubSecret},
-		RateLimit:       &orcheo.WebhookRateLimit{Limit: 100, Per: "1m", PerIP: 2}}); err != nil {
+		Verify:    &orcheo.WebhookVerify{Type: orcheo.VerifyGitHub, Secret: githubSecret},
+		RateLimit: &orcheo.WebhookRateLimit{Limit: 100, Per: "1m", PerIP: 2}}); err != nil {
 		t.Fatal(err)
 	}
 	if code, body, _ := webhookPost(t, s.url, "guarded?k=v", `{}`, "X-Hub-Signature-256", "sha256=00"); code != http.StatusBadRequest || !strings.Contains(body, "x-env") {
