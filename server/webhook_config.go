@@ -78,12 +78,7 @@ type rotateSecretRequest struct {
 // handleWebhookConfigView answers the trigger's config (disabled if never
 // set) as an orcheo.WebhookConfigView: never a secret, plaintext or sealed.
 func (s *Server) handleWebhookConfigView(w http.ResponseWriter, r *http.Request) {
-	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	cfg, err := s.Triggers.FindWebhookConfig(r.Context(), wf.ID)
+	_, cfg, err := s.findWebhookConfig(r)
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -108,12 +103,7 @@ func (s *Server) handleWebhookConfigUpdate(w http.ResponseWriter, r *http.Reques
 		Error(w, r, err)
 		return
 	}
-	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	stored, err := s.Triggers.FindWebhookConfig(r.Context(), wf.ID)
+	wf, stored, err := s.findWebhookConfig(r)
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -198,12 +188,7 @@ func (s *Server) handleWebhookSecretRotate(w http.ResponseWriter, r *http.Reques
 		Error(w, r, orcheo.Errorf(orcheo.EINVALID, "give secret (the new one), drop_previous: true, or both"))
 		return
 	}
-	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	cfg, err := s.Triggers.FindWebhookConfig(r.Context(), wf.ID)
+	wf, cfg, err := s.findWebhookConfig(r)
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -297,4 +282,18 @@ func (s *Server) webhookSecrets(cfg *orcheo.WebhookConfig) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// findWebhookConfig returns the workflow the management request names and
+// its stored webhook config (secrets sealed).
+func (s *Server) findWebhookConfig(r *http.Request) (*orcheo.Workflow, *orcheo.WebhookConfig, error) {
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := s.Triggers.FindWebhookConfig(r.Context(), wf.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return wf, cfg, nil
 }
