@@ -38,6 +38,7 @@ func (c *apiCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer servePprof(c.cfg.PprofAddr, log.WithField("component", "pprof"))()
 	a := &apiMain{cfg: c.cfg, log: log}
 	if err := a.Open(ctx); err != nil {
 		a.Close()

@@ -62,6 +62,7 @@ type Config struct {
 	// /metrics; "" (the default) serves nothing, since several workers on
 	// one host each need their own port.
 	WorkerMetricsAddr string // ORCHEO_WORKER_METRICS_ADDR
+	PprofAddr         string // ORCHEO_PPROF_ADDR (pprof.go)
 
 	// Workflow engine (issue 3).
 	HTTPAllowPrivate  bool              // ORCHEO_HTTP_ALLOW_PRIVATE
@@ -189,6 +190,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	str("ORCHEO_LOG_FORMAT", &c.LogFormat)
 	str("ORCHEO_DATA_DIR", &c.DataDir)
 	str("ORCHEO_WORKER_METRICS_ADDR", &c.WorkerMetricsAddr)
+	c.PprofAddr = pprofAddr(getenv("ORCHEO_PPROF_ADDR"), &errs)
 	if v := strings.TrimSpace(getenv("ORCHEO_HTTP_ALLOW_PRIVATE")); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

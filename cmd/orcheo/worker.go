@@ -41,6 +41,7 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer servePprof(c.cfg.PprofAddr, log.WithField("component", "pprof"))()
 	store, err := db.Open(ctx, c.cfg.DatabaseURL)
 	if err != nil {
 		return err
