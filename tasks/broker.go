@@ -140,8 +140,17 @@ func (b *reliableBroker) AdjustRoutingKey(s *mtasks.Signature) {
 	}
 }
 
-// Publish adds a message to its queue, or to the queue's delayed set when
-// its ETA is in the future, and counts it for its run.
+// frontKey marks a context whose publish goes to the front of the queue
+// (withFront): machinery passes the caller's context through to Publish.
+type frontKey struct{}
+
+// withFront returns a context whose messages Publish puts at the front of
+// their queue instead of the end.
+func withFront(ctx context.Context) context.Context { return context.WithValue(ctx, frontKey{}, true) }
+
+// Publish adds a message to its queue (at the end, or at the front when ctx
+// comes from withFront), or to the queue's delayed set when its ETA is in
+// the future, and counts it for its run.
 func (b *reliableBroker) Publish(ctx context.Context, sig *mtasks.Signature) error {
 	b.AdjustRoutingKey(sig)
 	msg, err := json.Marshal(sig)
@@ -152,7 +161,8 @@ func (b *reliableBroker) Publish(ctx context.Context, sig *mtasks.Signature) err
 	if sig.ETA != nil && sig.ETA.After(b.now()) {
 		eta = *sig.ETA
 	}
-	return b.rdb.publish(ctx, sig.RoutingKey, string(msg), runIDOf(sig), eta)
+	front, _ := ctx.Value(frontKey{}).(bool)
+	return b.rdb.publishAt(ctx, sig.RoutingKey, string(msg), runIDOf(sig), eta, front)
 }
 
 // GetPendingTasks returns the messages waiting in a queue (a queue key).

@@ -73,6 +73,14 @@ func (q *Queue) EnqueueRun(ctx context.Context, run *orcheo.Run) error {
 	return nil
 }
 
+// EnqueueRunFront is EnqueueRun at the front of the run's queue, where the
+// next free consumer takes it: for a run that was already in line before
+// the messages queued since (the Rescuer's runs of dead workers, as the
+// broker does with messages handed back or reaped).
+func (q *Queue) EnqueueRunFront(ctx context.Context, run *orcheo.Run) error {
+	return q.EnqueueRun(withFront(ctx), run)
+}
+
 // Ping reports whether Redis answers.
 func (q *Queue) Ping(ctx context.Context) error {
 	if err := q.broker.rdb.client.Ping(ctx).Err(); err != nil {

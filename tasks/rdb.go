@@ -41,8 +41,10 @@ func (r *rdb) close() error { return r.client.Close() }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
-// publishCmd adds a message to a queue, or to its delayed set when it has
-// an ETA, and counts it for its run.
+// publishCmd adds a message to a queue (at its end, or at its front for a
+// run rescued from a dead worker: it was in line before anything queued
+// since), or to its delayed set when it has an ETA, and counts it for its
+// run.
 //
 // KEYS[1] -> P:queue:<queue>
 // KEYS[2] -> P:queue:<queue>:delayed
@@ -50,10 +52,13 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 // ARGV[1] -> message (machinery signature JSON)
 // ARGV[2] -> run id ("" when the message is not a run's)
 // ARGV[3] -> ETA in ms since the epoch, or 0 for "now"
+// ARGV[4] -> "1" to add a ready message at the front of the queue, else "0"
 // Returns 1.
 var publishCmd = redis.NewScript(`
 if tonumber(ARGV[3]) > 0 then
 	redis.call("ZADD", KEYS[2], ARGV[3], ARGV[1])
+elseif ARGV[4] == "1" then
+	redis.call("LPUSH", KEYS[1], ARGV[1])
 else
 	redis.call("RPUSH", KEYS[1], ARGV[1])
 end
@@ -62,13 +67,28 @@ if ARGV[2] ~= "" then
 end
 return 1`)
 
+// publish adds msg at the end of queueKey (or to its delayed set until eta).
 func (r *rdb) publish(ctx context.Context, queueKey, msg, runID string, eta time.Time) error {
+	return r.publishAt(ctx, queueKey, msg, runID, eta, false)
+}
+
+// publishFront adds msg at the front of queueKey (or to its delayed set
+// until eta), where the next consumer takes it.
+func (r *rdb) publishFront(ctx context.Context, queueKey, msg, runID string, eta time.Time) error {
+	return r.publishAt(ctx, queueKey, msg, runID, eta, true)
+}
+
+func (r *rdb) publishAt(ctx context.Context, queueKey, msg, runID string, eta time.Time, front bool) error {
 	var at int64
 	if !eta.IsZero() {
 		at = ms(eta)
 	}
+	where := "0"
+	if front {
+		where = "1"
+	}
 	keys := []string{queueKey, delayedKey(queueKey), r.cfg.messagesKey()}
-	if err := publishCmd.Run(ctx, r.client, keys, msg, runID, at).Err(); err != nil {
+	if err := publishCmd.Run(ctx, r.client, keys, msg, runID, at, where).Err(); err != nil {
 		return fmt.Errorf("publish to %s: %w", queueKey, err)
 	}
 	return nil

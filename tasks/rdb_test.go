@@ -239,6 +239,24 @@ func TestRDB_MessageCounter(t *testing.T) {
 	}
 }
 
+// TestRDB_PublishFront: a front publish goes ahead of the queue and is
+// counted like any other; with an ETA it waits in the delayed set.
+func TestRDB_PublishFront(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newTestRDB(t)
+	q, now := r.cfg.queueKey("q"), time.Now()
+	must(t, r.publish(ctx, q, "m1", "run-1", time.Time{}))
+	must(t, r.publish(ctx, q, "m2", "run-2", time.Time{}))
+	must(t, r.publishFront(ctx, q, "orphan", "run-o", time.Time{}))
+	must(t, r.publishFront(ctx, q, "later", "run-l", now.Add(time.Hour)))
+	wantList(t, r, q, "orphan", "m1", "m2")
+	if n, _ := r.client.ZCard(ctx, delayedKey(q)).Result(); n != 1 {
+		t.Fatalf("delayed set has %d messages, want 1", n)
+	}
+	wantCounts(t, r, []string{"run-o", "run-l"}, 1, 1)
+}
+
 // TestRDB_ReapedConsumerCannotTake covers a consumer paused past its TTL:
 // once reaped, it must not take a message until it registers again, or a
 // crash before its next heartbeat would leave the message in a list no

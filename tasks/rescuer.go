@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +25,9 @@ type messageCounter interface {
 type RescuerConfig struct {
 	// Runs is the store (required).
 	Runs orcheo.RunService
-	// Queue publishes rescued runs (required).
+	// Queue publishes rescued runs (required). If it also has
+	// EnqueueRunFront (a *Queue does), runs of dead workers go to the
+	// front of their queues (see frontQueue).
 	Queue orcheo.RunQueue
 	// Messages tells which pending runs still have a message in Redis
 	// (required; the Queue's Redis).
@@ -41,6 +44,30 @@ type RescuerConfig struct {
 	Logger logrus.FieldLogger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+}
+
+// frontQueue publishes a run at the front of its queue. A run whose worker
+// died was taken from the queue long ago: put at the end, it would wait
+// for the whole backlog queued since, which at the default timings breaks
+// the promise that an orphan is running again within 60 s
+// (docs/architecture.md, "Bound"). The broker already puts messages it
+// hands back or reaps at the front.
+type frontQueue interface {
+	EnqueueRunFront(ctx context.Context, run *orcheo.Run) error
+}
+
+// frontOf is q publishing at the front of each run's queue when it can.
+func frontOf(q orcheo.RunQueue) orcheo.RunQueue {
+	if fq, ok := q.(frontQueue); ok {
+		return frontPublisher{fq}
+	}
+	return q
+}
+
+type frontPublisher struct{ frontQueue }
+
+func (p frontPublisher) EnqueueRun(ctx context.Context, run *orcheo.Run) error {
+	return p.EnqueueRunFront(ctx, run)
 }
 
 // RescuerStats counts what rescuers did since the process started. A later
@@ -158,7 +185,10 @@ func (r *Rescuer) rescueExpired(ctx context.Context) error {
 			log.Warn("lease expired: run back to pending")
 			pending = append(pending, run)
 		}
-		if _, err := r.publish(ctx, pending); err != nil {
+		// Each run goes to the front, so the batch is published newest
+		// first and leaves the oldest orphan at the very front.
+		slices.Reverse(pending)
+		if _, err := r.publishTo(ctx, frontOf(r.cfg.Queue), pending); err != nil {
 			return fmt.Errorf("publish rescued runs: %w", err)
 		}
 		if len(runs) < r.cfg.BatchSize || ctx.Err() != nil {
@@ -203,10 +233,15 @@ func (r *Rescuer) reenqueueLost(ctx context.Context) error {
 	}
 }
 
-// publish publishes runs; those it could not are marked unenqueued, so the
-// next pass (or the API's requeuer) retries them.
+// publish publishes runs at the end of their queues; those it could not
+// are marked unenqueued, so the next pass (or the API's requeuer) retries
+// them.
 func (r *Rescuer) publish(ctx context.Context, runs []*orcheo.Run) (int, error) {
-	n, err := publishRuns(ctx, r.cfg.Queue, r.cfg.Runs, runs, r.logger)
+	return r.publishTo(ctx, r.cfg.Queue, runs)
+}
+
+func (r *Rescuer) publishTo(ctx context.Context, q orcheo.RunQueue, runs []*orcheo.Run) (int, error) {
+	n, err := publishRuns(ctx, q, r.cfg.Runs, runs, r.logger)
 	r.stats.enqueueFailed.Add(int64(len(runs) - n))
 	return n, err
 }
