@@ -12,8 +12,12 @@ import (
 
 // Elector defaults.
 const (
-	// ElectorTTLDefault is how long a leadership lasts without renewal.
-	ElectorTTLDefault = 15 * time.Second
+	// ElectorTTLDefault is how long a leadership lasts without renewal, at
+	// most. A crashed leader is replaced about 1.4 TTLs after it died (the
+	// key expires within a TTL, and followers try every TTL/3 plus
+	// jitter), so the TTL bounds failover; keeping it short costs one
+	// small Redis command per worker every TTL/3.
+	ElectorTTLDefault = 5 * time.Second
 )
 
 // elector holds one named leadership among the workers sharing a Redis

@@ -5,6 +5,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/db"
+	"github.com/orcheo/orcheo/engine"
+	"github.com/orcheo/orcheo/internal/testenv"
 )
 
 // testElector is an elector on r for holder that records its changes.
@@ -127,5 +132,59 @@ func TestRDB_LeadershipOnlyWhileOurs(t *testing.T) {
 	must(t, r.resign(ctx, "l", "a"))
 	if got := r.leaderOf(t, "l"); got != "" {
 		t.Fatalf("after a resigned, leader = %q, want none", got)
+	}
+}
+
+// TestRescuerFailover_WithinOneInterval: at the default rescue interval, a
+// leader that crashes (no resign: its key stays until the TTL) is replaced
+// and the successor's rescuer makes a pass within one rescue interval of
+// the crash (issue #10: it came 21 s later).
+func TestRescuerFailover_WithinOneInterval(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := openStore(t, db.BackendSQLite, "")
+	prefix := "tasks-failover-test:" + orcheo.NewID()
+	f := newFixture(t, store, testenv.RedisURL(t), func(c *Config, _ *engine.Options) { c.Prefix = prefix })
+	cfg := f.cfg
+	must(t, cfg.Validate())
+	interval := cfg.RescueInterval
+	if interval != RescueIntervalDefault {
+		t.Fatalf("rescue interval %s, want the default", interval)
+	}
+	type node struct {
+		rdb     *rdb
+		rescuer *Rescuer
+		elector *elector
+	}
+	start := func(holder string) *node {
+		r, err := newRDB(&cfg)
+		must(t, err)
+		n := &node{rdb: r, rescuer: NewRescuer(RescuerConfig{Runs: store.Runs, Queue: f.queue, Messages: r,
+			Interval: interval, Logger: testLogger()})}
+		n.elector = newRescuerElector(r, holder, n.rescuer, interval, testLogger())
+		t.Cleanup(func() { n.elector.Stop(); n.rescuer.Stop(); _ = r.close() })
+		n.elector.Start(ctx)
+		return n
+	}
+	a := start("a")
+	waitFor(t, "a to lead", a.elector.isLeader)
+	b := start("b")
+	waitFor(t, "a's first pass", func() bool { return a.rescuer.Stats().Passes > 0 })
+	if b.elector.isLeader() {
+		t.Fatal("b leads beside a")
+	}
+
+	// The crash: a's connection is gone, so it neither renews nor resigns.
+	must(t, a.rdb.close())
+	crashed := time.Now()
+	a.elector.Stop()
+	if got := f.queue.broker.rdb.leaderOf(t, "rescuer"); got != "a" {
+		t.Fatalf("leader key = %q after the crash, want a's left to expire", got)
+	}
+	waitFor(t, "b's first rescue pass", func() bool { return b.rescuer.Stats().Passes > 0 })
+	took := time.Since(crashed)
+	t.Logf("crash → successor's first pass: %s (TTL %s, interval %s)", took.Round(10*time.Millisecond), electorTTL(interval), interval)
+	if took > interval {
+		t.Fatalf("successor's first pass came %s after the crash, want within one rescue interval (%s)", took, interval)
 	}
 }
