@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/orcheo
 
-.PHONY: build dev test test-short bench fuzz vet deps clean
+.PHONY: build dev test test-short bench bench-go bench-e2e bench-smoke fuzz vet deps clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/orcheo
@@ -24,8 +24,21 @@ test: deps
 test-short:
 	env -u ORCHEO_TEST_DATABASE_URL -u ORCHEO_TEST_REDIS_URL $(GO) test -short ./...
 
-bench: deps
+# The Go micro-benchmarks, then the end-to-end bench (docs/performance.md).
+bench: bench-go bench-e2e
+
+bench-go: deps
 	eval "$$(scripts/test-env.sh)" && $(GO) test -run '^$$' -bench . -benchmem ./...
+
+# api + worker on the local PostgreSQL and Redis: N=5000 webhooks from 32
+# senders; table on stdout, JSON in bin/bench-results.json. BENCH_FLAGS adds
+# flags, e.g. BENCH_FLAGS='--profile prof --result-backend redis,none'.
+bench-e2e: build
+	eval "$$(scripts/test-env.sh)" && $(GO) run ./cmd/orcheo-bench --orcheo $(BIN) $(BENCH_FLAGS)
+
+# The bench's smoke test: a few seconds, checks the output's shape only.
+bench-smoke: deps
+	eval "$$(scripts/test-env.sh)" && $(GO) test -count=1 -run '^TestSmoke$$' ./cmd/orcheo-bench/
 
 # Every fuzz target for FUZZTIME (default 20s) each; CI runs it after make test.
 fuzz:
