@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/db"
@@ -42,9 +46,16 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer servePprof(c.cfg.PprofAddr, log.WithField("component", "pprof"))()
-	store, err := db.Open(ctx, c.cfg.DatabaseURL)
-	if err != nil {
+	// A worker started before its database or Redis (a host booting, a
+	// deployment rolling) waits for them instead of exiting.
+	startLog := log.WithField("component", "worker")
+	var store *db.Store
+	err = untilUp(ctx, startLog, "the database", func(ctx context.Context) (err error) {
+		store, err = db.Open(ctx, c.cfg.DatabaseURL)
 		return err
+	})
+	if err != nil {
+		return stoppedWaiting(ctx, startLog, err)
 	}
 	defer store.Close()
 	// The queue carries the child runs that workflow nodes start.
@@ -53,6 +64,9 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer queue.Close()
+	if err := untilUp(ctx, startLog, "redis", queue.Ping); err != nil {
+		return stoppedWaiting(ctx, startLog, err)
+	}
 	m := newProcessMetrics()
 	w, err := startWorker(ctx, c.cfg, store, queue, m, log)
 	if err != nil {
@@ -108,4 +122,67 @@ func startWorker(ctx context.Context, cfg Config, store *db.Store, queue orcheo.
 	}
 	log.WithFields(logrus.Fields{"worker_id": w.ID, "queues": cfg.Queues, "concurrency": cfg.Concurrency}).Info("worker started")
 	return w, nil
+}
+
+// Backoff of a worker waiting at start for its database or Redis.
+const (
+	startRetryMin = 500 * time.Millisecond
+	startRetryMax = 5 * time.Second
+)
+
+// untilUp calls fn until it succeeds or fails with something other than an
+// outage (isOutage), waiting between tries from startRetryMin, doubling up
+// to startRetryMax; each failed try is logged at WARN with the error and
+// the wait. It returns ctx's error once ctx is done, so a signal ends the
+// wait at once.
+func untilUp(ctx context.Context, log logrus.FieldLogger, what string, fn func(context.Context) error) error {
+	wait := startRetryMin
+	for try := 1; ; try++ {
+		err := fn(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil || !isOutage(err) {
+			return err
+		}
+		log.WithError(err).WithFields(logrus.Fields{"try": try, "retry_in": wait.String()}).Warn("waiting for " + what)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, startRetryMax)
+	}
+}
+
+// isOutage reports whether err says that a service could not be reached
+// (refused, reset, timed out, not resolved, starting up or full), which
+// waiting can cure, rather than a mistake in the configuration (a bad URL,
+// a refused password), which it cannot.
+func isOutage(err error) bool {
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
+		return true
+	}
+	// PostgreSQL's 57P03 cannot_connect_now (starting up or shutting
+	// down) and 53300 too_many_connections; pgconn.PgError has SQLState.
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		switch pg.SQLState() {
+		case "57P03", "53300":
+			return true
+		}
+	}
+	return false
+}
+
+// stoppedWaiting is what the worker command returns when untilUp did: nil
+// when a signal ended the wait (nothing had started), else err.
+func stoppedWaiting(ctx context.Context, log logrus.FieldLogger, err error) error {
+	if ctx.Err() != nil {
+		log.Info("worker stopped before it started")
+		return nil
+	}
+	return err
 }
