@@ -37,7 +37,8 @@ const (
 	// RescueIntervalDefault bound how long a run of a dead worker waits:
 	// its lease ends at most LeaseDuration after the last heartbeat, and
 	// the rescuer looks every RescueInterval, so it is pending again within
-	// 40 s and running soon after (the 60 s promise).
+	// 40 s, at the front of its queue, and running soon after (the 60 s
+	// promise).
 	LeaseDurationDefault     = 30 * time.Second
 	HeartbeatIntervalDefault = 10 * time.Second
 	RescueIntervalDefault    = 10 * time.Second
