@@ -181,10 +181,10 @@ func (s *CronService) CreateSkippedRun(ctx context.Context, run *orcheo.Run, rea
 			ON CONFLICT DO NOTHING
 			RETURNING id, version_id),
 		ev AS (
-			INSERT INTO run_events (run_id, at, kind, message) SELECT id, $10, 'skipped', $7 FROM ins)
+			INSERT INTO run_events (run_id, at, kind, message) SELECT id, $10, $11::text, $7 FROM ins)
 		SELECT v.version FROM ins JOIN workflow_versions v ON v.id = ins.version_id`,
 		in.ID, in.WorkflowID, in.VersionID, in.Queue, in.TriggeredBy, []byte(in.Input), reason, in.MaxAttempts,
-		in.ScheduledFor, now).Scan(&in.Version)
+		in.ScheduledFor, now, rules.EventSkipped).Scan(&in.Version)
 	if err == nil {
 		*run = in
 		return run, true, nil

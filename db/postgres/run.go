@@ -116,11 +116,12 @@ func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Ru
 			RETURNING id, version_id, max_attempts),
 		ev AS (
 			INSERT INTO run_events (run_id, at, kind, message)
-			SELECT id, $11, 'created', 'triggered by ' || $5::text FROM ins)
+			SELECT id, $11, $15::text, $16::text FROM ins)
 		SELECT v.version, ins.max_attempts FROM ins JOIN workflow_versions v ON v.id = ins.version_id`,
 		in.ID, in.WorkflowID, in.VersionID, in.Queue, in.TriggeredBy, []byte(in.Input), in.MaxAttempts,
 		nullString(in.IdempotencyKey), in.ScheduledFor, in.NotBefore, now,
-		nullString(in.ParentRunID), nullString(in.RootRunID), in.Depth).Scan(&in.Version, &in.MaxAttempts)
+		nullString(in.ParentRunID), nullString(in.RootRunID), in.Depth,
+		rules.EventCreated, rules.CreatedMessage(in.TriggeredBy)).Scan(&in.Version, &in.MaxAttempts)
 	if err == nil {
 		*run = in
 		return run, true, nil
@@ -268,9 +269,9 @@ func (s *RunService) ClaimRun(ctx context.Context, id, workerID string, leaseUnt
 			RETURNING *),
 		ev AS (
 			INSERT INTO run_events (run_id, at, kind, message)
-			SELECT id, $4, 'claimed', format('attempt %s by %s', attempt, $2::text) FROM r)
+			SELECT id, $4, $5::text, format('attempt %s by %s', attempt, $2::text) FROM r)
 		SELECT `+runCols+` FROM `+runFrom("r"),
-		id, nullString(workerID), rules.Time(leaseUntil), now))
+		id, nullString(workerID), rules.Time(leaseUntil), now, rules.EventClaimed))
 	if err == nil {
 		return r, nil
 	} else if !errors.Is(err, pgx.ErrNoRows) {
@@ -316,11 +317,7 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 		outputs[i], stepErrs[i], started[i], completed[i] = nullJSON(st.Output), st.Error, st.StartedAt, st.CompletedAt
 		inputs[i], nodeAttempts[i] = nullJSON(st.Input), int32(st.NodeAttempt)
 	}
-	message := c.Error
-	if c.Status == orcheo.RunSucceeded {
-		message = ""
-	}
-	message = fmt.Sprintf("attempt %d: %s", attempt, orcheo.TruncateText(message, 1000))
+	message := rules.CompletionMessage(attempt, c.Status, c.Error)
 	r, err := scanRun(s.db.pool.QueryRow(ctx, `WITH r AS (
 			UPDATE runs SET status = CASE WHEN `+retryCond+` THEN 'pending'
 					WHEN $3 <> 'succeeded' AND cancel_requested THEN 'cancelled' ELSE $3 END,
@@ -339,11 +336,12 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 				AS s(seq, node, node_type, status, output, error, started_at, completed_at, node_attempt, input)`+stepUpsert+`),
 		ev AS (
 			INSERT INTO run_events (run_id, at, kind, message)
-			SELECT id, $6, CASE status WHEN 'pending' THEN 'retry_scheduled' ELSE status END, $15 FROM r)
+			SELECT id, $6, CASE status WHEN 'pending' THEN $20::text WHEN 'cancelled' THEN $21::text ELSE $22::text END, $15 FROM r)
 		SELECT `+runCols+` FROM `+runFrom("r"),
 		id, attempt, string(c.Status), nullJSON(c.Output), c.Error, now,
 		seqs, nodes, types, statuses, outputs, stepErrs, started, completed, message, nodeAttempts, inputs,
-		rules.TimePtr(c.RetryAt)))
+		rules.TimePtr(c.RetryAt), rules.WantsRetry(c), rules.CompletionEvent(orcheo.RunPending),
+		rules.CompletionEvent(orcheo.RunCancelled), rules.CompletionEvent(c.Status)))
 	if err == nil {
 		r.Steps = steps
 		return r, nil
@@ -354,10 +352,9 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 }
 
 // retryCond is true in CompleteRun's UPDATE when the failed attempt goes
-// back to pending for another one: a retry was asked for ($18), no cancel
-// was requested and attempts are left (released attempts do not count).
-const retryCond = `($18::timestamptz IS NOT NULL AND $3 = 'failed' AND NOT cancel_requested
-	AND attempt - released_attempts < max_attempts)`
+// back to pending for another one: a retry was asked for ($19,
+// rules.WantsRetry), no cancel was requested and rules.AttemptsLeft.
+const retryCond = `($19::boolean AND NOT cancel_requested AND ` + rules.AttemptsLeft + `)`
 
 // CancelRun cancels a pending run, or flags a running one, with its event
 // in one statement.
@@ -375,10 +372,11 @@ func (s *RunService) CancelRun(ctx context.Context, id string) (*orcheo.Run, err
 			RETURNING *),
 		ev AS (
 			INSERT INTO run_events (run_id, at, kind, message)
-			SELECT id, $2, CASE status WHEN 'cancelled' THEN 'cancelled' ELSE 'cancel_requested' END,
-				CASE status WHEN 'cancelled' THEN 'cancelled while pending' ELSE 'cancel requested while running' END
+			SELECT id, $2, CASE status WHEN 'cancelled' THEN $3::text ELSE $4::text END,
+				CASE status WHEN 'cancelled' THEN $5::text ELSE $6::text END
 			FROM r)
-		SELECT `+runCols+` FROM `+runFrom("r"), id, now))
+		SELECT `+runCols+` FROM `+runFrom("r"), id, now, rules.EventCancelled, rules.EventCancelRequested,
+		rules.CancelledPendingMessage, rules.CancelRequestedMessage))
 	if err == nil {
 		return r, nil
 	} else if !errors.Is(err, pgx.ErrNoRows) {

@@ -26,8 +26,8 @@ func (s *RunService) ReleaseRun(ctx context.Context, id string, attempt int) (*o
 			RETURNING *),
 		ev AS (
 			INSERT INTO run_events (run_id, at, kind, message)
-			SELECT id, $3, 'released', format('attempt %s handed back by %s', attempt, worker_id) FROM r)
-		SELECT `+runCols+` FROM `+runFrom("r"), id, attempt, now))
+			SELECT id, $3, $4::text, format('attempt %s handed back by %s', attempt, worker_id) FROM r)
+		SELECT `+runCols+` FROM `+runFrom("r"), id, attempt, now, rules.EventReleased))
 	if err == nil {
 		return r, nil
 	} else if !errors.Is(err, pgx.ErrNoRows) {
@@ -75,19 +75,19 @@ func (s *RunService) RescueExpiredRuns(ctx context.Context, now time.Time, limit
 			ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED),
 		r AS (
 			UPDATE runs r SET
-				status = CASE WHEN r.attempt - r.released_attempts < r.max_attempts THEN 'pending' ELSE 'failed' END,
-				error = CASE WHEN r.attempt - r.released_attempts < r.max_attempts THEN r.error ELSE $3 END,
-				completed_at = CASE WHEN r.attempt - r.released_attempts < r.max_attempts THEN NULL ELSE $1 END,
-				enqueued_at = CASE WHEN r.attempt - r.released_attempts < r.max_attempts THEN $1 ELSE r.enqueued_at END,
+				status = CASE WHEN `+rules.AttemptsLeft+` THEN 'pending' ELSE 'failed' END,
+				error = CASE WHEN `+rules.AttemptsLeft+` THEN r.error ELSE $3 END,
+				completed_at = CASE WHEN `+rules.AttemptsLeft+` THEN NULL ELSE $1 END,
+				enqueued_at = CASE WHEN `+rules.AttemptsLeft+` THEN $1 ELSE r.enqueued_at END,
 				lease_until = NULL
 			FROM picked WHERE r.id = picked.id
 			RETURNING r.id, r.queue, r.status, r.attempt, r.max_attempts, r.worker_id, r.not_before, r.created_at, r.lease_until),
 		ev AS (
 			INSERT INTO run_events (run_id, at, kind, message)
-			SELECT id, $1, CASE WHEN status = 'pending' THEN 'rescued' ELSE 'failed' END,
+			SELECT id, $1, CASE WHEN status = 'pending' THEN $4::text ELSE $5::text END,
 				format('attempt %s: %s (lease of %s expired)', attempt, $3::text, worker_id) FROM r)
 		SELECT id, queue, status, attempt, max_attempts, worker_id, not_before, created_at FROM r`,
-		now, limit, rules.WorkerLost)
+		now, limit, rules.WorkerLost, rules.EventRescued, rules.EventFailed)
 	if err != nil {
 		return nil, fmt.Errorf("rescue expired runs: %w", err)
 	}

@@ -27,8 +27,8 @@ func (s *RunService) RetryRun(ctx context.Context, id string) (*orcheo.Run, erro
 			RETURNING *),
 		ev AS (
 			INSERT INTO run_events (run_id, at, kind, message)
-			SELECT id, $2, 'retried', format('retry by hand after attempt %s', attempt) FROM r)
-		SELECT `+runCols+` FROM `+runFrom("r"), id, now))
+			SELECT id, $2, $3::text, format('retry by hand after attempt %s', attempt) FROM r)
+		SELECT `+runCols+` FROM `+runFrom("r"), id, now, rules.EventRetried))
 	if err == nil {
 		return r, nil
 	} else if !errors.Is(err, pgx.ErrNoRows) {

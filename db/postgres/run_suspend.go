@@ -36,12 +36,12 @@ func (s *RunService) SuspendRun(ctx context.Context, id string, attempt int, not
 			RETURNING *),
 		ev AS (
 			INSERT INTO run_events (run_id, at, kind, message)
-			SELECT id, $3, CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'suspended' END,
+			SELECT id, $3, CASE WHEN status = 'cancelled' THEN $7::text ELSE $8::text END,
 				CASE WHEN status = 'cancelled' THEN format('cancelled while suspended, attempt %s', attempt)
 				ELSE format('attempt %s suspended by %s until %s', attempt, worker_id, $6::text) END
 			FROM r)
 		SELECT `+runCols+` FROM `+runFrom("r"), id, attempt, now, rules.Time(notBefore), []byte(checkpoint),
-		rules.Time(notBefore).Format(time.RFC3339)))
+		rules.Time(notBefore).Format(time.RFC3339), rules.EventCancelled, rules.EventSuspended))
 	if err == nil {
 		return r, nil
 	} else if !errors.Is(err, pgx.ErrNoRows) {

@@ -188,7 +188,7 @@ func (s *CronService) CreateSkippedRun(ctx context.Context, run *orcheo.Run, rea
 			existing, err = findDuplicate(ctx, tx, &in)
 			return err
 		}
-		return addEvent(ctx, tx, in.ID, now, "skipped", reason)
+		return addEvent(ctx, tx, in.ID, now, rules.EventSkipped, reason)
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("create skipped run: %w", FormatError(err))

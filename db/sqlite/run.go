@@ -112,7 +112,7 @@ func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Ru
 			existing, err = findDuplicate(ctx, tx, &in)
 			return err
 		}
-		return addEvent(ctx, tx, in.ID, now, rules.EventCreated, "triggered by "+in.TriggeredBy)
+		return addEvent(ctx, tx, in.ID, now, rules.EventCreated, rules.CreatedMessage(in.TriggeredBy))
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("create run: %w", FormatError(err))
@@ -259,12 +259,7 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 	}
 	c.Error = orcheo.SanitizeText(c.Error)
 	now := s.db.now()
-	message := c.Error
-	if c.Status == orcheo.RunSucceeded {
-		message = ""
-	}
-	message = orcheo.TruncateText(message, 1000)
-	message = fmt.Sprintf("attempt %d: %s", attempt, message)
+	message := rules.CompletionMessage(attempt, c.Status, c.Error)
 	var r *orcheo.Run
 	err = s.db.withTx(ctx, func(tx *sql.Tx) error {
 		// The same rule as PostgreSQL's CompleteRun: a failed attempt with a
@@ -279,7 +274,7 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 				not_before = CASE WHEN `+retryCond+` THEN ?7 ELSE not_before END,
 				enqueued_at = CASE WHEN `+retryCond+` THEN ?4 ELSE enqueued_at END
 			WHERE id = ?5 AND status = 'running' AND attempt = ?6`,
-			string(c.Status), nullJSON(c.Output), c.Error, ts(now), id, attempt, tsPtr(c.RetryAt))
+			string(c.Status), nullJSON(c.Output), c.Error, ts(now), id, attempt, tsPtr(c.RetryAt), rules.WantsRetry(c))
 		if err != nil {
 			return err
 		}
@@ -294,11 +289,7 @@ func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c 
 		if r, err = findRun(ctx, tx, id); err != nil {
 			return err
 		}
-		kind := string(r.Status)
-		if r.Status == orcheo.RunPending {
-			kind = rules.EventRetryScheduled
-		}
-		return addEvent(ctx, tx, id, now, kind, message)
+		return addEvent(ctx, tx, id, now, rules.CompletionEvent(r.Status), message)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("complete run %s: %w", id, FormatError(err))
@@ -334,9 +325,9 @@ func (s *RunService) CancelRun(ctx context.Context, id string) (*orcheo.Run, err
 			return err
 		}
 		if r.Status == orcheo.RunCancelled {
-			return addEvent(ctx, tx, id, now, rules.EventCancelled, "cancelled while pending")
+			return addEvent(ctx, tx, id, now, rules.EventCancelled, rules.CancelledPendingMessage)
 		}
-		return addEvent(ctx, tx, id, now, rules.EventCancelRequested, "cancel requested while running")
+		return addEvent(ctx, tx, id, now, rules.EventCancelRequested, rules.CancelRequestedMessage)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cancel run %s: %w", id, err)

@@ -91,10 +91,10 @@ func (s *RunService) RescueExpiredRuns(ctx context.Context, now time.Time, limit
 	var out []*orcheo.Run
 	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE runs SET
-				status = CASE WHEN attempt - released_attempts < max_attempts THEN 'pending' ELSE 'failed' END,
-				error = CASE WHEN attempt - released_attempts < max_attempts THEN error ELSE ?2 END,
-				completed_at = CASE WHEN attempt - released_attempts < max_attempts THEN NULL ELSE ?1 END,
-				enqueued_at = CASE WHEN attempt - released_attempts < max_attempts THEN ?1 ELSE enqueued_at END,
+				status = CASE WHEN `+rules.AttemptsLeft+` THEN 'pending' ELSE 'failed' END,
+				error = CASE WHEN `+rules.AttemptsLeft+` THEN error ELSE ?2 END,
+				completed_at = CASE WHEN `+rules.AttemptsLeft+` THEN NULL ELSE ?1 END,
+				enqueued_at = CASE WHEN `+rules.AttemptsLeft+` THEN ?1 ELSE enqueued_at END,
 				lease_until = NULL
 			WHERE id IN (SELECT id FROM runs WHERE status = 'running' AND lease_until < ?1 ORDER BY lease_until LIMIT ?3)
 			RETURNING id, queue, status, attempt, max_attempts, worker_id, not_before, created_at`,

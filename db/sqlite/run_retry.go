@@ -11,10 +11,9 @@ import (
 )
 
 // retryCond is true in CompleteRun's UPDATE when the failed attempt goes
-// back to pending for another one: a retry was asked for (?7), no cancel
-// was requested and attempts are left (released attempts do not count).
-const retryCond = `(?7 IS NOT NULL AND ?1 = 'failed' AND NOT cancel_requested
-	AND attempt - released_attempts < max_attempts)`
+// back to pending for another one: a retry was asked for (?8,
+// rules.WantsRetry), no cancel was requested and rules.AttemptsLeft.
+const retryCond = `(?8 AND NOT cancel_requested AND ` + rules.AttemptsLeft + `)`
 
 // RetryRun puts a failed or cancelled run back to pending for one more
 // attempt and records the "retried" event. The attempt counter is kept, so
