@@ -252,6 +252,10 @@ type WebhookGuard interface {
 	// when it was free): the server stores a request's delivery id, or a
 	// fresh nonce, under its signature, so a different answer is a replay.
 	Remember(ctx context.Context, key, value string, ttl time.Duration) (stored string, err error)
+	// Forget removes key if it still holds value: a request refused after
+	// its replay check (the store failed) is remembered no longer, so the
+	// sender's retry of it is not taken for a replay.
+	Forget(ctx context.Context, key, value string) error
 }
 
 // WebhookRequest is what verification sees of a webhook request: its

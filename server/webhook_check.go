@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -25,6 +26,23 @@ type webhookCheck struct {
 	// challenge, when set, is a Slack url_verification's challenge: it is
 	// answered and no run is created.
 	challenge string
+	// replayKey and replayValue are what checkReplay remembered, for
+	// forget.
+	replayKey, replayValue string
+}
+
+// forget undoes the replay record of a request that was refused after its
+// replay check (bad JSON, the store failed): the sender retries it with the
+// same signature, and the retry must not be taken for a replay.
+func (s *Server) forget(r *http.Request, c *webhookCheck) {
+	if c.replayKey == "" || s.WebhookGuard == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), enqueueTimeout)
+	defer cancel()
+	if err := s.WebhookGuard.Forget(ctx, c.replayKey, c.replayValue); err != nil {
+		loggerFrom(r).WithError(err).Warn("forget a refused webhook's replay record; its retry may be refused as a replay")
+	}
 }
 
 // checkWebhook runs the checks between finding the trigger and storing the
@@ -55,20 +73,21 @@ func (s *Server) checkWebhook(r *http.Request, wf *orcheo.Workflow, cfg *orcheo.
 			return nil, err
 		}
 	}
+	check := &webhookCheck{}
 	if proof.ReplayKey != "" {
-		if err := s.checkReplay(r, wf, cfg, proof); err != nil {
+		if check.replayKey, check.replayValue, err = s.checkReplay(r, wf, cfg, proof); err != nil {
 			return nil, err
 		}
 	}
-	key := r.Header.Get(idempotencyHeader)
+	check.key = r.Header.Get(idempotencyHeader)
 	if proof.DeliveryID != "" {
-		key = proof.DeliveryID
-		if len(key) > 255 {
-			sum := sha256.Sum256([]byte(key))
-			key = "sha256:" + hex.EncodeToString(sum[:])
+		check.key = proof.DeliveryID
+		if len(check.key) > 255 {
+			sum := sha256.Sum256([]byte(check.key))
+			check.key = "sha256:" + hex.EncodeToString(sum[:])
 		}
 	}
-	return &webhookCheck{key: key}, nil
+	return check, nil
 }
 
 var errNoGuard = orcheo.Errorf(orcheo.EUNAVAILABLE, "webhook rate limits and replay checks are not configured on this server")
@@ -83,10 +102,10 @@ const unsignedReplayWindow = 24 * time.Hour
 // id, or seen at all when the request has none. The value stored under the
 // signature is the delivery id (a redelivery of the same delivery passes
 // here and finds its first run by the id) or a fresh nonce (which no
-// later request can match).
-func (s *Server) checkReplay(r *http.Request, wf *orcheo.Workflow, cfg *orcheo.WebhookConfig, proof orcheo.WebhookProof) error {
+// later request can match). It returns the key and value it stored.
+func (s *Server) checkReplay(r *http.Request, wf *orcheo.Workflow, cfg *orcheo.WebhookConfig, proof orcheo.WebhookProof) (key, value string, err error) {
 	if s.WebhookGuard == nil {
-		return errNoGuard
+		return "", "", errNoGuard
 	}
 	// A signature is valid for the tolerance either side of its
 	// timestamp, so it is remembered for twice that.
@@ -94,22 +113,22 @@ func (s *Server) checkReplay(r *http.Request, wf *orcheo.Workflow, cfg *orcheo.W
 	if proof.Timestamped {
 		ttl = 2 * cfg.Verify.ToleranceOrDefault()
 	}
-	value := proof.DeliveryID
+	key, value = "replay:"+wf.ID+":"+proof.ReplayKey, proof.DeliveryID
 	if value == "" {
 		value = "nonce:" + orcheo.NewID()
 	}
-	stored, err := s.WebhookGuard.Remember(r.Context(), "replay:"+wf.ID+":"+proof.ReplayKey, value, ttl)
+	stored, err := s.WebhookGuard.Remember(r.Context(), key, value, ttl)
 	if err != nil {
 		// Fail closed: letting a replay through is worse than asking the
 		// sender to retry.
 		loggerFrom(r).WithError(err).WithField("workflow", wf.Handle).Warn("webhook replay check unavailable")
-		return orcheo.Errorf(orcheo.EUNAVAILABLE, "webhook replay check unavailable; try again shortly")
+		return "", "", orcheo.Errorf(orcheo.EUNAVAILABLE, "webhook replay check unavailable; try again shortly")
 	}
 	if stored != value {
 		s.webhookRefused(r, wf, "replay", "signed content already seen")
-		return errWebhookUnverified
+		return "", "", errWebhookUnverified
 	}
-	return nil
+	return key, value, nil
 }
 
 // verifyWebhook checks the request against the trigger's verification.

@@ -94,16 +94,19 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	in, err := newWebhookInput(r, raw, cfg)
 	if err != nil {
+		s.forget(r, check)
 		Error(w, r, err)
 		return
 	}
 	input, err := json.Marshal(in)
 	if err != nil {
+		s.forget(r, check)
 		Error(w, r, err)
 		return
 	}
 	run, created, err := s.startRun(r, wf, orcheo.TriggerWebhook, input, check.key)
 	if err != nil {
+		s.forget(r, check)
 		Error(w, r, err)
 		return
 	}

@@ -502,6 +502,21 @@ end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
 return ARGV[1]`)
 
+// webhookForgetCmd deletes a seen key only while it holds the given value,
+// so a forget never removes what another request remembered since.
+//
+// KEYS[1]: the seen key. ARGV[1]: the value. Returns 1 if deleted.
+var webhookForgetCmd = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return redis.call("DEL", KEYS[1])
+end
+return 0`)
+
+// webhookForget runs webhookForgetCmd on key (a full Redis key).
+func webhookForget(ctx context.Context, c redis.Scripter, key, value string) error {
+	return webhookForgetCmd.Run(ctx, c, []string{key}, value).Err()
+}
+
 // webhookRemember runs webhookRememberCmd on key (a full Redis key).
 func webhookRemember(ctx context.Context, c redis.Scripter, key, value string, ttl time.Duration) (string, error) {
 	return webhookRememberCmd.Run(ctx, c, []string{key}, value, ttl.Milliseconds()).Text()

@@ -133,6 +133,19 @@ func (g *WebhookGuard) Remember(ctx context.Context, key, value string, ttl time
 	return stored, nil
 }
 
+// Forget removes key if it still holds value. Redis errors are returned,
+// wrapped.
+func (g *WebhookGuard) Forget(ctx context.Context, key, value string) error {
+	k, err := webhookKey(key)
+	if err != nil {
+		return err
+	}
+	if err := webhookForget(ctx, g.client, g.cfg.webhookSeenKey(k), value); err != nil {
+		return fmt.Errorf("webhook replay forget of %q: %w", k, err)
+	}
+	return nil
+}
+
 // FirstSeen records key for ttl unless it is recorded already, and reports
 // whether it was not: false means a replay. Of several processes seeing
 // one key at once exactly one gets true.

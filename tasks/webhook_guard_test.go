@@ -573,3 +573,26 @@ func TestWebhookGuard_Remember(t *testing.T) {
 		t.Error("Remember of an empty value: no error")
 	}
 }
+
+// TestWebhookGuard_Forget removes a remembered key only while it holds the
+// value given: a forget never undoes what another request remembered.
+func TestWebhookGuard_Forget(t *testing.T) {
+	t.Parallel()
+	g, _ := newTestGuard(t)
+	ctx := context.Background()
+	if _, err := g.Remember(ctx, "replay:f", "a", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Forget(ctx, "replay:f", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := g.Remember(ctx, "replay:f", "c", time.Minute); got != "a" {
+		t.Fatalf("after forgetting another value: %q, want a kept", got)
+	}
+	if err := g.Forget(ctx, "replay:f", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := g.Remember(ctx, "replay:f", "c", time.Minute); got != "c" {
+		t.Fatalf("after forgetting its value: %q, want the key free (c)", got)
+	}
+}
