@@ -344,4 +344,19 @@ type RunQueue interface {
 	// Delivering a run twice is harmless: the worker's claim skips the
 	// duplicate.
 	EnqueueRun(ctx context.Context, run *Run) error
+
+	// EnqueueRuns publishes the execute_run task of each run, in one round
+	// trip where the queue can. errs[i] is runs[i]'s error (nil: published);
+	// errs has len(runs) entries.
+	EnqueueRuns(ctx context.Context, runs []*Run) (errs []error)
+}
+
+// EnqueueEach publishes runs one at a time through enqueue: the EnqueueRuns
+// of a RunQueue that has no batched publish. errs[i] is runs[i]'s error.
+func EnqueueEach(ctx context.Context, runs []*Run, enqueue func(context.Context, *Run) error) []error {
+	errs := make([]error, len(runs))
+	for i, run := range runs {
+		errs[i] = enqueue(ctx, run)
+	}
+	return errs
 }

@@ -104,10 +104,19 @@ var _ orcheo.RunQueue = (*RunQueue)(nil)
 // RunQueue is a mock orcheo.RunQueue.
 type RunQueue struct {
 	EnqueueRunFn func(ctx context.Context, run *orcheo.Run) error
+	// EnqueueRunsFn, if nil, calls EnqueueRunFn for each run.
+	EnqueueRunsFn func(ctx context.Context, runs []*orcheo.Run) []error
 }
 
 func (q *RunQueue) EnqueueRun(ctx context.Context, run *orcheo.Run) error {
 	return q.EnqueueRunFn(ctx, run)
+}
+
+func (q *RunQueue) EnqueueRuns(ctx context.Context, runs []*orcheo.Run) []error {
+	if q.EnqueueRunsFn != nil {
+		return q.EnqueueRunsFn(ctx, runs)
+	}
+	return orcheo.EnqueueEach(ctx, runs, q.EnqueueRunFn)
 }
 
 var _ orcheo.CancelNotifier = (*CancelNotifier)(nil)

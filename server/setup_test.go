@@ -39,6 +39,10 @@ func (q *recordingQueue) EnqueueRun(ctx context.Context, run *orcheo.Run) error 
 	return nil
 }
 
+func (q *recordingQueue) EnqueueRuns(ctx context.Context, runs []*orcheo.Run) []error {
+	return orcheo.EnqueueEach(ctx, runs, q.EnqueueRun)
+}
+
 func (q *recordingQueue) enqueued() []string {
 	q.mu.Lock()
 	defer q.mu.Unlock()

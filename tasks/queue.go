@@ -73,6 +73,12 @@ func (q *Queue) EnqueueRun(ctx context.Context, run *orcheo.Run) error {
 	return nil
 }
 
+// EnqueueRuns publishes each run as EnqueueRun does. errs[i] is runs[i]'s.
+// TODO(issue #10): one pipelined round trip.
+func (q *Queue) EnqueueRuns(ctx context.Context, runs []*orcheo.Run) []error {
+	return orcheo.EnqueueEach(ctx, runs, q.EnqueueRun)
+}
+
 // EnqueueRunFront is EnqueueRun at the front of the run's queue, where the
 // next free consumer takes it: for a run that was already in line before
 // the messages queued since (the Rescuer's runs of dead workers, as the

@@ -70,6 +70,10 @@ func (p frontPublisher) EnqueueRun(ctx context.Context, run *orcheo.Run) error {
 	return p.EnqueueRunFront(ctx, run)
 }
 
+func (p frontPublisher) EnqueueRuns(ctx context.Context, runs []*orcheo.Run) []error {
+	return orcheo.EnqueueEach(ctx, runs, p.EnqueueRunFront)
+}
+
 // RescuerStats counts what rescuers did since the process started. A later
 // metrics exporter reads it with Stats.
 type RescuerStats struct {

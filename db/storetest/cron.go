@@ -25,6 +25,10 @@ func (q *countingQueue) EnqueueRun(ctx context.Context, run *orcheo.Run) error {
 
 // finishingQueue is a RunQueue whose "worker" claims and completes each
 // run the moment it is enqueued: the fastest worker there can be.
+func (q *countingQueue) EnqueueRuns(ctx context.Context, runs []*orcheo.Run) []error {
+	return orcheo.EnqueueEach(ctx, runs, q.EnqueueRun)
+}
+
 type finishingQueue struct {
 	tb   testing.TB
 	runs orcheo.RunService
@@ -40,6 +44,10 @@ func (q *finishingQueue) EnqueueRun(ctx context.Context, run *orcheo.Run) error 
 		q.tb.Errorf("complete %s: %v", run.ID, err)
 	}
 	return nil
+}
+
+func (q *finishingQueue) EnqueueRuns(ctx context.Context, runs []*orcheo.Run) []error {
+	return orcheo.EnqueueEach(ctx, runs, q.EnqueueRun)
 }
 
 // cronStore opens a store whose clock is stuck at t0 (the trigger's
