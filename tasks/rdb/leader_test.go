@@ -1,0 +1,66 @@
+package rdb_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/internal/testenv"
+	"github.com/orcheo/orcheo/tasks/rdb"
+)
+
+func TestLeaders_OnlyWhileOurs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, err := rdb.Open(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	prefix := "rdb-leader-test:" + orcheo.NewID()
+	l := rdb.NewLeaders(c, prefix)
+	t.Cleanup(func() { c.Del(context.Background(), rdb.LeaderKey(prefix, "l")) })
+
+	leader := func() string {
+		t.Helper()
+		v, err := l.Leader(ctx, "l")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if got := leader(); got != "" {
+		t.Fatalf("leader before any election = %q", got)
+	}
+	if ok, err := l.Elect(ctx, "l", "a", time.Minute); err != nil || !ok {
+		t.Fatalf("elect a = %v, %v; want true", ok, err)
+	}
+	if ok, err := l.Elect(ctx, "l", "b", time.Minute); err != nil || ok {
+		t.Fatalf("elect b while a leads = %v, %v; want false", ok, err)
+	}
+	if ok, err := l.Reelect(ctx, "l", "b", time.Minute); err != nil || ok {
+		t.Fatalf("reelect b = %v, %v; want false", ok, err)
+	}
+	if ok, err := l.Reelect(ctx, "l", "a", 2*time.Minute); err != nil || !ok {
+		t.Fatalf("reelect a = %v, %v; want true", ok, err)
+	}
+	if ttl := c.PTTL(ctx, rdb.LeaderKey(prefix, "l")).Val(); ttl <= time.Minute {
+		t.Fatalf("TTL after reelect = %s, want it extended to about 2m", ttl)
+	}
+	if err := l.Resign(ctx, "l", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if got := leader(); got != "a" {
+		t.Fatalf("after b resigned, leader = %q, want a", got)
+	}
+	if err := l.Resign(ctx, "l", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := leader(); got != "" {
+		t.Fatalf("after a resigned, leader = %q, want none", got)
+	}
+	if ok, err := l.Reelect(ctx, "l", "a", time.Minute); err != nil || ok {
+		t.Fatalf("reelect a after resigning = %v, %v; want false", ok, err)
+	}
+}
