@@ -14,6 +14,8 @@ import (
 	"github.com/orcheo/orcheo/beat"
 	"github.com/orcheo/orcheo/internal/testenv"
 	"github.com/orcheo/orcheo/schedule"
+	"github.com/orcheo/orcheo/tasks/leadership"
+	"github.com/orcheo/orcheo/tasks/rdb"
 )
 
 // fakeAPI records dispatch times; the first failures calls fail.
@@ -116,54 +118,92 @@ func TestStopBeforeStart(t *testing.T) {
 	b.Stop()
 }
 
-// TestLeaseOnRedis: of two beats on one Redis, one is active; when it
-// stops it releases the lease and the other takes over.
-func TestLeaseOnRedis(t *testing.T) {
-	t.Parallel()
-	opts, err := redis.ParseURL(testenv.RedisURL(t))
+// node is one beat process: its own Redis client, elector and scheduler.
+type node struct {
+	client  redis.UniversalClient
+	elector *leadership.Elector
+	beat    *beat.Scheduler
+	api     *fakeAPI
+}
+
+func startNode(t *testing.T, prefix, holder string, ttl time.Duration) *node {
+	t.Helper()
+	c, err := rdb.Open(testenv.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := redis.NewClient(opts)
-	defer rc.Close()
-	key := "orcheo_test_beat:" + orcheo.NewID() + ":beat:leader"
-	defer rc.Del(context.Background(), key)
+	n := &node{client: c, api: &fakeAPI{}}
+	n.elector = leadership.NewElector(leadership.Config{Store: rdb.NewLeaders(c, prefix), Name: "beat",
+		Holder: holder, TTL: ttl, Logger: quiet()})
+	n.beat = beat.New(beat.Config{API: n.api, Scheduler: schedule.Scheduler{}, Interval: time.Hour,
+		Elector: n.elector, Logger: quiet()})
+	n.elector.Start(context.Background())
+	n.beat.Start(context.Background())
+	t.Cleanup(func() { n.stop(); _ = c.Close() })
+	return n
+}
 
-	ctx := context.Background()
-	a := &beat.RedisLease{Client: rc, Key: key, Owner: "a", TTL: 2 * time.Second}
-	b := &beat.RedisLease{Client: rc, Key: key, Owner: "b", TTL: 2 * time.Second}
-	if ok, err := a.Acquire(ctx); !ok || err != nil {
-		t.Fatalf("a: %t %v", ok, err)
+// stop shuts the beat down as orcheo beat does: the scheduler, then the
+// elector (which resigns).
+func (n *node) stop() {
+	n.beat.Stop()
+	n.elector.Stop()
+}
+
+// TestStandbyTakesOverWithinTTL: of two beats on one Redis, one is active
+// and the other dispatches nothing; when the active one stops, it resigns
+// and the standby is active and dispatching within the TTL.
+func TestStandbyTakesOverWithinTTL(t *testing.T) {
+	t.Parallel()
+	prefix := "orcheo_test_beat:" + orcheo.NewID()
+	const ttl = 900 * time.Millisecond
+	a := startNode(t, prefix, "a", ttl)
+	waitFor(t, "beat a active", func() bool { return a.beat.Status().Active })
+	waitFor(t, "beat a dispatches", func() bool { return len(a.api.callTimes()) > 0 })
+	b := startNode(t, prefix, "b", ttl)
+	// b tries every TTL/3 across several TTLs and must stay standby.
+	deadline := time.Now().Add(3 * ttl)
+	for time.Now().Before(deadline) {
+		if b.beat.Status().Active || len(b.api.callTimes()) != 0 {
+			t.Fatalf("standby beat active or dispatching: %+v", b.beat.Status())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if ok, err := b.Acquire(ctx); ok || err != nil {
-		t.Fatalf("b took a held lease: %t %v", ok, err)
-	}
-	if ok, err := a.Acquire(ctx); !ok || err != nil {
-		t.Fatalf("a could not extend: %t %v", ok, err)
-	}
-	// b's release must not free a's lease.
-	if err := b.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if v, _ := rc.Get(ctx, key).Result(); v != "a" {
-		t.Fatalf("lease holder = %q after b's release", v)
+	if v, _ := a.client.Get(context.Background(), rdb.LeaderKey(prefix, "beat")).Result(); v != "a" {
+		t.Fatalf("leader key holds %q, want a", v)
 	}
 
-	apiA, apiB := &fakeAPI{}, &fakeAPI{}
-	beatA := beat.New(beat.Config{API: apiA, Scheduler: schedule.Scheduler{}, Interval: time.Hour, Lease: a,
-		LeaseRenew: 100 * time.Millisecond, Logger: quiet()})
-	beatB := beat.New(beat.Config{API: apiB, Scheduler: schedule.Scheduler{}, Interval: time.Hour, Lease: b,
-		LeaseRenew: 100 * time.Millisecond, Logger: quiet()})
-	beatA.Start(ctx)
-	defer beatA.Stop()
-	waitFor(t, "beat a active", func() bool { return beatA.Status().Active })
-	beatB.Start(ctx)
-	defer beatB.Stop()
-	time.Sleep(300 * time.Millisecond) // several renewals: b must stay standby
-	if beatB.Status().Active || len(apiB.callTimes()) != 0 {
-		t.Fatalf("standby beat dispatched: %+v", beatB.Status())
+	a.stop()
+	stopped := time.Now()
+	waitFor(t, "beat b dispatches", func() bool { return len(b.api.callTimes()) > 0 })
+	took := b.api.callTimes()[0].Sub(stopped)
+	t.Logf("a stopped → b's first dispatch: %s (TTL %s)", took.Round(10*time.Millisecond), ttl)
+	if took > ttl {
+		t.Fatalf("standby dispatched %s after the active beat stopped, want within the TTL (%s)", took, ttl)
 	}
-	beatA.Stop()
-	waitFor(t, "beat b active", func() bool { return beatB.Status().Active })
-	waitFor(t, "beat b dispatches", func() bool { return len(apiB.callTimes()) > 0 })
+}
+
+// TestStandbyTakesOverAfterCrash: an active beat that loses Redis for good
+// (its process is as good as dead: it cannot renew nor resign) goes
+// standby, and the other beat takes over once the lease expires.
+func TestStandbyTakesOverAfterCrash(t *testing.T) {
+	t.Parallel()
+	prefix := "orcheo_test_beat:" + orcheo.NewID()
+	const ttl = 1200 * time.Millisecond
+	a := startNode(t, prefix, "a", ttl)
+	waitFor(t, "beat a active", func() bool { return a.beat.Status().Active })
+	b := startNode(t, prefix, "b", ttl)
+	_ = a.client.Close()
+	crashed := time.Now()
+	waitFor(t, "beat b dispatches", func() bool { return len(b.api.callTimes()) > 0 })
+	took := b.api.callTimes()[0].Sub(crashed)
+	t.Logf("a's Redis gone → b's first dispatch: %s (TTL %s)", took.Round(10*time.Millisecond), ttl)
+	if a.beat.Status().Active {
+		t.Fatal("beat a still active without Redis")
+	}
+	// The lease expires within a TTL; b tries every TTL/3 plus at most
+	// TTL/12. The slack is for a loaded machine.
+	if bound := ttl + ttl/3 + ttl/12 + 500*time.Millisecond; took > bound {
+		t.Fatalf("standby dispatched %s after the crash, want within %s", took, bound)
+	}
 }

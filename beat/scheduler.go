@@ -2,8 +2,8 @@
 // slots (POST /api/triggers/cron/dispatch) at each trigger's exact next
 // slot, timed by robfig/cron v3, and every Interval as a safety net. The
 // dispatch itself is idempotent in the database, so the beat only decides
-// when to ask; a Redis lease keeps a second beat quiet while the first is
-// alive.
+// when to ask; a leadership (tasks/leadership, "beat") keeps a second beat
+// quiet while the first is alive.
 package beat
 
 import (
@@ -20,6 +20,7 @@ import (
 
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/internal/startstop"
+	"github.com/orcheo/orcheo/tasks/leadership"
 )
 
 // Defaults for zero Config fields.
@@ -37,14 +38,6 @@ type API interface {
 	FindCronTriggers(ctx context.Context) ([]*orcheo.CronTrigger, error)
 }
 
-// Lease elects the active beat. RedisLease implements it.
-type Lease interface {
-	// Acquire takes or extends the lease and reports whether it is ours.
-	Acquire(ctx context.Context) (bool, error)
-	// Release gives it up if it is ours.
-	Release(ctx context.Context) error
-}
-
 // Config configures a Scheduler.
 type Config struct {
 	API API
@@ -56,11 +49,11 @@ type Config struct {
 	// ReloadInterval is how often the trigger list is fetched to reset the
 	// timers (ORCHEO_CRON_RELOAD_INTERVAL).
 	ReloadInterval time.Duration
-	// Lease, if set, must be held to dispatch; nil means always active
-	// (a single beat, orcheo dev). It is renewed every LeaseRenew.
-	Lease      Lease
-	LeaseRenew time.Duration
-	Logger     logrus.FieldLogger
+	// Elector, if set, must lead for the beat to dispatch; nil means
+	// always active (a single beat, orcheo dev). The caller starts it
+	// before Start and stops it (which resigns) after Stop.
+	Elector *leadership.Elector
+	Logger  logrus.FieldLogger
 }
 
 // Status is what the beat's health endpoint reports.
@@ -73,7 +66,7 @@ type Status struct {
 }
 
 // Scheduler is the beat service. Start launches it; Stop stops the timers,
-// finishes the dispatch in flight and releases the lease.
+// finishes the dispatch in flight and stops listening to the elector.
 type Scheduler struct {
 	startstop.BaseStartStop
 	cfg Config
@@ -99,9 +92,6 @@ func New(cfg Config) *Scheduler {
 	}
 	if cfg.ReloadInterval <= 0 {
 		cfg.ReloadInterval = ReloadIntervalDefault
-	}
-	if cfg.LeaseRenew <= 0 {
-		cfg.LeaseRenew = LeaseTTLDefault / 3
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
@@ -129,8 +119,11 @@ func (s *Scheduler) Start(ctx context.Context) {
 	c := cron.New(cron.WithLocation(time.UTC))
 	c.Schedule(cron.Every(s.cfg.Interval), cron.FuncJob(s.requestDispatch))
 	c.Start()
-	if s.cfg.Lease == nil {
+	var sub *leadership.Subscription
+	if s.cfg.Elector == nil {
 		s.active.Store(true)
+	} else {
+		sub = s.cfg.Elector.Listen()
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -140,20 +133,15 @@ func (s *Scheduler) Start(ctx context.Context) {
 	}()
 	go func() {
 		defer wg.Done()
-		s.controlLoop(ctx, c)
+		s.controlLoop(ctx, c, sub)
 	}()
 	go func() {
 		defer stopped()
 		wg.Wait()
 		<-c.Stop().Done()
-		if s.cfg.Lease != nil {
-			// A fresh context: ours is cancelled, and a standby should not
-			// wait out the TTL.
-			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if err := s.cfg.Lease.Release(rctx); err != nil {
-				s.cfg.Logger.WithError(err).Warn("release beat lease")
-			}
+		if sub != nil {
+			sub.Unlisten()
+			s.active.Store(false)
 		}
 		s.cfg.Logger.Info("beat stopped")
 	}()
@@ -170,44 +158,41 @@ func (s *Scheduler) requestDispatch() {
 	}
 }
 
-// controlLoop keeps the lease and the per-trigger timers current.
-func (s *Scheduler) controlLoop(ctx context.Context, c *cron.Cron) {
-	s.renewLease(ctx)
+// controlLoop follows the leadership (sub; nil without an elector) and
+// keeps the per-trigger timers current.
+func (s *Scheduler) controlLoop(ctx context.Context, c *cron.Cron, sub *leadership.Subscription) {
 	s.reload(ctx, c)
-	lease := time.NewTicker(s.cfg.LeaseRenew)
-	defer lease.Stop()
+	var roles <-chan leadership.Notification
+	if sub != nil {
+		roles = sub.C()
+	}
 	reload := time.NewTicker(s.cfg.ReloadInterval)
 	defer reload.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-lease.C:
-			s.renewLease(ctx)
+		case n := <-roles:
+			s.setActive(n.IsLeader)
 		case <-reload.C:
 			s.reload(ctx, c)
 		}
 	}
 }
 
-// renewLease takes or extends the lease and logs changes of role. A Redis
-// error counts as not holding it: dispatching without the lease is
-// harmless, but staying quiet avoids doubling the load.
-func (s *Scheduler) renewLease(ctx context.Context) {
-	if s.cfg.Lease == nil {
+// setActive records a change of role. A beat that becomes active
+// dispatches at once, catching up on what the previous leader missed.
+// Dispatching while another beat still believes it leads is harmless (the
+// dispatch is idempotent); the leadership only saves the duplicate calls.
+func (s *Scheduler) setActive(active bool) {
+	if was := s.active.Swap(active); was == active {
 		return
 	}
-	ok, err := s.cfg.Lease.Acquire(ctx)
-	if err != nil && ctx.Err() == nil {
-		s.cfg.Logger.WithError(err).Warn("beat lease")
-	}
-	if was := s.active.Swap(ok); was != ok {
-		if ok {
-			s.cfg.Logger.Info("beat is active")
-			s.requestDispatch() // catch up on what the previous holder missed
-		} else {
-			s.cfg.Logger.Info("beat is standby")
-		}
+	if active {
+		s.cfg.Logger.Info("beat is active")
+		s.requestDispatch()
+	} else {
+		s.cfg.Logger.Info("beat is standby")
 	}
 }
 

@@ -11,13 +11,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/beat"
 	"github.com/orcheo/orcheo/client"
 	"github.com/orcheo/orcheo/schedule"
+	"github.com/orcheo/orcheo/tasks/leadership"
+	"github.com/orcheo/orcheo/tasks/rdb"
 )
 
 // CronConfig is the part of Config about cron triggers and the beat.
@@ -69,7 +70,8 @@ func (a *apiMain) dispatcher() *schedule.Dispatcher {
 
 // beatCommand runs the cron beat: it asks the API at ORCHEO_URL to
 // dispatch due cron slots, at each slot and every CRON_DISPATCH_INTERVAL.
-// Several may run; a Redis lease makes one active.
+// Several may run; the "beat" leadership (tasks/leadership, a lease in
+// Redis at <prefix>:leader:beat) makes one active.
 type beatCommand struct {
 	*env
 	cfg Config
@@ -88,19 +90,22 @@ func (c *beatCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts, err := redis.ParseURL(c.cfg.RedisURL)
+	rc, err := rdb.Open(c.cfg.RedisURL)
 	if err != nil {
 		return orcheo.Errorf(orcheo.EINVALID, "REDIS_URL: %v", err)
 	}
-	rc := redis.NewClient(opts)
 	defer rc.Close()
-	lease := &beat.RedisLease{Client: rc, Key: c.cfg.RedisPrefix + ":beat:leader", Owner: beatOwner()}
+	holder := beatOwner()
+	elector := leadership.NewElector(leadership.Config{
+		Store: rdb.NewLeaders(rc, c.cfg.RedisPrefix), Name: "beat", Holder: holder,
+		Logger: log.WithField("component", "elector"),
+	})
 	b := beat.New(beat.Config{
 		API:            client.New(c.cfg.URL, c.cfg.Token),
 		Scheduler:      c.cfg.Cron.scheduler(),
 		Interval:       c.cfg.Cron.Interval,
 		ReloadInterval: c.cfg.Cron.ReloadInterval,
-		Lease:          lease,
+		Elector:        elector,
 		Logger:         log.WithField("component", "beat"),
 	})
 	var health *http.Server
@@ -112,11 +117,15 @@ func (c *beatCommand) Run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	log.WithFields(logrus.Fields{"api": c.cfg.URL, "interval": c.cfg.Cron.Interval.String(), "owner": lease.Owner}).Info("beat starting")
+	log.WithFields(logrus.Fields{"api": c.cfg.URL, "interval": c.cfg.Cron.Interval.String(), "holder": holder}).Info("beat starting")
+	elector.Start(context.Background())
 	b.Start(ctx)
 	<-ctx.Done()
 	log.Info("beat shutting down")
+	// The dispatch in flight finishes before the lease is resigned, so a
+	// standby never dispatches beside it.
 	b.Stop()
+	elector.Stop()
 	if health != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -125,7 +134,7 @@ func (c *beatCommand) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// beatOwner identifies this beat in the lease: host, pid and a random
+// beatOwner identifies this beat in the leadership's lease: host, pid and a random
 // part, so a restarted beat never mistakes an old lease for its own.
 func beatOwner() string {
 	host, _ := os.Hostname()
