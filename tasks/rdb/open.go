@@ -1,8 +1,11 @@
 package rdb
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,14 +20,37 @@ const (
 	OpenMaxRetries = 1
 	// OpenDialTimeout fails a dial to a Redis that is down within 2 s.
 	OpenDialTimeout = 2 * time.Second
+	// SentinelScheme is the scheme of a Sentinel-managed primary's URL.
+	SentinelScheme = "redis+sentinel"
+	// sentinelPortDefault is Sentinel's port when an address has none.
+	sentinelPortDefault = "26379"
 )
 
-// Open returns the process's one Redis client for rawURL
-// (redis://[[user]:password@]host:port[/db], or rediss:// for TLS). It does
-// not connect: the first command does. The caller owns the client and
-// closes it after every user of it has stopped. Errors never quote the
-// password.
+// Open returns the process's one Redis client for rawURL, one of
+//
+//	redis://[[user]:password@]host:port[/db]  (rediss:// for TLS)
+//	redis+sentinel://[[user]:password@]host1:port1[,host2:port2…]/<master>[/db][?sentinel_password=…]
+//
+// The second is a primary managed by Redis Sentinel: the client asks the
+// sentinels (port 26379 when an address has none) where the primary of
+// <master> is, and asks again after a failover, so commands (BLMOVE and
+// pub/sub included) reconnect to the promoted replica. The password in
+// the userinfo is the primary's; sentinel_password (and
+// sentinel_username) are the sentinels' own, if they require one.
+//
+// Open does not connect: the first command does. The caller owns the
+// client and closes it after every user of it has stopped. Errors never
+// quote a password.
 func Open(rawURL string) (redis.UniversalClient, error) {
+	if IsSentinelURL(rawURL) {
+		opt, err := parseSentinelURL(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("redis url: %s", redactURLErr(err, rawURL))
+		}
+		opt.MaxRetries = OpenMaxRetries
+		opt.DialTimeout = OpenDialTimeout
+		return redis.NewFailoverClient(opt), nil
+	}
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %s", redactURLErr(err, rawURL))
@@ -34,13 +60,192 @@ func Open(rawURL string) (redis.UniversalClient, error) {
 	return redis.NewClient(opt), nil
 }
 
-// redactURLErr is err's message without the password that rawURL holds
-// (a parse error may quote the URL).
+// CheckURL reports whether Open accepts rawURL, without making a client.
+func CheckURL(rawURL string) error {
+	var err error
+	if IsSentinelURL(rawURL) {
+		_, err = parseSentinelURL(rawURL)
+	} else {
+		_, err = redis.ParseURL(rawURL)
+	}
+	if err != nil {
+		return fmt.Errorf("redis url: %s", redactURLErr(err, rawURL))
+	}
+	return nil
+}
+
+// IsSentinelURL reports whether rawURL names a Sentinel-managed primary.
+func IsSentinelURL(rawURL string) bool {
+	return strings.HasPrefix(strings.ToLower(rawURL), SentinelScheme+"://")
+}
+
+// SentinelURL builds the URL Open reads for the primary named master
+// behind the sentinels at addrs (host:port each), with the password and
+// database of base (a redis:// or redis+sentinel:// URL, or ""). It is how
+// ORCHEO_REDIS_SENTINELS and ORCHEO_REDIS_SENTINEL_MASTER become one URL.
+func SentinelURL(addrs []string, master, base string) (string, error) {
+	if len(addrs) == 0 {
+		return "", errors.New("no sentinel address")
+	}
+	if master == "" {
+		return "", errors.New("no sentinel master name")
+	}
+	var user *url.Userinfo
+	db := 0
+	query := ""
+	switch {
+	case base == "":
+	case IsSentinelURL(base):
+		opt, err := parseSentinelURL(base)
+		if err != nil {
+			return "", fmt.Errorf("redis url: %s", redactURLErr(err, base))
+		}
+		user, db = userinfo(opt.Username, opt.Password), opt.DB
+		if u, err := url.Parse(placeholderURL(base)); err == nil {
+			query = u.RawQuery
+		}
+	default:
+		opt, err := redis.ParseURL(base)
+		if err != nil {
+			return "", fmt.Errorf("redis url: %s", redactURLErr(err, base))
+		}
+		user, db = userinfo(opt.Username, opt.Password), opt.DB
+	}
+	for _, a := range addrs {
+		if err := checkSentinelAddr(a); err != nil {
+			return "", err
+		}
+	}
+	u := url.URL{Scheme: SentinelScheme, User: user, Host: strings.Join(addrs, ","),
+		Path: "/" + master + "/" + strconv.Itoa(db), RawQuery: query}
+	return u.String(), nil
+}
+
+func userinfo(name, password string) *url.Userinfo {
+	switch {
+	case password != "":
+		return url.UserPassword(name, password)
+	case name != "":
+		return url.User(name)
+	}
+	return nil
+}
+
+// placeholderURL is rawURL (redis+sentinel://) with its list of hosts,
+// which net/url cannot parse (several IPv6 literals), replaced by one.
+func placeholderURL(rawURL string) string {
+	user, _, rest := splitSentinelURL(rawURL)
+	return "redis://" + user + "sentinels" + rest
+}
+
+// splitSentinelURL splits redis+sentinel://userinfo@hosts/rest into its
+// userinfo (with the @), the hosts, and the rest (from the first / or ?).
+func splitSentinelURL(rawURL string) (user, hosts, rest string) {
+	s := rawURL[len(SentinelScheme)+3:]
+	if i := strings.IndexAny(s, "/?"); i >= 0 {
+		s, rest = s[:i], s[i:]
+	}
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		user, s = s[:i+1], s[i+1:]
+	}
+	return user, s, rest
+}
+
+// parseSentinelURL reads a redis+sentinel:// URL (see Open).
+func parseSentinelURL(rawURL string) (*redis.FailoverOptions, error) {
+	_, hosts, _ := splitSentinelURL(rawURL)
+	u, err := url.Parse(placeholderURL(rawURL))
+	if err != nil {
+		return nil, err
+	}
+	opt := &redis.FailoverOptions{}
+	if u.User != nil {
+		opt.Username = u.User.Username()
+		opt.Password, _ = u.User.Password()
+	}
+	for _, a := range strings.Split(hosts, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			a = net.JoinHostPort(strings.Trim(a, "[]"), sentinelPortDefault)
+		}
+		if err := checkSentinelAddr(a); err != nil {
+			return nil, err
+		}
+		opt.SentinelAddrs = append(opt.SentinelAddrs, a)
+	}
+	if len(opt.SentinelAddrs) == 0 {
+		return nil, errors.New("redis+sentinel: no sentinel address")
+	}
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(parts) > 2 || parts[0] == "" {
+		return nil, errors.New("redis+sentinel: the path must be /<master name>[/<db>]")
+	}
+	opt.MasterName = parts[0]
+	if len(parts) == 2 {
+		if opt.DB, err = strconv.Atoi(parts[1]); err != nil || opt.DB < 0 {
+			return nil, fmt.Errorf("redis+sentinel: invalid database number %q", parts[1])
+		}
+	}
+	for k, v := range u.Query() {
+		switch k {
+		case "sentinel_password":
+			opt.SentinelPassword = v[len(v)-1]
+		case "sentinel_username":
+			opt.SentinelUsername = v[len(v)-1]
+		default:
+			return nil, fmt.Errorf("redis+sentinel: unknown option %q", k)
+		}
+	}
+	return opt, nil
+}
+
+// checkSentinelAddr accepts host:port with a numeric port.
+func checkSentinelAddr(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil || host == "" {
+		return fmt.Errorf("redis+sentinel: invalid sentinel address %q: want host:port", a)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return fmt.Errorf("redis+sentinel: invalid port in sentinel address %q", a)
+	}
+	return nil
+}
+
+// redactURLErr is err's message without the passwords that rawURL holds
+// (a parse error may quote the URL), found without parsing it: it may not
+// parse.
 func redactURLErr(err error, rawURL string) string {
 	msg := err.Error()
-	if u, perr := url.Parse(rawURL); perr == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+	var secrets []string
+	s := rawURL
+	if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+3:]
+	}
+	if i := strings.IndexAny(s, "/?"); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		if _, pw, ok := strings.Cut(s[:i], ":"); ok {
+			secrets = append(secrets, pw)
+		}
+	}
+	if _, q, ok := strings.Cut(rawURL, "?"); ok {
+		for _, kv := range strings.Split(q, "&") {
+			if k, v, _ := strings.Cut(kv, "="); strings.Contains(k, "password") {
+				secrets = append(secrets, v)
+			}
+		}
+	}
+	for _, pw := range secrets {
+		if pw == "" {
+			continue
+		}
+		msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		if dec, err := url.QueryUnescape(pw); err == nil && dec != "" {
+			msg = strings.ReplaceAll(msg, dec, "xxxxx")
 		}
 	}
 	return msg
