@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/orcheo/orcheo"
-	"github.com/orcheo/orcheo/beat"
 	"github.com/orcheo/orcheo/client"
 	"github.com/orcheo/orcheo/internal/promtext"
 	"github.com/orcheo/orcheo/internal/testenv"
+	"github.com/orcheo/orcheo/tasks/leadership"
 )
 
 // tickWorkflow records the slot it was fired for.
@@ -42,8 +42,8 @@ var cronEnv = []string{"ORCHEO_CRON_SECONDS=true", "ORCHEO_CRON_RELOAD_INTERVAL=
 // failoverBound is how long a standby beat may take to become active after
 // the active one died, as docs/cron.md states it: the lease outlives its
 // holder by at most its TTL, and the standby tries again every renew
-// period (a third of the TTL).
-const failoverBound = beat.LeaseTTLDefault + beat.LeaseTTLDefault/3
+// period (a third of the TTL) plus a jitter of up to a quarter of that.
+const failoverBound = leadership.TTLDefault + leadership.TTLDefault/3 + leadership.TTLDefault/12
 
 // mustCLI runs an orcheo command that must succeed and returns its output.
 func mustCLI(t *testing.T, env []string, args ...string) string {
