@@ -214,6 +214,16 @@ type RunCompletion struct {
 	RetryAt *time.Time
 }
 
+// RunCreated is one run's outcome in RunService.CreateRuns: Run is the
+// stored run with Created true, or the run already holding its idempotency
+// key or cron slot with Created false, or Err says why it was not stored
+// (EINVALID, ENOTFOUND for the version, or the database's error).
+type RunCreated struct {
+	Run     *Run
+	Created bool
+	Err     error
+}
+
 // RunService stores runs and moves them through their lifecycle. Every
 // transition is one conditional update, so concurrent callers cannot both
 // win it.
@@ -228,6 +238,17 @@ type RunService interface {
 	// stored. A child run (ParentRunID set) is stored with its
 	// ParentRunID, RootRunID and Depth as given.
 	CreateRun(ctx context.Context, run *Run) (existing *Run, created bool, err error)
+
+	// CreateRuns stores many runs as CreateRun stores each, in one
+	// statement and one commit where the backend can: results[i] is
+	// runs[i]'s outcome, and runs[i] is filled in as CreateRun fills it
+	// when it was created. One run's idempotency conflict, unknown version
+	// or unstorable row fails only that run; a database that cannot be
+	// reached fails them all, each with the error. Two runs with the same
+	// key (or slot) in one call yield one run: the other gets it with
+	// Created false. A run whose own ID is already stored (a retried
+	// statement whose first try did commit) counts as created.
+	CreateRuns(ctx context.Context, runs []*Run) (results []RunCreated)
 
 	// CountChildRuns counts, for the bounds on child runs, the runs whose
 	// parent is parentID (children) and those in the tree under rootID

@@ -47,7 +47,7 @@ func NewRuns(reg prometheus.Registerer) *Runs {
 	return m
 }
 
-// Wrap returns runs whose CreateRun counts each run it stores and whose
+// Wrap returns runs whose CreateRun and CreateRuns count each run they store and whose
 // CancelRun counts the pending runs it ends. Everything else passes through, so the server and the cron dispatcher count runs
 // without knowing about metrics.
 func (m *Runs) Wrap(runs orcheo.RunService) orcheo.RunService {
@@ -65,6 +65,17 @@ func (c countingRuns) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.R
 		c.m.created.WithLabelValues(got.TriggeredBy).Inc()
 	}
 	return got, created, err
+}
+
+// CreateRuns counts each run it stores, as CreateRun does.
+func (c countingRuns) CreateRuns(ctx context.Context, runs []*orcheo.Run) []orcheo.RunCreated {
+	results := c.RunService.CreateRuns(ctx, runs)
+	for _, res := range results {
+		if res.Err == nil && res.Created {
+			c.m.created.WithLabelValues(res.Run.TriggeredBy).Inc()
+		}
+	}
+	return results
 }
 
 // CancelRun counts a pending run the cancel ended at once; a running one

@@ -13,6 +13,7 @@ var _ orcheo.RunService = (*RunService)(nil)
 // RunService is a mock orcheo.RunService.
 type RunService struct {
 	CreateRunFn           func(ctx context.Context, run *orcheo.Run) (*orcheo.Run, bool, error)
+	CreateRunsFn          func(ctx context.Context, runs []*orcheo.Run) []orcheo.RunCreated
 	FindRunByIDFn         func(ctx context.Context, id string) (*orcheo.Run, error)
 	FindRunsFn            func(ctx context.Context, filter orcheo.RunFilter) ([]*orcheo.Run, int, error)
 	ClaimRunFn            func(ctx context.Context, id, workerID string, leaseUntil time.Time) (*orcheo.Run, error)
@@ -37,6 +38,18 @@ func (s *RunService) CountChildRuns(ctx context.Context, parentID, rootID, excep
 
 func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Run, bool, error) {
 	return s.CreateRunFn(ctx, run)
+}
+
+// CreateRuns calls CreateRunsFn, or without one CreateRunFn for each run.
+func (s *RunService) CreateRuns(ctx context.Context, runs []*orcheo.Run) []orcheo.RunCreated {
+	if s.CreateRunsFn != nil {
+		return s.CreateRunsFn(ctx, runs)
+	}
+	out := make([]orcheo.RunCreated, len(runs))
+	for i, run := range runs {
+		out[i].Run, out[i].Created, out[i].Err = s.CreateRunFn(ctx, run)
+	}
+	return out
 }
 
 func (s *RunService) FindRunByID(ctx context.Context, id string) (*orcheo.Run, error) {

@@ -92,48 +92,8 @@ func nullJSON(b []byte) *string {
 // CreateRun stores run as pending in one statement, or returns the run that
 // already holds its idempotency key (or cron slot) with created=false.
 func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Run, bool, error) {
-	now := s.db.now()
-	in := *run
-	if err := rules.NewRun(&in, now); err != nil {
-		return nil, false, err
-	}
-	if !orcheo.IsID(in.WorkflowID) || !orcheo.IsID(in.VersionID) {
-		return nil, false, orcheo.Errorf(orcheo.ENOTFOUND, "workflow version %q of workflow %q not found", in.VersionID, in.WorkflowID)
-	}
-	// ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to
-	// commit, so the lookup below finds its row: two creates yield one run.
-	// The SELECT from workflow_versions checks the version belongs to the
-	// workflow and yields its number; a version whose definition sets
-	// retry.max_attempts gives the run that budget.
-	err := s.db.pool.QueryRow(ctx, `WITH ins AS (
-			INSERT INTO runs (id, workflow_id, version_id, queue, status, triggered_by, input, max_attempts,
-				idempotency_key, scheduled_for, not_before, created_at, enqueued_at, parent_run_id, root_run_id, depth)
-			SELECT $1, v.workflow_id, v.id, $4, 'pending', $5, $6,
-				COALESCE((v.definition #>> '{retry,max_attempts}')::int, $7), $8, $9, $10, $11, $11,
-				$12::uuid, $13::uuid, $14
-			FROM workflow_versions v WHERE v.id = $3 AND v.workflow_id = $2
-			ON CONFLICT DO NOTHING
-			RETURNING id, version_id, max_attempts),
-		ev AS (
-			INSERT INTO run_events (run_id, at, kind, message)
-			SELECT id, $11, $15::text, $16::text FROM ins)
-		SELECT v.version, ins.max_attempts FROM ins JOIN workflow_versions v ON v.id = ins.version_id`,
-		in.ID, in.WorkflowID, in.VersionID, in.Queue, in.TriggeredBy, []byte(in.Input), in.MaxAttempts,
-		nullString(in.IdempotencyKey), in.ScheduledFor, in.NotBefore, now,
-		nullString(in.ParentRunID), nullString(in.RootRunID), in.Depth,
-		rules.EventCreated, rules.CreatedMessage(in.TriggeredBy)).Scan(&in.Version, &in.MaxAttempts)
-	if err == nil {
-		*run = in
-		return run, true, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return nil, false, fmt.Errorf("create run: %w", FormatError(err))
-	}
-	existing, err := s.findDuplicate(ctx, &in)
-	if err != nil {
-		return nil, false, err
-	}
-	return existing, false, nil
+	res := s.CreateRuns(ctx, []*orcheo.Run{run})[0]
+	return res.Run, res.Created, res.Err
 }
 
 // findDuplicate explains why CreateRun inserted nothing: it returns the run

@@ -74,54 +74,8 @@ func addEvent(ctx context.Context, tx *sql.Tx, id string, at time.Time, kind, me
 // its idempotency key (or cron slot) with created=false. Writers are
 // serialised, so the duplicate check cannot race.
 func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Run, bool, error) {
-	now := s.db.now()
-	in := *run
-	if err := rules.NewRun(&in, now); err != nil {
-		return nil, false, err
-	}
-	var existing *orcheo.Run
-	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
-		// A version whose definition sets retry.max_attempts gives the run
-		// that budget.
-		var defAttempts sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT version, json_extract(definition, '$.retry.max_attempts')
-			FROM workflow_versions WHERE id = ? AND workflow_id = ?`,
-			in.VersionID, in.WorkflowID).Scan(&in.Version, &defAttempts)
-		if defAttempts.Valid && defAttempts.Int64 > 0 {
-			in.MaxAttempts = int(defAttempts.Int64)
-		}
-		if errors.Is(err, sql.ErrNoRows) {
-			return orcheo.Errorf(orcheo.ENOTFOUND, "workflow version %q of workflow %q not found", in.VersionID, in.WorkflowID)
-		} else if err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO runs (id, workflow_id, version_id, queue, status, triggered_by,
-				input, max_attempts, idempotency_key, scheduled_for, not_before, created_at, enqueued_at,
-				parent_run_id, root_run_id, depth)
-			VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14)
-			ON CONFLICT DO NOTHING`,
-			in.ID, in.WorkflowID, in.VersionID, in.Queue, in.TriggeredBy, string(in.Input), in.MaxAttempts,
-			nullString(in.IdempotencyKey), tsPtr(in.ScheduledFor), tsPtr(in.NotBefore), ts(now),
-			nullString(in.ParentRunID), nullString(in.RootRunID), in.Depth)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			existing, err = findDuplicate(ctx, tx, &in)
-			return err
-		}
-		return addEvent(ctx, tx, in.ID, now, rules.EventCreated, rules.CreatedMessage(in.TriggeredBy))
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("create run: %w", FormatError(err))
-	}
-	if existing != nil {
-		return existing, false, nil
-	}
-	*run = in
-	return run, true, nil
+	res := s.CreateRuns(ctx, []*orcheo.Run{run})[0]
+	return res.Run, res.Created, res.Err
 }
 
 // findDuplicate returns the run holding in's idempotency key or cron slot.

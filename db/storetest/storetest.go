@@ -32,6 +32,7 @@ type Backend struct {
 func Exercise(t *testing.T, backend Backend) {
 	t.Run("Workflows", func(t *testing.T) { exerciseWorkflows(t, backend) })
 	t.Run("Runs", func(t *testing.T) { exerciseRuns(t, backend) })
+	t.Run("CreateBatch", func(t *testing.T) { exerciseCreateBatch(t, backend) })
 	t.Run("Claim", func(t *testing.T) { exerciseClaim(t, backend) })
 	t.Run("Steps", func(t *testing.T) { exerciseSteps(t, backend) })
 	t.Run("Lease", func(t *testing.T) { exerciseLease(t, backend) })
