@@ -12,13 +12,14 @@ import (
 	brokersiface "github.com/RichardKnop/machinery/v2/brokers/iface"
 	"github.com/RichardKnop/machinery/v2/config"
 	mtasks "github.com/RichardKnop/machinery/v2/tasks"
+	trdb "github.com/orcheo/orcheo/tasks/rdb"
 	"github.com/sirupsen/logrus"
 )
 
 // Broker timings that are not configuration.
 const (
-	// dequeueTimeout is how long one BLMOVE waits; it bounds how long a stop
-	// waits for the fetcher.
+	// dequeueTimeout is how long one wait on an empty queue (BLMOVE) lasts;
+	// it bounds how long a stop waits for the fetcher.
 	dequeueTimeout = time.Second
 	// promoteInterval is how often delayed messages are checked, and
 	// promoteBatch how many move per script call.
@@ -40,17 +41,21 @@ const (
 )
 
 // reliableBroker implements machinery's broker interface on Redis with
-// at-least-once delivery (the "reliable queue" pattern):
+// at-least-once delivery (the "reliable queue" pattern), through the
+// scripts of package tasks/rdb:
 //
-//   - a consumer moves each message with BLMOVE from its queue into its own
-//     processing list, and only when a slot is free, so it holds no more
-//     messages than its concurrency;
-//   - the message leaves the processing list (ack) only after the task
-//     returned; a task that hands its run back puts the message back at the
-//     front of the queue instead;
-//   - the consumer renews a heartbeat deadline in P:consumers; every
-//     consumer also reaps: consumers whose deadline passed (killed, hung)
-//     get their processing lists returned to their queues;
+//   - a consumer moves messages from its queue into its own processing
+//     list, as many per script call as it has free slots and only while it
+//     is registered, so it never holds more messages than its concurrency;
+//     it waits with BLMOVE only when the queue is empty;
+//   - a message leaves the processing list (ack) only after its task
+//     returned, and its slot is freed only once the ack is written; acks of
+//     tasks that finish while one is being written go together in the next
+//     script call (acker); a task that hands its run back puts the message
+//     back at the front of the queue instead;
+//   - the consumer renews a heartbeat deadline in its queue's consumers;
+//     every consumer also reaps its queue: consumers whose deadline passed
+//     (killed, hung) get their processing lists returned to the queue;
 //   - delayed messages (ETA) are promoted in batches by one script;
 //   - on stop the consumer stops fetching, waits for its tasks (the Worker
 //     bounds that with its drain timeout) and returns what it still holds.
@@ -58,11 +63,12 @@ const (
 // Redis errors never stop consuming: the fetcher backs off and retries, and
 // go-redis reconnects. Redis is not the source of truth: a duplicate
 // delivery is skipped by the run's claim, and runs whose messages were lost
-// with Redis are found in the database by the rescuer, using P:messages to
-// tell which pending runs still have a message.
+// with Redis are found in the database by the rescuer, using each queue's
+// message counts to tell which pending runs still have a message.
 //
 // One broker consumes at most once (StartConsuming after StopConsuming
-// returns at once); the Worker builds one per queue per start.
+// returns at once); the Worker builds one per queue per start, all on the
+// process's one Redis client, which the broker never closes.
 type reliableBroker struct {
 	cnf    *config.Config
 	cfg    *Config
@@ -89,16 +95,12 @@ type reliableBroker struct {
 	readyOnce sync.Once
 
 	inflightMu sync.Mutex
-	inflight   map[string]int // messages being processed → how many copies
+	inflight   map[string]int // messages taken and not yet settled → how many copies
 }
 
 var _ brokersiface.Broker = (*reliableBroker)(nil)
 
-func newReliableBroker(cfg *Config, cnf *config.Config, logger logrus.FieldLogger) (*reliableBroker, error) {
-	r, err := newRDB(cfg)
-	if err != nil {
-		return nil, err
-	}
+func newReliableBroker(cfg *Config, cnf *config.Config, r *rdb, logger logrus.FieldLogger) *reliableBroker {
 	return &reliableBroker{
 		cnf: cnf, cfg: cfg, rdb: r, now: time.Now,
 		logger:   logger.WithField("component", "broker"),
@@ -107,7 +109,7 @@ func newReliableBroker(cfg *Config, cnf *config.Config, logger logrus.FieldLogge
 		inflight: make(map[string]int),
 		handback: new(sync.Map),
 		ready:    make(chan struct{}),
-	}, nil
+	}
 }
 
 // GetConfig returns machinery's configuration.
@@ -132,8 +134,8 @@ func (b *reliableBroker) IsTaskRegistered(name string) bool {
 	return false
 }
 
-// AdjustRoutingKey sends a message without a routing key to the default
-// queue.
+// AdjustRoutingKey sends a message without a routing key (its queue's
+// name) to the default queue.
 func (b *reliableBroker) AdjustRoutingKey(s *mtasks.Signature) {
 	if s.RoutingKey == "" {
 		s.RoutingKey = b.cnf.DefaultQueue
@@ -150,29 +152,47 @@ func withFront(ctx context.Context) context.Context { return context.WithValue(c
 
 // Publish adds a message to its queue (at the end, or at the front when ctx
 // comes from withFront), or to the queue's delayed set when its ETA is in
-// the future, and counts it for its run.
+// the future, and counts it for its run. machinery calls it (a task retried
+// later); the Queue publishes many at once with publish.
 func (b *reliableBroker) Publish(ctx context.Context, sig *mtasks.Signature) error {
-	b.AdjustRoutingKey(sig)
-	msg, err := json.Marshal(sig)
-	if err != nil {
-		return fmt.Errorf("encode message: %w", err)
-	}
-	var eta time.Time
-	if sig.ETA != nil && sig.ETA.After(b.now()) {
-		eta = *sig.ETA
-	}
 	front, _ := ctx.Value(frontKey{}).(bool)
-	return b.rdb.publishAt(ctx, sig.RoutingKey, string(msg), runIDOf(sig), eta, front)
+	return b.publish(ctx, front, sig)[0]
 }
 
-// GetPendingTasks returns the messages waiting in a queue (a queue key).
+// publish adds sigs to their queues in one round trip (see Publish); errs[i]
+// is sigs[i]'s.
+func (b *reliableBroker) publish(ctx context.Context, front bool, sigs ...*mtasks.Signature) (errs []error) {
+	errs = make([]error, len(sigs))
+	msgs := make([]trdb.Message, 0, len(sigs))
+	idx := make([]int, 0, len(sigs))
+	for i, sig := range sigs {
+		b.AdjustRoutingKey(sig)
+		body, err := json.Marshal(sig)
+		if err != nil {
+			errs[i] = fmt.Errorf("encode message: %w", err)
+			continue
+		}
+		m := trdb.Message{Queue: sig.RoutingKey, Body: string(body), RunID: runIDOf(sig)}
+		if sig.ETA != nil {
+			m.ETA = *sig.ETA
+		}
+		msgs = append(msgs, m)
+		idx = append(idx, i)
+	}
+	for j, err := range b.rdb.Publish(ctx, b.now(), front, msgs...) {
+		errs[idx[j]] = err
+	}
+	return errs
+}
+
+// GetPendingTasks returns the messages waiting in a queue (by name).
 func (b *reliableBroker) GetPendingTasks(queue string) ([]*mtasks.Signature, error) {
 	if queue == "" {
 		queue = b.cnf.DefaultQueue
 	}
-	msgs, err := b.rdb.client.LRange(context.Background(), queue, 0, -1).Result()
+	msgs, _, err := b.rdb.Pending(context.Background(), queue)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", queue, err)
+		return nil, err
 	}
 	return decodeAll(msgs)
 }
@@ -180,9 +200,9 @@ func (b *reliableBroker) GetPendingTasks(queue string) ([]*mtasks.Signature, err
 // GetDelayedTasks returns the messages waiting for their ETA on the default
 // queue.
 func (b *reliableBroker) GetDelayedTasks() ([]*mtasks.Signature, error) {
-	msgs, err := b.rdb.client.ZRange(context.Background(), delayedKey(b.cnf.DefaultQueue), 0, -1).Result()
+	_, msgs, err := b.rdb.Pending(context.Background(), b.cnf.DefaultQueue)
 	if err != nil {
-		return nil, fmt.Errorf("list delayed: %w", err)
+		return nil, err
 	}
 	return decodeAll(msgs)
 }
@@ -223,10 +243,9 @@ func runIDOf(sig *mtasks.Signature) string {
 // the signature machinery put in its context.
 func (b *reliableBroker) handBack(sig *mtasks.Signature) { b.handback.Store(sig, struct{}{}) }
 
-// StopConsuming stops fetching, waits until StartConsuming has returned
-// (in-flight tasks finished and unacked messages handed back), then closes
-// the Redis connections. Safe to call twice, concurrently, or without
-// StartConsuming.
+// StopConsuming stops fetching and waits until StartConsuming has returned
+// (in-flight tasks finished, their acks written and unacked messages handed
+// back). Safe to call twice, concurrently, or without StartConsuming.
 func (b *reliableBroker) StopConsuming() {
 	b.mu.Lock()
 	if !b.stopped {
@@ -238,7 +257,6 @@ func (b *reliableBroker) StopConsuming() {
 	if started {
 		<-b.consumed
 	}
-	_ = b.rdb.close()
 }
 
 // StartConsuming consumes the processor's queue with concurrency slots
@@ -262,19 +280,24 @@ func (b *reliableBroker) StartConsuming(tag string, concurrency int, p brokersif
 		queue = b.cnf.DefaultQueue
 	}
 	c := &consumerLoop{b: b, id: tag, queue: queue, p: p,
-		log: b.logger.WithFields(logrus.Fields{"consumer": tag, "queue_key": queue})}
+		log: b.logger.WithFields(logrus.Fields{"consumer": tag, "queue": queue})}
 	c.run(concurrency)
 	return false, nil
 }
 
-// consumerLoop is one StartConsuming: a fetcher, task goroutines and a
-// maintenance goroutine (heartbeat, reaper, promoter, orphan sweep).
+// consumerLoop is one StartConsuming: a fetcher, task goroutines, an acker
+// and a maintenance goroutine (heartbeat, reaper, promoter, orphan sweep).
 type consumerLoop struct {
 	b     *reliableBroker
 	id    string // consumer id: "<worker id>:<queue>"
-	queue string // queue key
+	queue string // queue name
 	p     brokersiface.TaskProcessor
 	log   logrus.FieldLogger
+
+	// slots holds a token per message taken and not yet settled (acked or
+	// handed back): the processing list never holds more than its
+	// capacity, the concurrency.
+	slots chan struct{}
 }
 
 func (c *consumerLoop) run(concurrency int) {
@@ -285,7 +308,7 @@ func (c *consumerLoop) run(concurrency int) {
 	// Register before the first fetch, so a message taken is never in the
 	// list of a consumer the reaper does not know.
 	if !c.retry(ctx, "register consumer", func() error {
-		_, err := b.rdb.heartbeat(ctx, c.id, c.queue, b.now(), b.cfg.ConsumerTTL)
+		_, err := b.rdb.Heartbeat(ctx, c.queue, c.id, b.now(), b.cfg.ConsumerTTL)
 		return err
 	}) {
 		return
@@ -301,34 +324,25 @@ func (c *consumerLoop) run(concurrency int) {
 		c.maintain(ctx, maintStop)
 	}()
 
+	c.slots = make(chan struct{}, concurrency)
+	acks := newAcker(c, concurrency)
+	go acks.run(ctx)
+
 	var tasks sync.WaitGroup
-	slots := make(chan struct{}, concurrency)
 	backoff := backoffMin
 	failing := false
-fetch:
 	for {
-		select {
-		case <-b.stop:
-			break fetch
-		case slots <- struct{}{}:
-		}
-		msg, err := b.rdb.dequeue(ctx, c.queue, c.id, dequeueTimeout)
-		if errors.Is(err, errReaped) && c.reregister(ctx) {
-			// Paused past ConsumerTTL: the reaper returned what we held
-			// (tasks still running here settle harmlessly: their acks find
-			// nothing to remove). Registered again, we may take messages.
-			<-slots
-			continue
+		msgs, stopped, err := c.fetch(ctx)
+		if stopped {
+			break
 		}
 		if err != nil {
-			<-slots
 			if !failing {
 				c.log.WithError(err).Warn("redis unavailable; consumer retrying with backoff")
 				failing = true
 			}
 			select {
 			case <-b.stop:
-				break fetch
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, backoffMax)
@@ -339,31 +353,73 @@ fetch:
 			failing = false
 		}
 		backoff = backoffMin
-		if msg == "" {
-			<-slots
-			continue
+		for _, msg := range msgs {
+			c.track(msg, 1)
+			tasks.Add(1)
+			go func() {
+				defer tasks.Done()
+				c.process(ctx, msg, acks)
+			}()
 		}
-		c.track(msg, 1)
-		tasks.Add(1)
-		go func() {
-			defer tasks.Done()
-			defer func() { <-slots }()
-			defer c.track(msg, -1)
-			c.process(ctx, msg)
-		}()
 	}
 	// A message taken after the stop stays in the processing list, and
 	// deregister hands it back with the others.
 	tasks.Wait()
+	acks.close() // writes the last acks
 	close(maintStop)
 	maint.Wait()
 	c.retryFor(ctx, settleTimeout, "deregister consumer", func() error {
-		n, err := b.rdb.deregister(ctx, c.id, c.queue)
+		n, err := b.rdb.Deregister(ctx, c.queue, c.id)
 		if err == nil && n > 0 {
 			c.log.WithField("messages", n).Info("handed unfinished messages back to the queue")
 		}
 		return err
 	})
+}
+
+// fetch waits for a free slot, then takes as many messages as there are
+// free slots in one script call, holding a slot for each; when the queue is
+// empty it waits on it (up to dequeueTimeout) and returns none. stopped is
+// set once the broker stops.
+func (c *consumerLoop) fetch(ctx context.Context) (msgs []string, stopped bool, err error) {
+	b := c.b
+	select {
+	case <-b.stop:
+		return nil, true, nil
+	case c.slots <- struct{}{}:
+	}
+	free := 1
+fill:
+	for free < cap(c.slots) {
+		select {
+		case c.slots <- struct{}{}:
+			free++
+		default:
+			break fill
+		}
+	}
+	msgs, err = b.rdb.Take(ctx, c.queue, c.id, free)
+	c.release(free - len(msgs))
+	if errors.Is(err, trdb.ErrReaped) && c.reregister(ctx) {
+		// Paused past ConsumerTTL: the reaper returned what we held
+		// (tasks still running here settle harmlessly: their acks find
+		// nothing to remove). Registered again, we may take messages.
+		return nil, false, nil
+	}
+	if err != nil || len(msgs) > 0 {
+		return msgs, false, err
+	}
+	if _, err := b.rdb.Wait(ctx, c.queue, dequeueTimeout); err != nil {
+		return nil, false, err
+	}
+	return nil, false, nil
+}
+
+// release frees n slots.
+func (c *consumerLoop) release(n int) {
+	for range n {
+		<-c.slots
+	}
 }
 
 // track counts a message in or out of the in-flight set the orphan sweep
@@ -378,47 +434,49 @@ func (c *consumerLoop) track(msg string, delta int) {
 	}
 }
 
-// process runs one message's task and settles the message: ack, or hand
-// back when the task asked for it or machinery failed around it.
-func (c *consumerLoop) process(ctx context.Context, msg string) {
+// process runs one message's task and settles the message: an ack for
+// the acker to write, or a hand-back when the task asked for it or
+// machinery failed around it.
+func (c *consumerLoop) process(ctx context.Context, msg string, acks *acker) {
 	b := c.b
 	sig, err := decodeMessage(msg)
 	if err != nil {
 		// It can never be processed: drop it rather than loop on it.
 		c.log.WithError(err).Error("undecodable message dropped")
-		c.settle(ctx, "ack", func() error { return b.rdb.ack(ctx, c.id, msg, "") })
+		acks.add(msg, "")
 		return
 	}
 	runID := runIDOf(sig)
 	log := c.log.WithField("run_id", runID)
 	if !b.IsTaskRegistered(sig.Name) {
 		log.WithField("task", sig.Name).Warn("task not registered here; message handed back")
-		c.settle(ctx, "hand back", func() error {
-			return b.rdb.requeue(ctx, c.id, c.queue, msg, b.now().Add(processErrorDelay))
-		})
+		c.requeue(ctx, msg, b.now().Add(processErrorDelay))
 		return
 	}
 	perr := c.p.Process(sig)
 	if _, ok := b.handback.LoadAndDelete(sig); ok {
-		c.settle(ctx, "hand back", func() error { return b.rdb.requeue(ctx, c.id, c.queue, msg, time.Time{}) })
+		c.requeue(ctx, msg, time.Time{})
 		return
 	}
 	if perr != nil {
 		// machinery failed before or after the task (its result backend);
 		// the claim makes a second delivery harmless.
 		log.WithError(perr).Warn("processing failed outside the task; message comes back shortly")
-		c.settle(ctx, "hand back", func() error {
-			return b.rdb.requeue(ctx, c.id, c.queue, msg, b.now().Add(processErrorDelay))
-		})
+		c.requeue(ctx, msg, b.now().Add(processErrorDelay))
 		return
 	}
-	c.settle(ctx, "ack", func() error { return b.rdb.ack(ctx, c.id, msg, runID) })
+	acks.add(msg, runID)
 }
 
-// settle retries a message's ack or hand-back through a Redis outage for
-// up to settleTimeout.
-func (c *consumerLoop) settle(ctx context.Context, what string, fn func() error) {
-	c.retryFor(ctx, settleTimeout, what, fn)
+// requeue hands msg back (at the front of the queue, or delayed until eta)
+// and frees its slot.
+func (c *consumerLoop) requeue(ctx context.Context, msg string, eta time.Time) {
+	c.retryFor(ctx, settleTimeout, "hand back", func() error {
+		_, err := c.b.rdb.Requeue(ctx, c.queue, c.id, msg, eta)
+		return err
+	})
+	c.track(msg, -1)
+	c.release(1)
 }
 
 // retry calls fn until it succeeds or the broker stops; it reports success.
@@ -459,9 +517,9 @@ func (c *consumerLoop) retryFor(ctx context.Context, d time.Duration, what strin
 	}
 }
 
-// maintain renews the heartbeat, reaps dead consumers, promotes delayed
-// messages and sweeps orphans until stop is closed. Errors are logged and
-// retried at the next tick.
+// maintain renews the heartbeat, reaps dead consumers of the queue,
+// promotes delayed messages and sweeps orphans until stop is closed. Errors
+// are logged and retried at the next tick.
 func (c *consumerLoop) maintain(ctx context.Context, stop <-chan struct{}) {
 	b := c.b
 	beat := time.NewTicker(b.cfg.HeartbeatInterval)
@@ -481,7 +539,7 @@ func (c *consumerLoop) maintain(ctx context.Context, stop <-chan struct{}) {
 			c.reap(ctx)
 			suspects = c.sweep(ctx, suspects)
 		case <-promote.C:
-			if _, err := b.rdb.promote(ctx, c.queue, b.now(), promoteBatch); err != nil {
+			if _, err := b.rdb.Promote(ctx, c.queue, b.now(), promoteBatch); err != nil {
 				c.log.WithError(err).Debug("promote delayed messages")
 			}
 		}
@@ -491,7 +549,7 @@ func (c *consumerLoop) maintain(ctx context.Context, stop <-chan struct{}) {
 // reregister renews the consumer's heartbeat, which registers it again if
 // the reaper had forgotten it; it reports success.
 func (c *consumerLoop) reregister(ctx context.Context) bool {
-	added, err := c.b.rdb.heartbeat(ctx, c.id, c.queue, c.b.now(), c.b.cfg.ConsumerTTL)
+	added, err := c.b.rdb.Heartbeat(ctx, c.queue, c.id, c.b.now(), c.b.cfg.ConsumerTTL)
 	if err != nil {
 		c.log.WithError(err).Warn("consumer heartbeat")
 		return false
@@ -503,22 +561,22 @@ func (c *consumerLoop) reregister(ctx context.Context) bool {
 }
 
 func (c *consumerLoop) reap(ctx context.Context) {
-	consumers, messages, err := c.b.rdb.reap(ctx, c.b.now(), reapBatch)
+	consumers, messages, err := c.b.rdb.Reap(ctx, c.queue, c.b.now(), reapBatch)
 	if err != nil {
 		c.log.WithError(err).Debug("reap dead consumers")
 		return
 	}
 	if consumers > 0 {
-		c.log.WithFields(logrus.Fields{"consumers": consumers, "messages": messages}).Warn("reaped dead consumers: their messages are back in their queues")
+		c.log.WithFields(logrus.Fields{"consumers": consumers, "messages": messages}).Warn("reaped dead consumers: their messages are back in their queue")
 	}
 }
 
 // sweep hands back messages that sit in this consumer's processing list
-// but are not being processed (a BLMOVE whose reply was lost in a network
+// but are not being processed (a take whose reply was lost in a network
 // failure). A message must look orphaned on two sweeps in a row, so one
 // that was just taken and not yet tracked is left alone.
 func (c *consumerLoop) sweep(ctx context.Context, suspects map[string]bool) map[string]bool {
-	msgs, err := c.b.rdb.processing(ctx, c.id)
+	msgs, err := c.b.rdb.Processing(ctx, c.queue, c.id)
 	if err != nil {
 		return suspects
 	}
@@ -534,7 +592,7 @@ func (c *consumerLoop) sweep(ctx context.Context, suspects map[string]bool) map[
 		if !suspects[m] {
 			continue
 		}
-		if err := c.b.rdb.requeue(ctx, c.id, c.queue, m, time.Time{}); err == nil {
+		if _, err := c.b.rdb.Requeue(ctx, c.queue, c.id, m, time.Time{}); err == nil {
 			c.log.Warn("orphaned message in the processing list handed back")
 			delete(next, m)
 		}

@@ -16,45 +16,45 @@ import (
 // execute turns a run stopped by it into a cancelled completion.
 var errCancelRequested = errors.New("cancelled by operator")
 
-// cancelChannel is the Redis pub/sub channel cancel notices travel on; the
-// message is the run id.
-func (c *Config) cancelChannel() string { return c.Prefix + ":cancel" }
-
 // CancelNotifier publishes cancel notices to every worker on the Redis
 // pub/sub channel "<prefix>:cancel". It implements orcheo.CancelNotifier
 // and is safe for concurrent use. A notice no worker hears is not lost
 // work: the database flag it announces is checked by every worker at each
 // heartbeat.
 type CancelNotifier struct {
-	client  *redis.Client
-	channel string
+	rdb *rdb
 }
 
 var _ orcheo.CancelNotifier = (*CancelNotifier)(nil)
 
-// NewCancelNotifier validates cfg and returns a notifier. It does not
-// connect until the first notice.
-func NewCancelNotifier(cfg Config) (*CancelNotifier, error) {
+// NewCancelNotifier validates cfg and returns a notifier on client, the
+// process's one Redis client (its owner closes it); a nil client makes
+// the notifier open one of its own to cfg.RedisURL, closed by Close. It
+// does not connect until the first notice.
+func NewCancelNotifier(cfg Config, client redis.UniversalClient) (*CancelNotifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	opt, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return nil, orcheo.Errorf(orcheo.EINVALID, "redis url: %v", redactErr(err, cfg.RedisURL))
+	if client == nil {
+		r, err := newRDB(&cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &CancelNotifier{rdb: r}, nil
 	}
-	return &CancelNotifier{client: redis.NewClient(opt), channel: cfg.cancelChannel()}, nil
+	return &CancelNotifier{rdb: newRDBOn(client, &cfg)}, nil
 }
 
 // NotifyCancel publishes runID on the cancel channel.
 func (n *CancelNotifier) NotifyCancel(ctx context.Context, runID string) error {
-	if err := n.client.Publish(ctx, n.channel, runID).Err(); err != nil {
+	if err := n.rdb.client.Publish(ctx, n.rdb.CancelChannel(), runID).Err(); err != nil {
 		return fmt.Errorf("publish cancel of run %s: %w", runID, err)
 	}
 	return nil
 }
 
-// Close releases the notifier's connections.
-func (n *CancelNotifier) Close() error { return n.client.Close() }
+// Close releases the notifier's client if it opened it.
+func (n *CancelNotifier) Close() error { return n.rdb.close() }
 
 // cancelRun cancels the execution of run id with errCancelRequested if
 // this worker is executing it, and reports whether it was. The engine
@@ -86,24 +86,18 @@ type cancelListener struct {
 	checked chan []string
 }
 
-// Start subscribes and launches the listener goroutine. go-redis
-// resubscribes by itself after a connection loss, pausing between tries.
+// Start subscribes, on the worker's one Redis client (pub/sub takes a
+// connection of its own from it), and launches the listener goroutine.
+// go-redis resubscribes by itself after a connection loss, pausing
+// between tries.
 func (l *cancelListener) Start(ctx context.Context) {
 	ctx, shouldStart, stopped := l.StartInit(ctx)
 	if !shouldStart {
 		return
 	}
-	opt, err := redis.ParseURL(l.w.cfg.RedisURL)
-	if err != nil { // Config.Validate checked it
-		l.log.WithField("error", redactErr(err, l.w.cfg.RedisURL)).Error("cancel listener: redis url")
-		stopped()
-		return
-	}
-	client := redis.NewClient(opt)
-	sub := client.Subscribe(ctx, l.w.cfg.cancelChannel())
+	sub := l.w.rdb.client.Subscribe(ctx, l.w.rdb.CancelChannel())
 	go func() {
 		defer stopped()
-		defer client.Close()
 		defer sub.Close()
 		notices := sub.Channel()
 		ticker := time.NewTicker(l.w.cfg.HeartbeatInterval)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/orcheo/orcheo"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestConfig_Validate(t *testing.T) {
@@ -35,11 +36,12 @@ func TestConfig_Validate(t *testing.T) {
 		if !reflect.DeepEqual(c, want) {
 			t.Fatalf("Validate() filled %+v, want %+v", c, want)
 		}
-		if got := c.queueKey(""); got != "orcheo:queue:default" {
-			t.Fatalf("queueKey(\"\") = %q", got)
+		r := newRDBOn(redis.NewClient(&redis.Options{}), &c)
+		if got := r.QueueKey(queueName("")); got != "orcheo:{default}:queue" {
+			t.Fatalf("QueueKey(default) = %q", got)
 		}
-		if got := delayedKey(c.queueKey("")); got != "orcheo:queue:default:delayed" {
-			t.Fatalf("delayedKey() = %q", got)
+		if got := r.DelayedKey(queueName("")); got != "orcheo:{default}:delayed" {
+			t.Fatalf("DelayedKey(default) = %q", got)
 		}
 	})
 

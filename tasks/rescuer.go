@@ -16,9 +16,10 @@ import (
 // RescuerBatchSizeDefault is how many runs one store call handles.
 const RescuerBatchSizeDefault = 200
 
-// messageCounter tells which runs still have a message in Redis.
+// messageCounter tells which runs still have a message in Redis (counted
+// under each run's queue).
 type messageCounter interface {
-	messageCounts(ctx context.Context, runIDs []string) ([]int, error)
+	messageCounts(ctx context.Context, runs []*orcheo.Run) ([]int, error)
 }
 
 // RescuerConfig configures a Rescuer.
@@ -207,11 +208,7 @@ func (r *Rescuer) reenqueueLost(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("find runs with lost messages: %w", err)
 		}
-		ids := make([]string, len(runs))
-		for i, run := range runs {
-			ids[i] = run.ID
-		}
-		counts, err := r.cfg.Messages.messageCounts(ctx, ids)
+		counts, err := r.cfg.Messages.messageCounts(ctx, runs)
 		if err != nil {
 			// Without Redis nothing can be published; ClaimStaleRuns
 			// stamped them, so they come back after ReenqueueAfter.

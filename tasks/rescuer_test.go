@@ -50,7 +50,7 @@ func TestRescuer_RescuedRunsGoToTheFront(t *testing.T) {
 		t.Fatalf("stats = %+v, want 2 rescued", st)
 	}
 
-	msgs := r.list(t, f.cfg.queueKey(orcheo.DefaultQueue))
+	msgs := r.list(t, r.QueueKey(orcheo.DefaultQueue))
 	var got []string
 	for _, m := range msgs {
 		sig, err := decodeMessage(m)

@@ -158,7 +158,7 @@ func TestWorker_Retry(t *testing.T) {
 
 	t.Run("CancelRunning", func(t *testing.T) {
 		t.Parallel()
-		notifier, err := NewCancelNotifier(f.cfg)
+		notifier, err := NewCancelNotifier(f.cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

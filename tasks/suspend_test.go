@@ -103,7 +103,7 @@ func TestWorker_DelaySuspends(t *testing.T) {
 			// until acked); the claim skips it and the run stays cancelled.
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				counts, err := f.queue.broker.rdb.messageCounts(ctx, []string{cancelled.ID})
+				counts, err := f.queue.broker.rdb.messageCounts(ctx, []*orcheo.Run{cancelled})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -14,6 +14,7 @@ import (
 	"github.com/orcheo/orcheo/db"
 	"github.com/orcheo/orcheo/engine"
 	"github.com/orcheo/orcheo/internal/testenv"
+	trdb "github.com/orcheo/orcheo/tasks/rdb"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 )
@@ -69,14 +70,20 @@ func newFixture(tb testing.TB, store *db.Store, redisURL string, options ...func
 	for _, o := range options {
 		o(&cfg, &opts)
 	}
-	q, err := NewQueue(cfg, testLogger())
+	// One Redis client for the queue and the worker, as in a process.
+	client, err := trdb.Open(redisURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = client.Close() }) // after the worker's Stop
+	q, err := NewQueue(cfg, client, testLogger())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = q.Close() })
 	eng := engine.New(opts)
 	w := NewWorker(cfg)
-	w.Runs, w.Workflows, w.Engine, w.Logger = store.Runs, store.Workflows, eng, testLogger()
+	w.Runs, w.Workflows, w.Engine, w.Logger, w.Redis = store.Runs, store.Workflows, eng, testLogger(), client
 	tb.Cleanup(w.Stop)
 	return &fixture{store: store, engine: eng, cfg: cfg, queue: q, worker: w}
 }
@@ -185,7 +192,7 @@ func TestWorker_DuplicateDeliveryExecutesOnce(t *testing.T) {
 			done := f.waitTerminal(t, run.ID)
 			// Both messages have been fetched once the list is empty; Stop
 			// waits until the fetched ones are processed.
-			waitQueueEmpty(t, rs.URL(), f.cfg.queueKey(""))
+			waitQueueEmpty(t, rs.URL(), f.queue.rdb.QueueKey(orcheo.DefaultQueue))
 			f.worker.Stop()
 
 			got, err := store.Runs.FindRunByID(ctx, run.ID)

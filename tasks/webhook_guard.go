@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/orcheo/orcheo"
+	trdb "github.com/orcheo/orcheo/tasks/rdb"
 	"github.com/redis/go-redis/v9"
 )
 
 // Bounds of the WebhookGuard.
 const (
 	// WebhookRateBuckets is how many time buckets a rate-limit window is
-	// kept in (webhookAllowCmd): a key holds at most this many counters
+	// kept in (package rdb's webhookAllowCmd): a key holds at most this many counters
 	// plus one (the bucket the window's start falls in) whatever the limit, and a refused sender may wait up to one
 	// bucket (window/60: 1 s of a minute) longer than an exact log says.
 	WebhookRateBuckets = 60
@@ -42,8 +43,8 @@ const (
 // Keys are opaque to the guard; the server composes them ("wf:<id>",
 // "ip:<workflow id>:<addr>", a delivery id or a signature).
 type WebhookGuard struct {
-	client redis.UniversalClient
-	cfg    Config // only Prefix is read
+	rdb *trdb.RDB
+	cfg Config // only Prefix is read
 	// now, when set (tests), replaces Redis's TIME in Allow.
 	now func() time.Time
 }
@@ -65,20 +66,25 @@ func NewWebhookGuard(client redis.UniversalClient, prefix string) *WebhookGuard 
 	if strings.ContainsAny(prefix, " \t\r\n{}") {
 		panic(fmt.Sprintf("tasks: NewWebhookGuard: Redis key prefix %q must not contain spaces or braces", prefix))
 	}
-	return &WebhookGuard{client: client, cfg: Config{Prefix: prefix}}
+	return &WebhookGuard{rdb: trdb.New(client, prefix), cfg: Config{Prefix: prefix}}
 }
 
-// WebhookGuard returns a guard on the Queue's own Redis connections and
-// prefix, so the API process keeps one client (fail-fast: one retry, 2 s
-// dial timeout) for publishing and guarding; only the read and write
-// timeouts are the guard's own (WebhookGuardTimeout). It is valid until
-// the Queue's Close.
+// WebhookGuard returns a guard on the Queue's Redis client and prefix, so
+// the API process keeps one client (fail-fast: one retry, 2 s dial
+// timeout) for publishing and guarding; only the read and write timeouts
+// are the guard's own (WebhookGuardTimeout; a Cluster client keeps its
+// own, as go-redis cannot change them on it). It is valid while that
+// client is open.
 func (q *Queue) WebhookGuard() *WebhookGuard {
-	return NewWebhookGuard(q.broker.rdb.client.WithTimeout(WebhookGuardTimeout), q.cfg.Prefix)
+	client := q.rdb.client
+	if c, ok := client.(*redis.Client); ok {
+		client = c.WithTimeout(WebhookGuardTimeout)
+	}
+	return NewWebhookGuard(client, q.cfg.Prefix)
 }
 
 // Allow counts one request against key's limit per window, in a sliding
-// window shared by every process on the Redis (webhookAllowCmd), and
+// window shared by every process on the Redis (package rdb's webhookAllowCmd), and
 // reports whether it is within it. Never more than limit requests are
 // admitted within any span of window; a refused request is not counted.
 // When refused, retryAfter (at least 1 ms, exact to the ms) is when one
@@ -103,7 +109,7 @@ func (g *WebhookGuard) Allow(ctx context.Context, key string, limit int, window 
 	if g.now != nil {
 		now = ms(g.now())
 	}
-	ok, retry, err := webhookAllow(ctx, g.client, g.cfg.webhookRateKey(k), limit, win, width, now)
+	ok, retry, err := g.rdb.WebhookAllow(ctx, k, limit, win, width, now)
 	if err != nil {
 		return false, 0, fmt.Errorf("webhook rate limit of %q: %w", k, err)
 	}
@@ -126,7 +132,7 @@ func (g *WebhookGuard) Remember(ctx context.Context, key, value string, ttl time
 	if value == "" {
 		return "", fmt.Errorf("webhook replay check of %q: empty value", k)
 	}
-	stored, err := webhookRemember(ctx, g.client, g.cfg.webhookSeenKey(k), value, ttl)
+	stored, err := g.rdb.WebhookRemember(ctx, k, value, ttl)
 	if err != nil {
 		return "", fmt.Errorf("webhook replay check of %q: %w", k, err)
 	}
@@ -140,7 +146,7 @@ func (g *WebhookGuard) Forget(ctx context.Context, key, value string) error {
 	if err != nil {
 		return err
 	}
-	if err := webhookForget(ctx, g.client, g.cfg.webhookSeenKey(k), value); err != nil {
+	if err := g.rdb.WebhookForget(ctx, k, value); err != nil {
 		return fmt.Errorf("webhook replay forget of %q: %w", k, err)
 	}
 	return nil

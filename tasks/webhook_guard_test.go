@@ -190,7 +190,7 @@ func TestWebhookGuard_Allow(t *testing.T) {
 		g, c := newTestGuard(t)
 		const window = 30 * time.Second
 		allow(t, g, "wf", 10, window)
-		ttl, err := c.PTTL(context.Background(), g.cfg.webhookRateKey("wf")).Result()
+		ttl, err := c.PTTL(context.Background(), g.rdb.WebhookRateKey("wf")).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -210,7 +210,7 @@ func TestWebhookGuard_Allow(t *testing.T) {
 			clock.set(t0.Add(time.Duration(i) * 377 * time.Millisecond))
 			allow(t, g, "wf", 1_000_000, window)
 		}
-		n, err := c.HLen(context.Background(), g.cfg.webhookRateKey("wf")).Result()
+		n, err := c.HLen(context.Background(), g.rdb.WebhookRateKey("wf")).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -361,7 +361,7 @@ func TestWebhookGuard_FirstSeen(t *testing.T) {
 			t.Fatalf("call %d: FirstSeen = %v, want %v", i+1, got, want)
 		}
 	}
-	if pttl := c.PTTL(ctx, g.cfg.webhookSeenKey("sig:abc")).Val(); pttl <= 0 || pttl > ttl {
+	if pttl := c.PTTL(ctx, g.rdb.WebhookSeenKey("sig:abc")).Val(); pttl <= 0 || pttl > ttl {
 		t.Fatalf("TTL of the record = %s, want at most %s", pttl, ttl)
 	}
 	// Redis forgets the key after ttl; poll for it rather than guess.
@@ -457,7 +457,7 @@ func TestWebhookGuard_Miniredis(t *testing.T) {
 func TestWebhookGuard_QueueAndRedisDown(t *testing.T) {
 	t.Parallel()
 	rs := testenv.StartRedis(t)
-	q, err := NewQueue(Config{RedisURL: rs.URL(), Prefix: "tasks-guard-down"}, testLogger())
+	q, err := NewQueue(Config{RedisURL: rs.URL(), Prefix: "tasks-guard-down"}, nil, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,7 +505,7 @@ func TestWebhookGuard_RedisHangs(t *testing.T) {
 			conns = append(conns, c) // read nothing, answer nothing
 		}
 	}()
-	q, err := NewQueue(Config{RedisURL: "redis://" + l.Addr().String() + "/0", Prefix: "tasks-guard-hangs"}, testLogger())
+	q, err := NewQueue(Config{RedisURL: "redis://" + l.Addr().String() + "/0", Prefix: "tasks-guard-hangs"}, nil, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,9 @@ import (
 	"github.com/orcheo/orcheo/metrics"
 	"github.com/orcheo/orcheo/server"
 	"github.com/orcheo/orcheo/tasks"
+	"github.com/orcheo/orcheo/tasks/rdb"
 	"github.com/orcheo/orcheo/webhook"
+	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 )
 
@@ -57,6 +59,7 @@ type apiMain struct {
 	cfg      Config
 	log      *logrus.Logger
 	store    *db.Store
+	redis    redis.UniversalClient // the process's one Redis client
 	queue    *tasks.Queue
 	cancels  *tasks.CancelNotifier
 	server   *server.Server
@@ -83,10 +86,15 @@ func (a *apiMain) Open(ctx context.Context) error {
 	if err := checkWebhookTriggers(ctx, a.store.Triggers, box, a.log.WithField("component", "api")); err != nil {
 		return err
 	}
-	if a.queue, err = tasks.NewQueue(a.tasksConfig(), a.log.WithField("component", "queue")); err != nil {
+	// One Redis client for the process: the queue, the cancel notices
+	// and the webhook guard share it.
+	if a.redis, err = rdb.Open(a.cfg.RedisURL); err != nil {
 		return err
 	}
-	if a.cancels, err = tasks.NewCancelNotifier(a.tasksConfig()); err != nil {
+	if a.queue, err = tasks.NewQueue(a.tasksConfig(), a.redis, a.log.WithField("component", "queue")); err != nil {
+		return err
+	}
+	if a.cancels, err = tasks.NewCancelNotifier(a.tasksConfig(), a.redis); err != nil {
 		return err
 	}
 	if err := a.openMetrics(); err != nil {
@@ -162,6 +170,11 @@ func (a *apiMain) Close() error {
 	}
 	if a.cancels != nil {
 		if err := a.cancels.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	if a.redis != nil { // after its users
+		if err := a.redis.Close(); err != nil && first == nil {
 			first = err
 		}
 	}

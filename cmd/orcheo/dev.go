@@ -78,7 +78,7 @@ func (c *devCommand) Run(ctx context.Context, args []string) error {
 	if err := a.Open(ctx); err != nil {
 		return err
 	}
-	w, err := startWorker(ctx, c.cfg, a.store, a.queue, a.metrics, log)
+	w, err := startWorker(ctx, c.cfg, a.store, a.redis, a.queue, a.metrics, log)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/orcheo/orcheo/db"
 	"github.com/orcheo/orcheo/engine"
 	"github.com/orcheo/orcheo/tasks"
+	"github.com/orcheo/orcheo/tasks/rdb"
+	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 )
 
@@ -58,8 +60,15 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 		return stoppedWaiting(ctx, startLog, err)
 	}
 	defer store.Close()
+	// One Redis client for the process, closed after its last user (the
+	// worker stops before the deferred calls run).
+	client, err := rdb.Open(c.cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
 	// The queue carries the child runs that workflow nodes start.
-	queue, err := tasks.NewQueue(c.cfg.tasksConfig(), log.WithField("component", "queue"))
+	queue, err := tasks.NewQueue(c.cfg.tasksConfig(), client, log.WithField("component", "queue"))
 	if err != nil {
 		return err
 	}
@@ -68,7 +77,7 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 		return stoppedWaiting(ctx, startLog, err)
 	}
 	m := newProcessMetrics()
-	w, err := startWorker(ctx, c.cfg, store, queue, m, log)
+	w, err := startWorker(ctx, c.cfg, store, client, queue, m, log)
 	if err != nil {
 		return err
 	}
@@ -104,11 +113,12 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// startWorker builds and starts a worker on store, counted in m; queue
-// enqueues the child runs its workflow nodes start.
-func startWorker(ctx context.Context, cfg Config, store *db.Store, queue orcheo.RunQueue, m processMetrics, log *logrus.Logger) (*tasks.Worker, error) {
+// startWorker builds and starts a worker on store and client (the
+// process's one Redis client), counted in m; queue enqueues the child runs
+// its workflow nodes start.
+func startWorker(ctx context.Context, cfg Config, store *db.Store, client redis.UniversalClient, queue orcheo.RunQueue, m processMetrics, log *logrus.Logger) (*tasks.Worker, error) {
 	w := tasks.NewWorker(cfg.tasksConfig())
-	w.Runs, w.Workflows = store.Runs, store.Workflows
+	w.Runs, w.Workflows, w.Redis = store.Runs, store.Workflows, client
 	m.observeWorker(w)
 	// Child runs that workflow nodes start are counted where they are
 	// created: here.

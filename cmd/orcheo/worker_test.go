@@ -79,7 +79,7 @@ func TestIsOutage(t *testing.T) {
 	defer cancel()
 	port := testenv.FreePort(t)
 	_, pgErr := db.Open(ctx, fmt.Sprintf("postgres://orcheo@127.0.0.1:%d/orcheo?sslmode=disable", port))
-	q, err := tasks.NewQueue(tasks.Config{RedisURL: fmt.Sprintf("redis://127.0.0.1:%d/0", port)}, logrus.New())
+	q, err := tasks.NewQueue(tasks.Config{RedisURL: fmt.Sprintf("redis://127.0.0.1:%d/0", port)}, nil, logrus.New())
 	if err != nil {
 		t.Fatal(err)
 	}
