@@ -20,6 +20,7 @@ package rdb
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -87,7 +88,17 @@ func (r *RDB) runPipelined(ctx context.Context, calls []*scriptCall) {
 				c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
 			}
 		}
-		_, _ = pipe.Exec(ctx) // errors are in each cmd
+		if _, err := pipe.Exec(ctx); err != nil {
+			// A script's own error is in its cmd. Any other (no
+			// connection, a reply cut short) may have left cmds without
+			// one: all count as failed, as some may have been.
+			var rerr redis.Error
+			if !errors.As(err, &rerr) {
+				for _, c := range calls {
+					c.cmd.SetErr(err)
+				}
+			}
+		}
 	}
 	exec(calls, false)
 	var again []*scriptCall
