@@ -28,6 +28,9 @@ func NewLeaders(client redis.UniversalClient, prefix string) *Leaders {
 	return &Leaders{client: client, prefix: prefix}
 }
 
+// Leaders returns the leases of leaderships on r's client and prefix.
+func (r *RDB) Leaders() *Leaders { return NewLeaders(r.client, r.prefix) }
+
 // Elect makes holder the leader of name for ttl if no one holds it (SET NX
 // PX: one command), and reports whether holder leads now.
 func (l *Leaders) Elect(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
