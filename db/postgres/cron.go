@@ -47,7 +47,7 @@ func (s *CronService) FindCronTrigger(ctx context.Context, workflowID string) (*
 	if !orcheo.IsID(workflowID) {
 		return nil, cronNotFound(workflowID)
 	}
-	t, err := scanCron(s.db.pool.QueryRow(ctx, `SELECT `+cronCols+` FROM cron_triggers c WHERE c.workflow_id = $1`, workflowID))
+	t, err := scanCron(s.db.retryRow(ctx, retryIdempotent, `SELECT `+cronCols+` FROM cron_triggers c WHERE c.workflow_id = $1`, workflowID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, cronNotFound(workflowID)
 	} else if err != nil {
@@ -58,7 +58,7 @@ func (s *CronService) FindCronTrigger(ctx context.Context, workflowID string) (*
 
 // FindCronTriggers returns the triggers of workflows not archived.
 func (s *CronService) FindCronTriggers(ctx context.Context) ([]*orcheo.CronTrigger, error) {
-	rows, err := s.db.pool.Query(ctx, `SELECT `+cronCols+` FROM cron_triggers c
+	rows, err := s.db.retryQuery(ctx, retryIdempotent, `SELECT `+cronCols+` FROM cron_triggers c
 		JOIN workflows w ON w.id = c.workflow_id
 		WHERE c.enabled AND w.archived_at IS NULL ORDER BY w.created_at, w.id`)
 	if err != nil {
@@ -91,7 +91,8 @@ func (s *CronService) SetCronTrigger(ctx context.Context, t *orcheo.CronTrigger)
 	}
 	now := s.db.now()
 	var last *time.Time
-	err := s.db.pool.QueryRow(ctx, `INSERT INTO cron_triggers (workflow_id, enabled, expression, timezone,
+	// An upsert of the same values: running it again is harmless.
+	err := s.db.retryRow(ctx, retryIdempotent, `INSERT INTO cron_triggers (workflow_id, enabled, expression, timezone,
 			allow_overlapping, start_at, end_at, catchup, catchup_limit, updated_at)
 		SELECT id, true, $2, $3, $4, $5, $6, $7, $8, $9 FROM workflows WHERE id = $1
 		ON CONFLICT (workflow_id) DO UPDATE SET enabled = true, expression = excluded.expression,
@@ -116,7 +117,8 @@ func (s *CronService) DeleteCronTrigger(ctx context.Context, workflowID string) 
 	if !orcheo.IsID(workflowID) {
 		return cronNotFound(workflowID)
 	}
-	tag, err := s.db.pool.Exec(ctx, `DELETE FROM cron_triggers WHERE workflow_id = $1`, workflowID)
+	// Run again after a commit, it would find nothing to delete: unsent only.
+	tag, err := s.db.retryExec(ctx, retryUnsent, `DELETE FROM cron_triggers WHERE workflow_id = $1`, workflowID)
 	if err != nil {
 		return fmt.Errorf("delete cron trigger of workflow %s: %w", workflowID, err)
 	}
@@ -131,7 +133,7 @@ func (s *CronService) MarkCronDispatched(ctx context.Context, workflowID string,
 	if !orcheo.IsID(workflowID) {
 		return nil
 	}
-	if _, err := s.db.pool.Exec(ctx, `UPDATE cron_triggers SET last_dispatched_at = $2
+	if _, err := s.db.retryExec(ctx, retryIdempotent, `UPDATE cron_triggers SET last_dispatched_at = $2
 		WHERE workflow_id = $1 AND (last_dispatched_at IS NULL OR last_dispatched_at < $2)`,
 		workflowID, rules.Time(slot)); err != nil {
 		return fmt.Errorf("mark cron trigger of workflow %s dispatched: %w", workflowID, err)
@@ -145,7 +147,7 @@ func (s *CronService) FindActiveCronRun(ctx context.Context, workflowID string, 
 	if !orcheo.IsID(workflowID) {
 		return nil, nil
 	}
-	r, err := scanRun(s.db.pool.QueryRow(ctx, `SELECT `+runCols+` FROM `+runFrom("runs")+`
+	r, err := scanRun(s.db.retryRow(ctx, retryIdempotent, `SELECT `+runCols+` FROM `+runFrom("runs")+`
 		WHERE r.workflow_id = $1 AND r.scheduled_for IS NOT NULL AND r.scheduled_for < $2
 			AND r.status IN ('pending', 'running')
 		ORDER BY r.scheduled_for DESC LIMIT 1`, workflowID, rules.Time(before)))
@@ -173,7 +175,9 @@ func (s *CronService) CreateSkippedRun(ctx context.Context, run *orcheo.Run, rea
 	}
 	reason = orcheo.SanitizeText(reason) // a report: kept, never refused
 	in.Status, in.Error, in.EnqueuedAt, in.CompletedAt = orcheo.RunSkipped, reason, nil, &now
-	err := s.db.pool.QueryRow(ctx, `WITH ins AS (
+	// The id is new (rules.NewRun): run again after a commit, the insert
+	// finds its own row, which counts as created below.
+	err := s.db.retryRow(ctx, retryIdempotent, `WITH ins AS (
 			INSERT INTO runs (id, workflow_id, version_id, queue, status, triggered_by, input, error, max_attempts,
 				scheduled_for, created_at, completed_at)
 			SELECT $1, v.workflow_id, v.id, $4, 'skipped', $5, $6, $7, $8, $9, $10, $10
@@ -195,5 +199,5 @@ func (s *CronService) CreateSkippedRun(ctx context.Context, run *orcheo.Run, rea
 	if err != nil {
 		return nil, false, err
 	}
-	return existing, false, nil
+	return existing, existing.ID == in.ID, nil
 }

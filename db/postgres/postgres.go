@@ -71,9 +71,10 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// Ping checks that the database answers a query.
+// Ping checks that the database answers a query. A connection the server
+// ended is not the database being down: Ping tries a fresh one (retry).
 func (db *DB) Ping(ctx context.Context) error {
-	if err := db.pool.Ping(ctx); err != nil {
+	if err := db.retry(ctx, retryIdempotent, func() error { return db.pool.Ping(ctx) }); err != nil {
 		return fmt.Errorf("ping postgres: %w", err)
 	}
 	return nil

@@ -18,7 +18,7 @@ func (s *RunService) FindRunEvents(ctx context.Context, id string) ([]rules.Even
 	if !orcheo.IsID(id) {
 		return nil, nil
 	}
-	rows, err := s.db.pool.Query(ctx, `SELECT at, kind, message FROM run_events WHERE run_id = $1 ORDER BY id`, id)
+	rows, err := s.db.retryQuery(ctx, retryIdempotent, `SELECT at, kind, message FROM run_events WHERE run_id = $1 ORDER BY id`, id)
 	if err != nil {
 		return nil, fmt.Errorf("find events of run %s: %w", id, err)
 	}

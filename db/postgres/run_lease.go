@@ -19,7 +19,7 @@ func (s *RunService) ReleaseRun(ctx context.Context, id string, attempt int) (*o
 		return nil, rules.RunNotFound(id)
 	}
 	now := s.db.now()
-	r, err := scanRun(s.db.pool.QueryRow(ctx, `WITH r AS (
+	r, err := scanRun(s.db.retryRow(ctx, retryUnsent, `WITH r AS (
 			UPDATE runs SET status = 'pending', released_attempts = released_attempts + 1,
 				lease_until = NULL, enqueued_at = $3
 			WHERE id = $1 AND status = 'running' AND attempt = $2
@@ -48,7 +48,7 @@ func (s *RunService) HeartbeatRuns(ctx context.Context, workerID string, ids []s
 	if len(valid) == 0 {
 		return nil, nil
 	}
-	rows, err := s.db.pool.Query(ctx, `UPDATE runs SET lease_until = $3
+	rows, err := s.db.retryQuery(ctx, retryIdempotent, `UPDATE runs SET lease_until = $3
 		WHERE id = ANY($1::uuid[]) AND status = 'running' AND worker_id = $2
 		RETURNING id::text`, valid, workerID, rules.Time(until))
 	if err != nil {
@@ -70,7 +70,7 @@ func (s *RunService) RescueExpiredRuns(ctx context.Context, now time.Time, limit
 		limit = rules.DefaultUnenqueuedBatch
 	}
 	now = rules.Time(now)
-	rows, err := s.db.pool.Query(ctx, `WITH picked AS (
+	rows, err := s.db.retryQuery(ctx, retryUnsent, `WITH picked AS (
 			SELECT id FROM runs WHERE status = 'running' AND lease_until < $1
 			ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED),
 		r AS (
@@ -132,7 +132,7 @@ func (s *RunService) claimForPublish(ctx context.Context, enqueuedBefore time.Ti
 	if limit <= 0 {
 		limit = rules.DefaultUnenqueuedBatch
 	}
-	rows, err := s.db.pool.Query(ctx, `WITH picked AS (
+	rows, err := s.db.retryQuery(ctx, retryUnsent, `WITH picked AS (
 			SELECT id FROM runs WHERE status = 'pending' AND (enqueued_at IS NULL OR enqueued_at < $1)
 			ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 		UPDATE runs r SET enqueued_at = $3 FROM picked WHERE r.id = picked.id
@@ -163,7 +163,7 @@ func (s *RunService) attemptConflict(ctx context.Context, op, id string, attempt
 		status  string
 		current int
 	)
-	err := s.db.pool.QueryRow(ctx, `SELECT status, attempt FROM runs WHERE id = $1`, id).Scan(&status, &current)
+	err := s.db.retryRow(ctx, retryIdempotent, `SELECT status, attempt FROM runs WHERE id = $1`, id).Scan(&status, &current)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return rules.RunNotFound(id)
 	} else if err != nil {
@@ -176,7 +176,7 @@ func (s *RunService) attemptConflict(ctx context.Context, op, id string, attempt
 // matched no row. Returns ENOTFOUND if the run does not exist.
 func (s *RunService) statusOf(ctx context.Context, op, id string) (orcheo.RunStatus, error) {
 	var status string
-	err := s.db.pool.QueryRow(ctx, `SELECT status FROM runs WHERE id = $1`, id).Scan(&status)
+	err := s.db.retryRow(ctx, retryIdempotent, `SELECT status FROM runs WHERE id = $1`, id).Scan(&status)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", rules.RunNotFound(id)
 	} else if err != nil {

@@ -19,7 +19,7 @@ func (s *RunService) RetryRun(ctx context.Context, id string) (*orcheo.Run, erro
 		return nil, rules.RunNotFound(id)
 	}
 	now := s.db.now()
-	r, err := scanRun(s.db.pool.QueryRow(ctx, `WITH r AS (
+	r, err := scanRun(s.db.retryRow(ctx, retryUnsent, `WITH r AS (
 			UPDATE runs SET status = 'pending', max_attempts = attempt - released_attempts + 1,
 				not_before = NULL, completed_at = NULL, lease_until = NULL, cancel_requested = false,
 				enqueued_at = $2
@@ -53,7 +53,7 @@ func (s *RunService) FindCancelRequested(ctx context.Context, ids []string) ([]s
 	if len(valid) == 0 {
 		return nil, nil
 	}
-	rows, err := s.db.pool.Query(ctx, `SELECT id::text FROM runs
+	rows, err := s.db.retryQuery(ctx, retryIdempotent, `SELECT id::text FROM runs
 		WHERE id = ANY($1::uuid[]) AND status = 'running' AND cancel_requested`, valid)
 	if err != nil {
 		return nil, fmt.Errorf("find cancel requests: %w", err)

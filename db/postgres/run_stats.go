@@ -15,7 +15,7 @@ var _ orcheo.RunStatsService = (*RunService)(nil)
 // finished runs the table holds.
 func (s *RunService) RunStats(ctx context.Context, now time.Time) (*orcheo.RunStats, error) {
 	var st orcheo.RunStats
-	err := s.db.pool.QueryRow(ctx, `SELECT
+	err := s.db.retryRow(ctx, retryIdempotent, `SELECT
 			count(*) FILTER (WHERE status = 'pending'),
 			count(*) FILTER (WHERE status = 'running'),
 			min(coalesce(not_before, created_at))

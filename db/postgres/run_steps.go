@@ -33,7 +33,7 @@ func (s *RunService) SaveRunStep(ctx context.Context, step *orcheo.RunStep) erro
 	if !orcheo.IsID(st.RunID) {
 		return rules.RunNotFound(st.RunID)
 	}
-	tag, err := s.db.pool.Exec(ctx, `INSERT INTO run_steps (`+stepCols+`)
+	tag, err := s.db.retryExec(ctx, retryIdempotent, `INSERT INTO run_steps (`+stepCols+`)
 		SELECT r.id, r.attempt, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12
 		FROM (SELECT id, attempt FROM runs WHERE id = $1 AND status = 'running' AND attempt = $2 FOR SHARE) r`+stepUpsert,
 		st.RunID, st.Attempt, st.Seq, st.Node, st.NodeType, string(st.Status), st.NodeAttempt,
@@ -48,7 +48,7 @@ func (s *RunService) SaveRunStep(ctx context.Context, step *orcheo.RunStep) erro
 		status  string
 		current int
 	)
-	err = s.db.pool.QueryRow(ctx, `SELECT status, attempt FROM runs WHERE id = $1`, st.RunID).Scan(&status, &current)
+	err = s.db.retryRow(ctx, retryIdempotent, `SELECT status, attempt FROM runs WHERE id = $1`, st.RunID).Scan(&status, &current)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return rules.RunNotFound(st.RunID)
 	} else if err != nil {
@@ -59,7 +59,7 @@ func (s *RunService) SaveRunStep(ctx context.Context, step *orcheo.RunStep) erro
 
 // findSteps returns a run's steps ordered by attempt and seq.
 func (s *RunService) findSteps(ctx context.Context, id string) ([]*orcheo.RunStep, error) {
-	rows, err := s.db.pool.Query(ctx, `SELECT `+stepCols+` FROM run_steps WHERE run_id = $1 ORDER BY attempt, seq`, id)
+	rows, err := s.db.retryQuery(ctx, retryIdempotent, `SELECT `+stepCols+` FROM run_steps WHERE run_id = $1 ORDER BY attempt, seq`, id)
 	if err != nil {
 		return nil, fmt.Errorf("find steps of run %s: %w", id, err)
 	}

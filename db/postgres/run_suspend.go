@@ -25,7 +25,7 @@ func (s *RunService) SuspendRun(ctx context.Context, id string, attempt int, not
 		return nil, err
 	}
 	now := s.db.now()
-	r, err := scanRun(s.db.pool.QueryRow(ctx, `WITH r AS (
+	r, err := scanRun(s.db.retryRow(ctx, retryUnsent, `WITH r AS (
 			UPDATE runs SET
 				status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END,
 				completed_at = CASE WHEN cancel_requested THEN $3::timestamptz END,

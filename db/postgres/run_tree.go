@@ -14,7 +14,7 @@ func (s *RunService) CountChildRuns(ctx context.Context, parentID, rootID, excep
 	if !orcheo.IsID(parentID) || !orcheo.IsID(rootID) {
 		return 0, 0, nil
 	}
-	err = s.db.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE parent_run_id = $1), count(*)
+	err = s.db.retryRow(ctx, retryIdempotent, `SELECT count(*) FILTER (WHERE parent_run_id = $1), count(*)
 		FROM runs WHERE root_run_id = $2 AND idempotency_key IS DISTINCT FROM $3`,
 		parentID, rootID, exceptKey).Scan(&children, &tree)
 	if err != nil {

@@ -26,7 +26,7 @@ func (s *TriggerService) FindWebhookConfig(ctx context.Context, workflowID strin
 		return cfg, nil
 	}
 	var raw []byte
-	err := s.db.pool.QueryRow(ctx, `SELECT config FROM webhook_triggers WHERE workflow_id = $1`, workflowID).Scan(&raw)
+	err := s.db.retryRow(ctx, retryIdempotent, `SELECT config FROM webhook_triggers WHERE workflow_id = $1`, workflowID).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return cfg, nil
 	} else if err != nil {
@@ -59,7 +59,8 @@ func (s *TriggerService) SetWebhookConfig(ctx context.Context, workflowID string
 	if err != nil {
 		return fmt.Errorf("encode webhook config: %w", err)
 	}
-	tag, err := s.db.pool.Exec(ctx, `INSERT INTO webhook_triggers (workflow_id, config, updated_at)
+	// An upsert of the same values: running it again is harmless.
+	tag, err := s.db.retryExec(ctx, retryIdempotent, `INSERT INTO webhook_triggers (workflow_id, config, updated_at)
 		SELECT id, $2, $3 FROM workflows WHERE id = $1
 		ON CONFLICT (workflow_id) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at`,
 		workflowID, raw, s.db.now())
@@ -75,7 +76,7 @@ func (s *TriggerService) SetWebhookConfig(ctx context.Context, workflowID string
 // FindWebhookTriggers returns every stored webhook config with its
 // workflow's id and handle.
 func (s *TriggerService) FindWebhookTriggers(ctx context.Context) ([]*orcheo.WebhookTrigger, error) {
-	rows, err := s.db.pool.Query(ctx, `SELECT t.workflow_id, w.handle, w.archived_at IS NOT NULL, t.config
+	rows, err := s.db.retryQuery(ctx, retryIdempotent, `SELECT t.workflow_id, w.handle, w.archived_at IS NOT NULL, t.config
 		FROM webhook_triggers t JOIN workflows w ON w.id = t.workflow_id ORDER BY t.workflow_id`)
 	if err != nil {
 		return nil, fmt.Errorf("find webhook triggers: %w", err)

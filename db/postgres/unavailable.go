@@ -53,6 +53,9 @@ func isUnavailable(err error) bool {
 // other errors come back unchanged. The original error stays in the chain
 // for logs.
 func unavailable(err error) error {
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidData) {
+		return err // already mapped: by the pool, then by FormatError or retryTx
+	}
 	if isInvalidData(err) {
 		return &invalidDataError{err: err}
 	}

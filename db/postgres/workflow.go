@@ -53,7 +53,7 @@ func (s *WorkflowService) FindWorkflowByRef(ctx context.Context, ref string) (*o
 		// would refuse the query, and nothing could match.
 		return nil, rules.WorkflowNotFound(ref)
 	}
-	w, err := scanWorkflow(s.db.pool.QueryRow(ctx,
+	w, err := scanWorkflow(s.db.retryRow(ctx, retryIdempotent,
 		`SELECT `+workflowCols+` FROM `+workflowFrom+` WHERE `+col+` = $1`, ref))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, rules.WorkflowNotFound(ref)
@@ -68,7 +68,7 @@ func (s *WorkflowService) FindWorkflows(ctx context.Context, f orcheo.WorkflowFi
 	if f.Handle != nil && !orcheo.IsHandle(*f.Handle) {
 		return nil, 0, nil
 	}
-	rows, err := s.db.pool.Query(ctx, `SELECT `+workflowCols+`, count(*) OVER ()
+	rows, err := s.db.retryQuery(ctx, retryIdempotent, `SELECT `+workflowCols+`, count(*) OVER ()
 		FROM `+workflowFrom+`
 		WHERE ($1::text IS NULL OR w.handle = $1) AND ($2 OR w.archived_at IS NULL)
 		ORDER BY w.created_at DESC, w.id DESC
@@ -97,7 +97,7 @@ func (s *WorkflowService) FindWorkflows(ctx context.Context, f orcheo.WorkflowFi
 	}
 	if len(out) == 0 && rules.Offset(f.Offset) > 0 {
 		// Past the last page the window count is not there; count apart.
-		if err := s.db.pool.QueryRow(ctx, `SELECT count(*) FROM workflows w
+		if err := s.db.retryRow(ctx, retryIdempotent, `SELECT count(*) FROM workflows w
 			WHERE ($1::text IS NULL OR w.handle = $1) AND ($2 OR w.archived_at IS NULL)`,
 			f.Handle, f.IncludeArchived).Scan(&total); err != nil {
 			return nil, 0, fmt.Errorf("count workflows: %w", err)
@@ -116,8 +116,9 @@ func (s *WorkflowService) CreateWorkflow(ctx context.Context, wf *orcheo.Workflo
 	}
 	now := s.db.now()
 	id, vid := orcheo.NewID(), orcheo.NewID()
-	// One statement: the workflow and its first version, or neither.
-	_, err := s.db.pool.Exec(ctx, `WITH w AS (
+	// One statement: the workflow and its first version, or neither. Run
+	// again after a commit it would find its own handle taken: unsent only.
+	_, err := s.db.retryExec(ctx, retryUnsent, `WITH w AS (
 			INSERT INTO workflows (id, handle, name, queue, created_at) VALUES ($1, $2, $3, $4, $5)
 			RETURNING id)
 		INSERT INTO workflow_versions (id, workflow_id, version, definition, created_at)
@@ -141,32 +142,29 @@ func (s *WorkflowService) CreateWorkflowVersion(ctx context.Context, workflowID 
 	if !orcheo.IsID(workflowID) {
 		return nil, rules.WorkflowNotFound(workflowID)
 	}
-	tx, err := s.db.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("create workflow version: begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-
-	// The row lock serialises version numbering per workflow.
-	var archivedAt *time.Time
-	err = tx.QueryRow(ctx, `SELECT archived_at FROM workflows WHERE id = $1 FOR UPDATE`, workflowID).Scan(&archivedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, rules.WorkflowNotFound(workflowID)
-	} else if err != nil {
-		return nil, fmt.Errorf("create workflow version: %w", err)
-	}
-	if archivedAt != nil {
-		return nil, orcheo.Errorf(orcheo.ECONFLICT, "workflow %s is archived", workflowID)
-	}
-	v := &orcheo.WorkflowVersion{ID: orcheo.NewID(), WorkflowID: workflowID, Definition: definition, CreatedAt: s.db.now()}
-	if err := tx.QueryRow(ctx, `INSERT INTO workflow_versions (id, workflow_id, version, definition, created_at)
+	// A connection lost before COMMIT left nothing, and the transaction runs
+	// again; after a lost COMMIT it does not: it would add a second version.
+	var v *orcheo.WorkflowVersion
+	err := s.db.retryTx(ctx, retryUnsent, func(tx pgx.Tx) error {
+		// The row lock serialises version numbering per workflow.
+		var archivedAt *time.Time
+		err := tx.QueryRow(ctx, `SELECT archived_at FROM workflows WHERE id = $1 FOR UPDATE`, workflowID).Scan(&archivedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return rules.WorkflowNotFound(workflowID)
+		} else if err != nil {
+			return err
+		}
+		if archivedAt != nil {
+			return orcheo.Errorf(orcheo.ECONFLICT, "workflow %s is archived", workflowID)
+		}
+		v = &orcheo.WorkflowVersion{ID: orcheo.NewID(), WorkflowID: workflowID, Definition: definition, CreatedAt: s.db.now()}
+		return tx.QueryRow(ctx, `INSERT INTO workflow_versions (id, workflow_id, version, definition, created_at)
 		SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4 FROM workflow_versions WHERE workflow_id = $2
 		RETURNING version`,
-		v.ID, workflowID, []byte(definition), v.CreatedAt).Scan(&v.Version); err != nil {
+			v.ID, workflowID, []byte(definition), v.CreatedAt).Scan(&v.Version)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("create workflow version: %w", FormatError(err))
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("create workflow version: commit: %w", err)
 	}
 	return v, nil
 }
@@ -176,7 +174,7 @@ func (s *WorkflowService) FindWorkflowVersions(ctx context.Context, workflowID s
 	if !orcheo.IsID(workflowID) {
 		return nil, nil
 	}
-	rows, err := s.db.pool.Query(ctx, `SELECT id, workflow_id, version, definition, created_at
+	rows, err := s.db.retryQuery(ctx, retryIdempotent, `SELECT id, workflow_id, version, definition, created_at
 		FROM workflow_versions WHERE workflow_id = $1 ORDER BY version`, workflowID)
 	if err != nil {
 		return nil, fmt.Errorf("find workflow versions: %w", err)
@@ -194,7 +192,7 @@ func (s *WorkflowService) FindWorkflowVersionByID(ctx context.Context, id string
 	if !orcheo.IsID(id) {
 		return nil, notFound
 	}
-	rows, _ := s.db.pool.Query(ctx, `SELECT id, workflow_id, version, definition, created_at
+	rows, _ := s.db.retryQuery(ctx, retryIdempotent, `SELECT id, workflow_id, version, definition, created_at
 		FROM workflow_versions WHERE id = $1`, id)
 	v, err := pgx.CollectExactlyOneRow(rows, scanVersion)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -221,7 +219,8 @@ func (s *WorkflowService) ArchiveWorkflow(ctx context.Context, id string) (*orch
 	if !orcheo.IsID(id) {
 		return nil, rules.WorkflowNotFound(id)
 	}
-	w, err := scanWorkflow(s.db.pool.QueryRow(ctx, `WITH w AS (
+	// The first archive time stays, so running it again is harmless.
+	w, err := scanWorkflow(s.db.retryRow(ctx, retryIdempotent, `WITH w AS (
 			UPDATE workflows SET archived_at = coalesce(archived_at, $2) WHERE id = $1 RETURNING *)
 		SELECT `+workflowCols+` FROM w`+latestVersionJoin, id, s.db.now()))
 	if errors.Is(err, pgx.ErrNoRows) {
