@@ -214,6 +214,32 @@ type RunCompletion struct {
 	RetryAt *time.Time
 }
 
+// RunClaim is one id's outcome in RunService.ClaimRuns: Run is the claimed
+// run (running, its attempt incremented), or Err says why that id was not
+// claimed (ECONFLICT, ENOTFOUND), exactly as ClaimRun would.
+type RunClaim struct {
+	ID  string
+	Run *Run
+	Err error
+}
+
+// AttemptCompletion is one item of RunService.CompleteRuns: Completion
+// ends attempt Attempt of run RunID.
+type AttemptCompletion struct {
+	RunID      string
+	Attempt    int
+	Completion RunCompletion
+}
+
+// RunCompleted is one item's outcome in RunService.CompleteRuns: Run is the
+// run as stored (pending again when a retry was granted), with the steps
+// stored, or Err says why that completion was not (ECONFLICT: the attempt
+// lost its claim; ENOTFOUND; EINVALID), exactly as CompleteRun would.
+type RunCompleted struct {
+	Run *Run
+	Err error
+}
+
 // RunCreated is one run's outcome in RunService.CreateRuns: Run is the
 // stored run with Created true, or the run already holding its idempotency
 // key or cron slot with Created false, or Err says why it was not stored
@@ -274,6 +300,23 @@ type RunService interface {
 	// Returns ECONFLICT if the run is no longer running that attempt, so a
 	// worker that lost its claim cannot overwrite the run.
 	CompleteRun(ctx context.Context, id string, attempt int, c RunCompletion) (*Run, error)
+
+	// ClaimRuns claims many runs at once, as ClaimRun claims each of ids,
+	// in one transaction: claims[i] is ids[i]'s outcome (its claimed run,
+	// or ClaimRun's ECONFLICT or ENOTFOUND for that id alone). An id given
+	// twice is claimed once; its later entries get ECONFLICT. err is a
+	// failure of the whole batch (the database), in which case nothing was
+	// claimed.
+	ClaimRuns(ctx context.Context, ids []string, workerID string, leaseUntil time.Time) (claims []RunClaim, err error)
+
+	// CompleteRuns ends many attempts at once, as CompleteRun ends each, in
+	// one transaction: results[i] is cs[i]'s outcome. Each is fenced on its
+	// own: a completion whose run is no longer running that attempt gets
+	// ECONFLICT (ENOTFOUND, EINVALID as CompleteRun) and the others commit.
+	// err is a failure of the whole batch, in which case nothing was
+	// written; an EINVALID err means the database refused one item's data,
+	// which completing the items one by one isolates.
+	CompleteRuns(ctx context.Context, cs []AttemptCompletion) (results []RunCompleted, err error)
 
 	// SaveRunStep inserts or replaces (by run id, attempt and seq) one step
 	// of a running run, so that progress is visible while the run runs.

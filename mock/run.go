@@ -18,6 +18,8 @@ type RunService struct {
 	FindRunsFn            func(ctx context.Context, filter orcheo.RunFilter) ([]*orcheo.Run, int, error)
 	ClaimRunFn            func(ctx context.Context, id, workerID string, leaseUntil time.Time) (*orcheo.Run, error)
 	CompleteRunFn         func(ctx context.Context, id string, attempt int, c orcheo.RunCompletion) (*orcheo.Run, error)
+	ClaimRunsFn           func(ctx context.Context, ids []string, workerID string, leaseUntil time.Time) ([]orcheo.RunClaim, error)
+	CompleteRunsFn        func(ctx context.Context, cs []orcheo.AttemptCompletion) ([]orcheo.RunCompleted, error)
 	SaveRunStepFn         func(ctx context.Context, step *orcheo.RunStep) error
 	CancelRunFn           func(ctx context.Context, id string) (*orcheo.Run, error)
 	MarkRunUnenqueuedFn   func(ctx context.Context, id string) error
@@ -66,6 +68,14 @@ func (s *RunService) ClaimRun(ctx context.Context, id, workerID string, leaseUnt
 
 func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c orcheo.RunCompletion) (*orcheo.Run, error) {
 	return s.CompleteRunFn(ctx, id, attempt, c)
+}
+
+func (s *RunService) ClaimRuns(ctx context.Context, ids []string, workerID string, leaseUntil time.Time) ([]orcheo.RunClaim, error) {
+	return s.ClaimRunsFn(ctx, ids, workerID, leaseUntil)
+}
+
+func (s *RunService) CompleteRuns(ctx context.Context, cs []orcheo.AttemptCompletion) ([]orcheo.RunCompleted, error) {
+	return s.CompleteRunsFn(ctx, cs)
 }
 
 func (s *RunService) SaveRunStep(ctx context.Context, step *orcheo.RunStep) error {

@@ -164,92 +164,24 @@ func (s *RunService) FindRuns(ctx context.Context, f orcheo.RunFilter) ([]*orche
 	return out, total, nil
 }
 
-// ClaimRun moves a due pending run to running with one conditional UPDATE;
-// only when it matches nothing does a second query tell ENOTFOUND from
-// ECONFLICT.
+// ClaimRun moves a due pending run to running: ClaimRuns with one id, so
+// the claim's rules are written once.
 func (s *RunService) ClaimRun(ctx context.Context, id, workerID string, leaseUntil time.Time) (*orcheo.Run, error) {
-	now := s.db.now()
-	var r *orcheo.Run
-	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
-		var attempt int
-		err := tx.QueryRowContext(ctx, `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = ?2,
-				lease_until = ?3, started_at = COALESCE(started_at, ?4)
-			WHERE id = ?1 AND status = 'pending' AND (not_before IS NULL OR not_before <= ?4)
-			RETURNING attempt`, id, nullString(workerID), ts(leaseUntil), ts(now)).Scan(&attempt)
-		if errors.Is(err, sql.ErrNoRows) {
-			var (
-				status    string
-				notBefore *time.Time
-			)
-			err := tx.QueryRowContext(ctx, `SELECT status, not_before FROM runs WHERE id = ?`, id).
-				Scan(&status, nullTimeCol{&notBefore})
-			if errors.Is(err, sql.ErrNoRows) {
-				return rules.RunNotFound(id)
-			} else if err != nil {
-				return err
-			}
-			return rules.NotPending(id, orcheo.RunStatus(status), notBefore, now)
-		} else if err != nil {
-			return err
-		}
-		if err := addEvent(ctx, tx, id, now, rules.EventClaimed, fmt.Sprintf("attempt %d by %s", attempt, workerID)); err != nil {
-			return err
-		}
-		r, err = findRun(ctx, tx, id)
-		return err
-	})
+	claims, err := s.ClaimRuns(ctx, []string{id}, workerID, leaseUntil)
 	if err != nil {
 		return nil, fmt.Errorf("claim run %s: %w", id, err)
 	}
-	return r, nil
+	return claims[0].Run, claims[0].Err
 }
 
-// CompleteRun ends attempt of a running run: the fenced UPDATE, one
-// multi-row INSERT of the steps and the event, in one transaction.
+// CompleteRun ends attempt of a running run: CompleteRuns with one item,
+// the fenced UPDATE, its steps and its event in one transaction.
 func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c orcheo.RunCompletion) (*orcheo.Run, error) {
-	steps, err := rules.Completion(id, attempt, c)
+	results, err := s.CompleteRuns(ctx, []orcheo.AttemptCompletion{{RunID: id, Attempt: attempt, Completion: c}})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("complete run %s: %w", id, err)
 	}
-	c.Error = orcheo.SanitizeText(c.Error)
-	now := s.db.now()
-	message := rules.CompletionMessage(attempt, c.Status, c.Error)
-	var r *orcheo.Run
-	err = s.db.withTx(ctx, func(tx *sql.Tx) error {
-		// The same rule as PostgreSQL's CompleteRun: a failed attempt with a
-		// RetryAt goes back to pending while attempts are left and no
-		// cancel was requested; a requested cancel turns any end but
-		// success into cancelled.
-		res, err := tx.ExecContext(ctx, `UPDATE runs SET
-				status = CASE WHEN `+retryCond+` THEN 'pending'
-					WHEN ?1 <> 'succeeded' AND cancel_requested THEN 'cancelled' ELSE ?1 END,
-				output = ?2, error = ?3, lease_until = NULL,
-				completed_at = CASE WHEN `+retryCond+` THEN NULL ELSE ?4 END,
-				not_before = CASE WHEN `+retryCond+` THEN ?7 ELSE not_before END,
-				enqueued_at = CASE WHEN `+retryCond+` THEN ?4 ELSE enqueued_at END
-			WHERE id = ?5 AND status = 'running' AND attempt = ?6`,
-			string(c.Status), nullJSON(c.Output), c.Error, ts(now), id, attempt, tsPtr(c.RetryAt), rules.WantsRetry(c))
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return attemptConflict(ctx, tx, id, attempt)
-		}
-		if err := insertSteps(ctx, tx, steps); err != nil {
-			return err
-		}
-		if r, err = findRun(ctx, tx, id); err != nil {
-			return err
-		}
-		return addEvent(ctx, tx, id, now, rules.CompletionEvent(r.Status), message)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("complete run %s: %w", id, FormatError(err))
-	}
-	r.Steps = steps
-	return r, nil
+	return results[0].Run, results[0].Err
 }
 
 // CancelRun cancels a pending run, or flags a running one, and records the

@@ -45,6 +45,7 @@ func Exercise(t *testing.T, backend Backend) {
 	t.Run("Hostile", func(t *testing.T) { exerciseHostile(t, backend) })
 	t.Run("Tree", func(t *testing.T) { exerciseTree(t, backend) })
 	t.Run("Events", func(t *testing.T) { exerciseEvents(t, backend) })
+	t.Run("Batch", func(t *testing.T) { exerciseBatch(t, backend) })
 }
 
 // openFresh opens a store on a database of its own.

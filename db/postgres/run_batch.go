@@ -1,0 +1,347 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/db/internal/rules"
+)
+
+// ClaimRuns claims the due pending runs among ids in one statement: the
+// rows are locked in id order (so two batches sharing ids wait for each
+// other instead of deadlocking), moved to running and given their
+// "claimed" events together. Only when some id was not claimed does a
+// second query tell ENOTFOUND from ECONFLICT for those ids.
+func (s *RunService) ClaimRuns(ctx context.Context, ids []string, workerID string, leaseUntil time.Time) ([]orcheo.RunClaim, error) {
+	claims := make([]orcheo.RunClaim, len(ids))
+	first := make(map[string]int, len(ids)) // canonical id → index of its first entry
+	valid := make([]string, 0, len(ids))
+	for i, id := range ids {
+		claims[i].ID = id
+		if !orcheo.IsID(id) {
+			claims[i].Err = rules.RunNotFound(id)
+			continue
+		}
+		key := strings.ToLower(id)
+		if _, dup := first[key]; !dup {
+			first[key] = i
+			valid = append(valid, key)
+		}
+	}
+	if len(valid) == 0 {
+		return claims, nil
+	}
+	now := s.db.now()
+	rows, err := s.db.pool.Query(ctx, `WITH picked AS (
+			SELECT id FROM runs
+			WHERE id = ANY($1::uuid[]) AND status = 'pending' AND (not_before IS NULL OR not_before <= $4)
+			ORDER BY id FOR UPDATE),
+		r AS (
+			UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = $2,
+				lease_until = $3, started_at = COALESCE(started_at, $4)
+			FROM picked WHERE runs.id = picked.id
+			RETURNING runs.*),
+		ev AS (
+			INSERT INTO run_events (run_id, at, kind, message)
+			SELECT id, $4, $5::text, format('attempt %s by %s', attempt, $2::text) FROM r)
+		SELECT `+runCols+` FROM `+runFrom("r"),
+		valid, nullString(workerID), rules.Time(leaseUntil), now, rules.EventClaimed)
+	if err != nil {
+		return nil, fmt.Errorf("claim %d runs: %w", len(valid), err)
+	}
+	claimed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*orcheo.Run, error) { return scanRun(row) })
+	if err != nil {
+		return nil, fmt.Errorf("claim %d runs: %w", len(valid), err)
+	}
+	byID := make(map[string]*orcheo.Run, len(claimed))
+	for _, r := range claimed {
+		byID[r.ID] = r
+	}
+	var why map[string]error
+	if len(claimed) < len(valid) {
+		if why, err = s.whyNotClaimed(ctx, valid, byID, now); err != nil {
+			return nil, err
+		}
+	}
+	for i := range claims {
+		if claims[i].Err != nil {
+			continue
+		}
+		key := strings.ToLower(claims[i].ID)
+		switch r := byID[key]; {
+		case first[key] != i && r != nil:
+			// The first entry claimed it: a second claim finds it running.
+			claims[i].Err = rules.NotPending(claims[i].ID, orcheo.RunRunning, nil, now)
+		case r != nil:
+			claims[i].Run = r
+		default:
+			claims[i].Err = why[key]
+		}
+	}
+	return claims, nil
+}
+
+// whyNotClaimed explains, by id, why the ids of valid missing from claimed
+// were not claimed: ENOTFOUND, or ClaimRun's ECONFLICT (not pending, not
+// due yet).
+func (s *RunService) whyNotClaimed(ctx context.Context, valid []string, claimed map[string]*orcheo.Run, now time.Time) (map[string]error, error) {
+	missing := make([]string, 0, len(valid)-len(claimed))
+	for _, id := range valid {
+		if claimed[id] == nil {
+			missing = append(missing, id)
+		}
+	}
+	rows, err := s.db.pool.Query(ctx, `SELECT id::text, status, not_before FROM runs WHERE id = ANY($1::uuid[])`, missing)
+	if err != nil {
+		return nil, fmt.Errorf("claim runs: explain conflicts: %w", err)
+	}
+	why := make(map[string]error, len(missing))
+	var (
+		id, status string
+		notBefore  *time.Time
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &status, &notBefore}, func() error {
+		why[id] = rules.NotPending(id, orcheo.RunStatus(status), notBefore, now)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim runs: explain conflicts: %w", err)
+	}
+	for _, id := range missing {
+		if why[id] == nil {
+			why[id] = rules.RunNotFound(id)
+		}
+	}
+	return why, nil
+}
+
+// CompleteRuns ends many attempts: each round (a set of distinct run ids;
+// almost always the whole batch) is one statement that updates the runs
+// fenced on (running, attempt), upserts all their steps from arrays and
+// writes their events, so a batch costs one round trip. A run named twice
+// in a batch (two attempts of it) needs a second round, and then the rounds
+// share one transaction.
+func (s *RunService) CompleteRuns(ctx context.Context, cs []orcheo.AttemptCompletion) ([]orcheo.RunCompleted, error) {
+	results := make([]orcheo.RunCompleted, len(cs))
+	items := make([]completeItem, 0, len(cs))
+	for i, c := range cs {
+		steps, err := rules.Completion(c.RunID, c.Attempt, c.Completion)
+		if err == nil && !orcheo.IsID(c.RunID) {
+			err = rules.RunNotFound(c.RunID)
+		}
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		comp := c.Completion
+		comp.Error = orcheo.SanitizeText(comp.Error)
+		items = append(items, completeItem{index: i, id: strings.ToLower(c.RunID), attempt: c.Attempt, c: comp, steps: steps})
+	}
+	rounds := completeRounds(items)
+	if len(rounds) == 0 {
+		return results, nil
+	}
+	now := s.db.now()
+	if len(rounds) == 1 {
+		if err := s.completeRound(ctx, s.db.pool, rounds[0], now, results); err != nil {
+			return nil, err
+		}
+		return results, nil
+	}
+	tx, err := s.db.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("complete runs: begin: %w", FormatError(err))
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	for _, round := range rounds {
+		if err := s.completeRound(ctx, tx, round, now, results); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("complete runs: commit: %w", FormatError(err))
+	}
+	return results, nil
+}
+
+// completeItem is one valid completion of a CompleteRuns batch.
+type completeItem struct {
+	index   int // in the caller's slice
+	id      string
+	attempt int
+	c       orcheo.RunCompletion
+	steps   []*orcheo.RunStep
+}
+
+// completeRounds splits items into rounds of distinct run ids, in order.
+func completeRounds(items []completeItem) [][]completeItem {
+	var rounds [][]completeItem
+	seen := []map[string]bool{}
+	for _, it := range items {
+		r := 0
+		for r < len(rounds) && seen[r][it.id] {
+			r++
+		}
+		if r == len(rounds) {
+			rounds, seen = append(rounds, nil), append(seen, map[string]bool{})
+		}
+		rounds[r], seen[r][it.id] = append(rounds[r], it), true
+	}
+	return rounds
+}
+
+// querier is what a round runs on: the pool, or the batch's transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// completeRound writes one round of distinct runs in one statement and
+// fills in their results. retryCond in it is CompleteRun's retry rule
+// (rules.WantsRetry, no cancel requested, rules.AttemptsLeft) per row.
+func (s *RunService) completeRound(ctx context.Context, q querier, items []completeItem, now time.Time, results []orcheo.RunCompleted) error {
+	n := len(items)
+	var (
+		ids, statuses, errs, messages, kinds = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		attempts                             = make([]int32, n)
+		outputs                              = make([]*string, n)
+		retryAts                             = make([]*time.Time, n)
+		wantsRetry                           = make([]bool, n)
+	)
+	st := newStepArrays()
+	for i, it := range items {
+		ids[i], attempts[i], statuses[i], outputs[i], errs[i] = it.id, int32(it.attempt), string(it.c.Status), nullJSON(it.c.Output), it.c.Error
+		retryAts[i], wantsRetry[i] = rules.TimePtr(it.c.RetryAt), rules.WantsRetry(it.c)
+		messages[i] = rules.CompletionMessage(it.attempt, it.c.Status, it.c.Error)
+		kinds[i] = rules.CompletionEvent(it.c.Status)
+		st.add(it.id, it.steps)
+	}
+	// c's attempt column is named want_attempt so that the shared
+	// rules.AttemptsLeft reads the run's own attempt unambiguously.
+	const retryCond = `(c.wants_retry AND NOT runs.cancel_requested AND ` + rules.AttemptsLeft + `)`
+	rows, err := q.Query(ctx, `WITH c AS (
+			SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+				$7::boolean[], $8::text[], $9::text[])
+				AS c(id, want_attempt, status, output, error, retry_at, wants_retry, message, kind)),
+		picked AS (
+			SELECT runs.id FROM runs JOIN c ON c.id = runs.id
+			WHERE runs.status = 'running' AND runs.attempt = c.want_attempt
+			ORDER BY runs.id FOR UPDATE OF runs),
+		r AS (
+			UPDATE runs SET status = CASE WHEN `+retryCond+` THEN 'pending'
+					WHEN c.status <> 'succeeded' AND runs.cancel_requested THEN 'cancelled' ELSE c.status END,
+				output = c.output::jsonb, error = c.error, lease_until = NULL,
+				completed_at = CASE WHEN `+retryCond+` THEN NULL ELSE $10::timestamptz END,
+				not_before = CASE WHEN `+retryCond+` THEN c.retry_at ELSE runs.not_before END,
+				enqueued_at = CASE WHEN `+retryCond+` THEN $10::timestamptz ELSE runs.enqueued_at END
+			FROM c JOIN picked ON picked.id = c.id
+			WHERE runs.id = c.id AND runs.status = 'running' AND runs.attempt = c.want_attempt
+			RETURNING runs.*, c.message AS ev_message, c.kind AS ev_kind),
+		steps AS (
+			INSERT INTO run_steps (`+stepCols+`)
+			SELECT r.id, r.attempt, s.seq, s.node, s.node_type, s.status, s.node_attempt, s.input::jsonb,
+				s.output::jsonb, s.error, s.started_at, s.completed_at
+			FROM r JOIN unnest($11::uuid[], $12::int[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
+				$18::timestamptz[], $19::timestamptz[], $20::int[], $21::text[])
+				AS s(run_id, seq, node, node_type, status, output, error, started_at, completed_at, node_attempt, input)
+				ON s.run_id = r.id`+stepUpsert+`),
+		ev AS (
+			INSERT INTO run_events (run_id, at, kind, message)
+			SELECT id, $10, CASE status WHEN 'pending' THEN $22::text WHEN 'cancelled' THEN $23::text ELSE ev_kind END, ev_message
+			FROM r)
+		SELECT `+runCols+` FROM `+runFrom("r"),
+		ids, attempts, statuses, outputs, errs, retryAts, wantsRetry, messages, kinds, now,
+		st.runIDs, st.seqs, st.nodes, st.types, st.statuses, st.outputs, st.errs, st.started, st.completed, st.nodeAttempts, st.inputs,
+		rules.CompletionEvent(orcheo.RunPending), rules.CompletionEvent(orcheo.RunCancelled))
+	if err != nil {
+		return fmt.Errorf("complete %d runs: %w", n, FormatError(err))
+	}
+	done, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*orcheo.Run, error) { return scanRun(row) })
+	if err != nil {
+		return fmt.Errorf("complete %d runs: %w", n, FormatError(err))
+	}
+	byID := make(map[string]*orcheo.Run, len(done))
+	for _, r := range done {
+		byID[r.ID] = r
+	}
+	var lost []completeItem
+	for _, it := range items {
+		if r := byID[it.id]; r != nil {
+			r.Steps = it.steps
+			results[it.index].Run = r
+		} else {
+			lost = append(lost, it)
+		}
+	}
+	if len(lost) > 0 {
+		return s.whyNotCompleted(ctx, q, lost, results)
+	}
+	return nil
+}
+
+// whyNotCompleted fills in the results of items whose fenced update
+// matched nothing: ENOTFOUND, or ECONFLICT naming the run's status or
+// current attempt. It runs only on that failure path.
+func (s *RunService) whyNotCompleted(ctx context.Context, q querier, lost []completeItem, results []orcheo.RunCompleted) error {
+	ids := make([]string, len(lost))
+	for i, it := range lost {
+		ids[i] = it.id
+	}
+	rows, err := q.Query(ctx, `SELECT id::text, status, attempt FROM runs WHERE id = ANY($1::uuid[])`, ids)
+	if err != nil {
+		return fmt.Errorf("complete runs: explain conflicts: %w", FormatError(err))
+	}
+	type state struct {
+		status  orcheo.RunStatus
+		attempt int
+	}
+	found := make(map[string]state, len(ids))
+	var (
+		id, status string
+		attempt    int
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &status, &attempt}, func() error {
+		found[id] = state{orcheo.RunStatus(status), attempt}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("complete runs: explain conflicts: %w", FormatError(err))
+	}
+	for _, it := range lost {
+		if st, ok := found[it.id]; ok {
+			results[it.index].Err = rules.NotRunningAttempt(it.id, it.attempt, st.status, st.attempt)
+		} else {
+			results[it.index].Err = rules.RunNotFound(it.id)
+		}
+	}
+	return nil
+}
+
+// stepArrays holds the steps of a round column by column, for unnest.
+type stepArrays struct {
+	runIDs, nodes, types, statuses, errs []string
+	seqs, nodeAttempts                   []int32
+	outputs, inputs                      []*string
+	started                              []time.Time
+	completed                            []*time.Time
+}
+
+// newStepArrays returns empty (not NULL) arrays: a round without steps
+// unnests to no rows.
+func newStepArrays() *stepArrays {
+	return &stepArrays{runIDs: []string{}, nodes: []string{}, types: []string{}, statuses: []string{}, errs: []string{},
+		seqs: []int32{}, nodeAttempts: []int32{}, outputs: []*string{}, inputs: []*string{},
+		started: []time.Time{}, completed: []*time.Time{}}
+}
+
+func (a *stepArrays) add(runID string, steps []*orcheo.RunStep) {
+	for _, st := range steps {
+		a.runIDs, a.seqs, a.nodes, a.types = append(a.runIDs, runID), append(a.seqs, int32(st.Seq)), append(a.nodes, st.Node), append(a.types, st.NodeType)
+		a.statuses, a.outputs, a.errs = append(a.statuses, string(st.Status)), append(a.outputs, nullJSON(st.Output)), append(a.errs, st.Error)
+		a.started, a.completed = append(a.started, st.StartedAt), append(a.completed, st.CompletedAt)
+		a.nodeAttempts, a.inputs = append(a.nodeAttempts, int32(st.NodeAttempt)), append(a.inputs, nullJSON(st.Input))
+	}
+}
