@@ -17,19 +17,16 @@ import (
 // fire a slot long before its time.
 const MaxFutureDefault = time.Minute
 
-// enqueueTimeout bounds one enqueue, which must finish even if the caller
-// went away: the run exists by then.
-const enqueueTimeout = 10 * time.Second
-
-// Dispatcher implements orcheo.CronDispatcher on the store and the queue.
-// The database's unique (workflow_id, scheduled_for) index, not a lock,
-// makes concurrent dispatches safe: each slot's insert succeeds once and the
-// other callers get the existing run back. Safe for concurrent use.
+// Dispatcher implements orcheo.CronDispatcher on the store and the run
+// submitter. The database's unique (workflow_id, scheduled_for) index, not
+// a lock, makes concurrent dispatches safe: each slot's insert succeeds
+// once and the other callers get the existing run back. Safe for
+// concurrent use.
 type Dispatcher struct {
 	Cron      orcheo.CronService
 	Workflows orcheo.WorkflowService
-	Runs      orcheo.RunService
-	Queue     orcheo.RunQueue
+	// Submitter stores and publishes each slot's run.
+	Submitter orcheo.RunSubmitter
 
 	// Seconds allows a leading seconds field (ORCHEO_CRON_SECONDS).
 	Seconds bool
@@ -129,20 +126,24 @@ func (d *Dispatcher) dispatchTrigger(ctx context.Context, t *orcheo.CronTrigger,
 	}
 	log := d.logger().WithFields(logrus.Fields{"workflow_id": wf.ID, "workflow": wf.Handle})
 	var created []*orcheo.Run
-	// The runs are enqueued only once every slot of this call has its run:
-	// a fast worker must not finish the first slot's run before the next
-	// slot's overlap check, or catch-up with allow_overlapping=false would
-	// fire more slots depending on timing.
-	defer func() { d.enqueue(ctx, created, log) }()
 	if !wf.Archived() {
+		// fired is the run this call started last: without overlapping,
+		// the later slots of one catch-up are skipped because of it, not
+		// because of what a fast worker has done with it meanwhile (it is
+		// published as soon as it is stored), so the slots that fire do
+		// not depend on timing.
+		var fired *orcheo.Run
 		for _, slot := range plan.Fire {
-			run, ok, err := d.fire(ctx, t, wf, sched.Location(), slot)
+			run, ok, err := d.fire(ctx, t, wf, sched.Location(), slot, fired)
 			if err != nil {
 				return created, err
 			}
 			if ok {
 				log.WithFields(logrus.Fields{"run_id": run.ID, "scheduled_for": slot, "status": run.Status}).Info("cron slot fired")
 				created = append(created, run)
+				if run.Status == orcheo.RunPending {
+					fired = run
+				}
 			}
 		}
 	}
@@ -155,11 +156,12 @@ func (d *Dispatcher) dispatchTrigger(ctx context.Context, t *orcheo.CronTrigger,
 	return created, nil
 }
 
-// fire creates slot's run: pending (the caller enqueues it), or skipped
-// when overlapping is not allowed and an earlier slot's run is still
-// pending or running. created is false when another dispatcher took the
-// slot first.
-func (d *Dispatcher) fire(ctx context.Context, t *orcheo.CronTrigger, wf *orcheo.Workflow, loc *time.Location, slot time.Time) (*orcheo.Run, bool, error) {
+// fire creates slot's run: pending (stored and published by the
+// submitter), or skipped when overlapping is not allowed and an earlier
+// slot's run is still pending or running: fired, the run this dispatch
+// started last, or one the store finds. created is false when another
+// dispatcher took the slot first.
+func (d *Dispatcher) fire(ctx context.Context, t *orcheo.CronTrigger, wf *orcheo.Workflow, loc *time.Location, slot time.Time, fired *orcheo.Run) (*orcheo.Run, bool, error) {
 	input, err := json.Marshal(cronInput{ScheduledFor: slot.In(loc).Format(time.RFC3339), Timezone: t.Timezone})
 	if err != nil {
 		return nil, false, err
@@ -178,9 +180,11 @@ func (d *Dispatcher) fire(ctx context.Context, t *orcheo.CronTrigger, wf *orcheo
 		return nil, false, err
 	}
 	if !t.AllowOverlapping {
-		active, err := d.Cron.FindActiveCronRun(ctx, wf.ID, utc)
-		if err != nil {
-			return nil, false, err
+		active := fired
+		if active == nil {
+			if active, err = d.Cron.FindActiveCronRun(ctx, wf.ID, utc); err != nil {
+				return nil, false, err
+			}
 		}
 		if active != nil {
 			reason := fmt.Sprintf("skipped: the run of slot %s (%s) is still %s and allow_overlapping is false",
@@ -189,30 +193,5 @@ func (d *Dispatcher) fire(ctx context.Context, t *orcheo.CronTrigger, wf *orcheo
 			return r, created, err
 		}
 	}
-	r, created, err := d.Runs.CreateRun(ctx, run)
-	if err != nil || !created {
-		return r, false, err
-	}
-	return r, true, nil
-}
-
-// enqueue publishes the pending runs among runs. They exist already, so the
-// hand-off finishes even if the caller went away; a failed enqueue leaves
-// the run to the requeuer.
-func (d *Dispatcher) enqueue(ctx context.Context, runs []*orcheo.Run, log logrus.FieldLogger) {
-	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
-	defer cancel()
-	for _, r := range runs {
-		if r.Status != orcheo.RunPending {
-			continue
-		}
-		if err := d.Queue.EnqueueRun(ectx, r); err != nil {
-			log := log.WithField("run_id", r.ID)
-			log.WithError(err).Warn("enqueue cron run; leaving it to the requeuer")
-			if err := d.Runs.MarkRunUnenqueued(ectx, r.ID); err != nil {
-				log.WithError(err).Error("mark run unenqueued")
-			}
-			r.EnqueuedAt = nil
-		}
-	}
+	return d.Submitter.SubmitRun(ctx, wf, run)
 }

@@ -28,9 +28,9 @@ func cronEnv(t *testing.T, t0 time.Time) (*client.Client, *recordingQueue, strin
 	logger := logrus.New()
 	logger.SetOutput(testWriter{t})
 	s := server.NewServer()
-	s.Workflows, s.Runs, s.Triggers, s.Queue, s.Engine = st.Workflows, st.Runs, st.Triggers, q, newEngine()
+	s.Workflows, s.Runs, s.Triggers, s.Submitter, s.Engine = st.Workflows, st.Runs, st.Triggers, startSubmitter(t, st.Runs, q), newEngine()
 	s.Cron, s.CronScheduler = st.Cron, schedule.Scheduler{}
-	s.CronDispatcher = &schedule.Dispatcher{Cron: st.Cron, Workflows: st.Workflows, Runs: st.Runs, Queue: q, Logger: logger}
+	s.CronDispatcher = &schedule.Dispatcher{Cron: st.Cron, Workflows: st.Workflows, Submitter: s.Submitter, Logger: logger}
 	s.Token, s.Logger = testToken, logger
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)

@@ -279,7 +279,7 @@ func TestErrorMapping(t *testing.T) {
 func mockServer() *server.Server {
 	s := server.NewServer()
 	s.Workflows, s.Runs, s.Triggers = &mock.WorkflowService{}, &mock.RunService{}, &mock.TriggerService{}
-	s.Queue, s.Engine = &mock.RunQueue{}, &mock.Engine{}
+	s.Submitter, s.Engine = &mock.RunSubmitter{}, &mock.Engine{}
 	logger := logrus.New()
 	logger.SetOutput(io.Discard)
 	s.Logger = logger

@@ -20,7 +20,8 @@ func TestJSONErrors(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{setup: func(s *server.Server, st *db.Store) {
 		s.Cron, s.CronScheduler = st.Cron, schedule.Scheduler{}
-		s.CronDispatcher = &schedule.Dispatcher{Cron: st.Cron, Workflows: st.Workflows, Runs: st.Runs, Queue: s.Queue, Logger: s.Logger}
+		s.Submitter = startSubmitter(t, st.Runs, &recordingQueue{})
+		s.CronDispatcher = &schedule.Dispatcher{Cron: st.Cron, Workflows: st.Workflows, Submitter: s.Submitter, Logger: s.Logger}
 	}})
 	e.mustWorkflow(t, "j")
 	for _, tc := range []struct {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/orcheo/orcheo"
-	"github.com/sirupsen/logrus"
 )
 
 func (s *Server) registerRunRoutes(r *mux.Router) {
@@ -69,52 +68,13 @@ func runStatus(created bool) int {
 	return http.StatusOK
 }
 
-// startRun stores a pending run of wf's latest version and enqueues it. It is
-// the one run-creation path for manual calls and webhooks, kept to one insert
-// and one publish. A failed enqueue is logged and recorded with
-// MarkRunUnenqueued, and the run is still returned: the requeuer publishes it
-// later, so a 2xx always means the run will execute. When key was used
-// before, the existing run is returned with created=false and nothing is
-// enqueued.
+// startRun submits a run of wf's latest version (manual calls and
+// webhooks). The submitter holds the rules: the archived check, and the
+// promise that a run returned here is stored and will execute (published,
+// or left to the requeuer when publishing failed). When key was used
+// before, the existing run is returned with created=false.
 func (s *Server) startRun(r *http.Request, wf *orcheo.Workflow, trigger string, input json.RawMessage, key string) (run *orcheo.Run, created bool, err error) {
-	if wf.Archived() {
-		return nil, false, orcheo.Errorf(orcheo.ECONFLICT, "workflow %q is archived", wf.Handle)
-	}
-	run = &orcheo.Run{
-		WorkflowID:     wf.ID,
-		VersionID:      wf.LatestVersionID,
-		Version:        wf.LatestVersion,
-		Queue:          wf.Queue,
-		TriggeredBy:    trigger,
-		Input:          input,
-		IdempotencyKey: key,
-	}
-	if err := run.Validate(); err != nil {
-		return nil, false, err
-	}
-	existing, created, err := s.Runs.CreateRun(r.Context(), run)
-	if err != nil {
-		return nil, false, err
-	} else if !created {
-		return existing, false, nil
-	}
-	if existing != nil {
-		run = existing
-	}
-
-	// From here the run exists: finish the hand-off even if the caller hangs
-	// up, or the run would wait for the requeuer for no reason.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), enqueueTimeout)
-	defer cancel()
-	if err := s.Queue.EnqueueRun(ctx, run); err != nil {
-		logger := loggerFrom(r).WithFields(logrus.Fields{"run_id": run.ID, "workflow_id": wf.ID})
-		logger.WithError(err).Warn("enqueue run; leaving it to the requeuer")
-		if err := s.Runs.MarkRunUnenqueued(ctx, run.ID); err != nil {
-			logger.WithError(err).Error("mark run unenqueued")
-		}
-		run.EnqueuedAt = nil
-	}
-	return run, true, nil
+	return s.Submitter.SubmitRun(r.Context(), wf, &orcheo.Run{TriggeredBy: trigger, Input: input, IdempotencyKey: key})
 }
 
 type runListResponse struct {
@@ -239,15 +199,8 @@ func (s *Server) handleRunRetry(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), enqueueTimeout)
-	defer cancel()
-	if err := s.Queue.EnqueueRun(ctx, run); err != nil {
-		logger := loggerFrom(r).WithFields(logrus.Fields{"run_id": run.ID, "workflow_id": run.WorkflowID})
-		logger.WithError(err).Warn("enqueue retried run; leaving it to the requeuer")
-		if err := s.Runs.MarkRunUnenqueued(ctx, run.ID); err != nil {
-			logger.WithError(err).Error("mark run unenqueued")
-		}
-		run.EnqueuedAt = nil
-	}
+	// RetryRun stamped it enqueued; a failed publish is marked for the
+	// requeuer by the submitter, and the run is still answered 202.
+	s.Submitter.PublishRuns(r.Context(), []*orcheo.Run{run}, orcheo.PublishOptions{})
 	encodeJSON(w, r, http.StatusAccepted, run)
 }

@@ -39,8 +39,9 @@ const (
 	ReadTimeoutDefault = 15 * time.Second
 	// WriteTimeoutDefault bounds a request from the end of its headers to
 	// the end of its answer: the body read, the handler (a run's insert
-	// and enqueue take up to enqueueTimeout) and the write. No route
-	// long-polls: the CLI's --wait polls GET /api/runs/{id}.
+	// and publish take up to submit's write and publish timeouts) and the
+	// write. No route long-polls: the CLI's --wait polls GET
+	// /api/runs/{id}.
 	WriteTimeoutDefault = 60 * time.Second
 	// IdleTimeoutDefault bounds a keep-alive connection between requests.
 	IdleTimeoutDefault = 120 * time.Second
@@ -58,7 +59,10 @@ type Server struct {
 	Workflows orcheo.WorkflowService
 	Runs      orcheo.RunService
 	Triggers  orcheo.TriggerService
-	Queue     orcheo.RunQueue
+	// Submitter stores and publishes the runs the API starts (manual
+	// runs, webhooks, a retry by hand): the one path that keeps the
+	// promise that a 2xx means the run will execute.
+	Submitter orcheo.RunSubmitter
 	Engine    orcheo.Engine
 
 	// Cron, CronScheduler and CronDispatcher serve the cron routes; while
@@ -184,8 +188,8 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Open listens on Addr and then serves in a goroutine, so a busy port is
 // reported here rather than lost in the background.
 func (s *Server) Open() error {
-	if s.Workflows == nil || s.Runs == nil || s.Triggers == nil || s.Queue == nil || s.Engine == nil {
-		return fmt.Errorf("server: Workflows, Runs, Triggers, Queue and Engine must be set")
+	if s.Workflows == nil || s.Runs == nil || s.Triggers == nil || s.Submitter == nil || s.Engine == nil {
+		return fmt.Errorf("server: Workflows, Runs, Triggers, Submitter and Engine must be set")
 	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {

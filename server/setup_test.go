@@ -14,6 +14,7 @@ import (
 	"github.com/orcheo/orcheo/engine"
 	"github.com/orcheo/orcheo/internal/testenv"
 	"github.com/orcheo/orcheo/server"
+	"github.com/orcheo/orcheo/submit"
 	"github.com/sirupsen/logrus"
 )
 
@@ -49,6 +50,24 @@ func (q *recordingQueue) enqueued() []string {
 	return append([]string(nil), q.ids...)
 }
 
+// startSubmitter returns a started run submitter storing in runs and
+// publishing on q, stopped when the test ends.
+func startSubmitter(tb testing.TB, runs orcheo.RunService, q orcheo.RunQueue) *submit.Submitter {
+	tb.Helper()
+	logger := logrus.New()
+	logger.SetOutput(io.Discard)
+	s := submit.New(submit.Config{Runs: runs, Queue: q, Logger: logger})
+	s.Start(context.Background())
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// useQueue makes s publish on q from now on.
+func useQueue(tb testing.TB, s *server.Server, q orcheo.RunQueue) {
+	tb.Helper()
+	s.Submitter = startSubmitter(tb, s.Runs, q)
+}
+
 // env is a server on a real listener with a client pointed at it.
 type env struct {
 	srv    *server.Server
@@ -75,7 +94,7 @@ func newEnv(tb testing.TB, opts envOptions) *env {
 	q := &recordingQueue{fail: opts.failQueue}
 	s := server.NewServer()
 	s.Workflows, s.Runs, s.Triggers = st.Workflows, st.Runs, st.Triggers
-	s.Queue, s.Engine = q, newEngine()
+	s.Engine = newEngine()
 	if !opts.noToken {
 		s.Token = testToken
 	}
@@ -87,6 +106,10 @@ func newEnv(tb testing.TB, opts envOptions) *env {
 	s.Logger = logger
 	if opts.setup != nil {
 		opts.setup(s, st)
+	}
+	// After setup, which may wrap Runs or bring a submitter of its own.
+	if s.Submitter == nil {
+		s.Submitter = startSubmitter(tb, s.Runs, q)
 	}
 	ts := httptest.NewServer(s.Handler())
 	tb.Cleanup(ts.Close)

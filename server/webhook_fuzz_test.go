@@ -56,7 +56,7 @@ func fuzzServer(tb testing.TB) (*server.Server, *fuzzRuns) {
 		return &orcheo.WebhookConfig{Enabled: true, Methods: orcheo.WebhookMethods, Keep: []string{fuzzKept}}, nil
 	}}
 	s.Runs = &mock.RunService{CreateRunFn: runs.create, MarkRunUnenqueuedFn: func(context.Context, string) error { return nil }}
-	s.Queue = nopQueue{}
+	s.Submitter = startSubmitter(tb, s.Runs, nopQueue{})
 	s.Token = testToken
 	logger := logrus.New()
 	logger.SetOutput(io.Discard)

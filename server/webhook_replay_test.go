@@ -47,8 +47,8 @@ func (g *memoryGuard) Forget(_ context.Context, key, value string) error {
 	return nil
 }
 
-// failingCreate fails the first CreateRun with an outage, as a database
-// that dropped its connections would.
+// failingCreate fails the first CreateRun (or CreateRuns) with an outage,
+// as a database that dropped its connections would.
 type failingCreate struct {
 	orcheo.RunService
 	failed atomic.Bool
@@ -59,6 +59,17 @@ func (f *failingCreate) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo
 		return nil, false, orcheo.Errorf(orcheo.EUNAVAILABLE, "database unavailable; try again shortly")
 	}
 	return f.RunService.CreateRun(ctx, run)
+}
+
+func (f *failingCreate) CreateRuns(ctx context.Context, runs []*orcheo.Run) []orcheo.RunCreated {
+	if f.failed.CompareAndSwap(false, true) {
+		out := make([]orcheo.RunCreated, len(runs))
+		for i := range out {
+			out[i].Err = orcheo.Errorf(orcheo.EUNAVAILABLE, "database unavailable; try again shortly")
+		}
+		return out
+	}
+	return f.RunService.CreateRuns(ctx, runs)
 }
 
 // TestWebhookRetryAfterStoreFailureIsNoReplay: a signed request without a

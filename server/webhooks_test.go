@@ -329,7 +329,7 @@ func (nopQueue) EnqueueRuns(_ context.Context, runs []*orcheo.Run) []error { ret
 // with a no-op queue.
 func BenchmarkWebhook(b *testing.B) {
 	e := newEnv(b, envOptions{})
-	e.srv.Queue = nopQueue{}
+	useQueue(b, e.srv, nopQueue{})
 	e.srv.Logger.(interface{ SetOutput(io.Writer) }).SetOutput(io.Discard)
 	e.mustWorkflow(b, "bench")
 	e.mustEnableWebhook(b, "bench")

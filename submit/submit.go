@@ -10,6 +10,7 @@ package submit
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,7 +41,7 @@ type Config struct {
 	// Runs stores the runs (CreateRuns) and records failed publishes
 	// (MarkRunUnenqueued).
 	Runs orcheo.RunService
-	// Queue publishes them (EnqueueRuns). If it also has EnqueueRunFront
+	// Queue publishes them (EnqueueRuns). If it also has EnqueueRunsFront
 	// (tasks.Queue does), PublishOptions.Front publishes at the front.
 	Queue orcheo.RunQueue
 	// MaxBatch caps a batch; default MaxBatchDefault.
@@ -56,9 +57,10 @@ type Config struct {
 	Logger logrus.FieldLogger
 }
 
-// frontQueue is a queue that can publish a run at the front of its queue.
+// frontQueue is a queue that can publish runs at the front of their
+// queues, in one round trip: runs[i] goes in front of runs[:i] (tasks.Queue).
 type frontQueue interface {
-	EnqueueRunFront(ctx context.Context, run *orcheo.Run) error
+	EnqueueRunsFront(ctx context.Context, runs []*orcheo.Run) []error
 }
 
 // Submitter implements orcheo.RunSubmitter. Build it with New, Start it
@@ -321,25 +323,30 @@ func (s *Submitter) publishCtx(ctx context.Context, runs []*orcheo.Run, opts orc
 	return errs
 }
 
-// enqueueRuns publishes runs in one EnqueueRuns, or with Front one
-// EnqueueRunFront each, last first, so runs[0] ends up at the front.
+// enqueueRuns publishes runs in one EnqueueRuns, or with Front in one
+// EnqueueRunsFront, last first, so runs[0] ends up at the front.
 func (s *Submitter) enqueueRuns(ctx context.Context, runs []*orcheo.Run, opts orcheo.PublishOptions) []error {
 	fq, ok := s.cfg.Queue.(frontQueue)
 	if !opts.Front || !ok {
-		errs := s.cfg.Queue.EnqueueRuns(ctx, runs)
-		if len(errs) != len(runs) {
-			// A queue breaking its contract must not lose runs: count
-			// them all as failed, so they are marked for the requeuer.
-			errs = make([]error, len(runs))
-			for i := range errs {
-				errs[i] = errors.New("submit: the queue's EnqueueRuns returned the wrong number of results")
-			}
-		}
+		return checked(runs, s.cfg.Queue.EnqueueRuns(ctx, runs))
+	}
+	reversed := slices.Clone(runs)
+	slices.Reverse(reversed)
+	errs := checked(reversed, fq.EnqueueRunsFront(ctx, reversed))
+	slices.Reverse(errs)
+	return errs
+}
+
+// checked is errs, or when a queue broke its contract and returned the
+// wrong number of results, an error for every run: counted as failed, they
+// are marked for the requeuer instead of being lost.
+func checked(runs []*orcheo.Run, errs []error) []error {
+	if len(errs) == len(runs) {
 		return errs
 	}
-	errs := make([]error, len(runs))
-	for i := len(runs) - 1; i >= 0; i-- {
-		errs[i] = fq.EnqueueRunFront(ctx, runs[i])
+	errs = make([]error, len(runs))
+	for i := range errs {
+		errs[i] = errors.New("submit: the queue returned the wrong number of publish results")
 	}
 	return errs
 }

@@ -5,18 +5,15 @@ import (
 	"fmt"
 
 	"github.com/orcheo/orcheo"
-	"github.com/sirupsen/logrus"
 )
 
 // RunStarter starts child runs for workflow nodes: it implements
-// orcheo.RunStarter on a RunService, a WorkflowService and a RunQueue, the
-// same way the API creates manual runs (store, then enqueue; a failed
-// enqueue is left to the requeuer).
+// orcheo.RunStarter on a WorkflowService, a RunService (for the bounds)
+// and the RunSubmitter that stores and publishes every run.
 type RunStarter struct {
 	Workflows orcheo.WorkflowService
 	Runs      orcheo.RunService
-	Queue     orcheo.RunQueue
-	Logger    logrus.FieldLogger
+	Submitter orcheo.RunSubmitter
 
 	// Bounds on workflows that start each other, so that one run can never
 	// start an unbounded number of runs (a workflow that starts itself).
@@ -43,7 +40,7 @@ const (
 
 var _ orcheo.RunStarter = (*RunStarter)(nil)
 
-// StartChildRun creates and enqueues a run of c.Workflow's latest version.
+// StartChildRun submits a run of c.Workflow's latest version.
 // Its idempotency key names the parent run, attempt and node, so starting
 // the same node attempt again (a retried node, a redelivered message)
 // returns the child created the first time and enqueues nothing. The
@@ -58,9 +55,6 @@ func (s *RunStarter) StartChildRun(ctx context.Context, c orcheo.ChildRun) (*orc
 	if err != nil {
 		return nil, err
 	}
-	if wf.Archived() {
-		return nil, orcheo.Errorf(orcheo.ECONFLICT, "workflow %q is archived", wf.Handle)
-	}
 	input := c.Input
 	if len(input) == 0 {
 		input = []byte(`{}`)
@@ -72,7 +66,6 @@ func (s *RunStarter) StartChildRun(ctx context.Context, c orcheo.ChildRun) (*orc
 	run := &orcheo.Run{
 		WorkflowID:     wf.ID,
 		VersionID:      wf.LatestVersionID,
-		Queue:          wf.Queue,
 		TriggeredBy:    orcheo.TriggerWorkflow,
 		Input:          input,
 		IdempotencyKey: fmt.Sprintf("parent:%s:%d:%s", c.Parent.ID, c.Parent.Attempt-c.Parent.ReleasedAttempts, c.Node),
@@ -83,23 +76,13 @@ func (s *RunStarter) StartChildRun(ctx context.Context, c orcheo.ChildRun) (*orc
 	if err := s.checkBounds(ctx, run); err != nil {
 		return nil, err
 	}
-	existing, created, err := s.Runs.CreateRun(ctx, run)
+	// The submitter refuses an archived workflow (ECONFLICT) and returns
+	// the child created the first time when the key was used before.
+	child, _, err := s.Submitter.SubmitRun(ctx, wf, run)
 	if err != nil {
 		return nil, fmt.Errorf("create child run: %w", err)
 	}
-	if !created {
-		return existing, nil
-	}
-	if err := s.Queue.EnqueueRun(ctx, run); err != nil {
-		// The run is stored; the requeuer enqueues it once it is marked.
-		if merr := s.Runs.MarkRunUnenqueued(context.WithoutCancel(ctx), run.ID); merr != nil && s.Logger != nil {
-			s.Logger.WithError(merr).WithField("run_id", run.ID).Error("mark child run unenqueued")
-		}
-		if s.Logger != nil {
-			s.Logger.WithError(err).WithField("run_id", run.ID).Warn("enqueue child run; left to the requeuer")
-		}
-	}
-	return run, nil
+	return child, nil
 }
 
 // checkBounds refuses a child run beyond MaxDepth, MaxChildren or MaxTree

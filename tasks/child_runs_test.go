@@ -50,7 +50,7 @@ func TestRunStarter_StartChildRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	q, enqueued := recordingQueue(nil)
-	s := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Queue: q, Logger: testLogger()}
+	s := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Submitter: startSubmitter(t, store.Runs, q)}
 
 	t.Run("OK", func(t *testing.T) {
 		run, err := s.StartChildRun(ctx, orcheo.ChildRun{Parent: parent, Node: "call", Workflow: childWF.Handle})
@@ -102,7 +102,7 @@ func TestRunStarter_StartChildRun(t *testing.T) {
 	})
 	t.Run("EnqueueFailsLeftToRequeuer", func(t *testing.T) {
 		failing, _ := recordingQueue(errors.New("redis down"))
-		s := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Queue: failing, Logger: testLogger()}
+		s := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Submitter: startSubmitter(t, store.Runs, failing)}
 		run, err := s.StartChildRun(ctx, orcheo.ChildRun{Parent: parent, Node: "later", Workflow: childWF.ID})
 		if err != nil {
 			t.Fatalf("a failed enqueue must not fail the node: %v", err)
@@ -158,7 +158,7 @@ func TestWorker_ChildWaitSuspends(t *testing.T) {
 			rs := testenv.StartRedis(t)
 			f := newFixture(t, store, rs.URL())
 			f.worker.cfg.Concurrency = 1
-			starter := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Queue: f.queue, Logger: testLogger()}
+			starter := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Submitter: f.worker.Submitter}
 			f.engine = engine.New(engine.Options{Logger: testLogger(), Runs: starter,
 				SuspendChildWaitAfter: 200 * time.Millisecond, ChildPollInterval: 100 * time.Millisecond})
 			f.worker.Engine = f.engine
@@ -218,7 +218,7 @@ func TestRunStarter_Bounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	q, _ := recordingQueue(nil)
-	s := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Queue: q, Logger: testLogger(),
+	s := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Submitter: startSubmitter(t, store.Runs, q),
 		MaxDepth: 2, MaxChildren: 3, MaxTree: 5}
 	start := func(parent *orcheo.Run, node string) (*orcheo.Run, error) {
 		return s.StartChildRun(ctx, orcheo.ChildRun{Parent: parent, Node: node, Workflow: wf.ID})
@@ -271,7 +271,7 @@ func TestWorker_SelfStartingWorkflowBounded(t *testing.T) {
 	store := openStore(t, db.BackendPostgres, "tasks_child_bounds")
 	rs := testenv.StartRedis(t)
 	f := newFixture(t, store, rs.URL())
-	starter := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Queue: f.queue, Logger: testLogger(), MaxDepth: 3}
+	starter := &RunStarter{Workflows: store.Workflows, Runs: store.Runs, Submitter: f.worker.Submitter, MaxDepth: 3}
 	f.engine = engine.New(engine.Options{Logger: testLogger(), Runs: starter})
 	f.worker.Engine = f.engine
 	f.start(t)

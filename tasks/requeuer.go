@@ -21,8 +21,9 @@ const (
 type RequeuerConfig struct {
 	// Runs finds pending runs whose enqueue failed (required).
 	Runs orcheo.RunService
-	// Queue publishes them again (required).
-	Queue orcheo.RunQueue
+	// Submitter publishes them again, and marks those it cannot
+	// (required).
+	Submitter orcheo.RunSubmitter
 	// Interval between passes; default RequeuerIntervalDefault.
 	Interval time.Duration
 	// BatchSize is how many runs one query claims; a pass repeats batches
@@ -55,7 +56,7 @@ type requeueResult struct {
 }
 
 // NewRequeuer fills zero fields of cfg with defaults. It panics if Runs or
-// Queue is nil or a field is negative: those are programmer errors.
+// Submitter is nil or a field is negative: those are programmer errors.
 func NewRequeuer(cfg RequeuerConfig) *Requeuer {
 	if cfg.Interval == 0 {
 		cfg.Interval = RequeuerIntervalDefault
@@ -71,8 +72,8 @@ func NewRequeuer(cfg RequeuerConfig) *Requeuer {
 }
 
 func (c *RequeuerConfig) mustValidate() {
-	if c.Runs == nil || c.Queue == nil {
-		panic("tasks: RequeuerConfig needs Runs and Queue")
+	if c.Runs == nil || c.Submitter == nil {
+		panic("tasks: RequeuerConfig needs Runs and Submitter")
 	}
 	if c.Interval < 0 || c.BatchSize < 0 {
 		panic("tasks: RequeuerConfig Interval and BatchSize must not be negative")
@@ -114,8 +115,8 @@ func (r *Requeuer) Start(ctx context.Context) {
 }
 
 // runOnce makes one pass: it claims unenqueued runs in batches and
-// enqueues them. When an enqueue fails (Redis is down), publishRuns marks
-// that run and the rest of the batch unenqueued again, and the pass ends.
+// publishes each batch. When a publish fails (Redis is down), the
+// submitter marks those runs unenqueued again, and the pass ends.
 func (r *Requeuer) runOnce(ctx context.Context) (requeueResult, error) {
 	var res requeueResult
 	for {
@@ -123,7 +124,7 @@ func (r *Requeuer) runOnce(ctx context.Context) (requeueResult, error) {
 		if err != nil {
 			return res, fmt.Errorf("claim unenqueued runs: %w", err)
 		}
-		n, err := publishRuns(ctx, r.cfg.Queue, r.cfg.Runs, runs, r.logger)
+		n, err := published(r.cfg.Submitter.PublishRuns(ctx, runs, orcheo.PublishOptions{}))
 		res.Enqueued += n
 		if err != nil {
 			res.Failed += len(runs) - n
@@ -138,24 +139,17 @@ func (r *Requeuer) runOnce(ctx context.Context) (requeueResult, error) {
 	}
 }
 
-// publishRuns publishes runs in order and returns how many it published.
-// At the first failure (Redis is down, so the rest would fail too) it marks
-// that run and the rest unenqueued, so the Requeuer's next pass retries
-// them, and returns the error. The Requeuer and the Rescuer share it.
-func publishRuns(ctx context.Context, q orcheo.RunQueue, store orcheo.RunService, runs []*orcheo.Run, log logrus.FieldLogger) (int, error) {
-	for i, run := range runs {
-		err := q.EnqueueRun(ctx, run)
+// published counts the nil errors of a PublishRuns and returns the first
+// other one. The Requeuer and the Rescuer share it.
+func published(errs []error) (int, error) {
+	n := 0
+	var first error
+	for _, err := range errs {
 		if err == nil {
-			continue
+			n++
+		} else if first == nil {
+			first = err
 		}
-		for _, back := range runs[i:] {
-			if merr := store.MarkRunUnenqueued(context.WithoutCancel(ctx), back.ID); merr != nil {
-				// Still stamped as enqueued: the rescuer publishes it
-				// again once ReenqueueAfter has passed.
-				log.WithError(merr).WithField("run_id", back.ID).Error("mark run unenqueued; it waits for the rescuer")
-			}
-		}
-		return i, fmt.Errorf("publish run %s: %w", run.ID, err)
 	}
-	return len(runs), nil
+	return n, first
 }

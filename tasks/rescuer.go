@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -26,10 +25,14 @@ type messageCounter interface {
 type RescuerConfig struct {
 	// Runs is the store (required).
 	Runs orcheo.RunService
-	// Queue publishes rescued runs (required). If it also has
-	// EnqueueRunFront (a *Queue does), runs of dead workers go to the
-	// front of their queues (see frontQueue).
-	Queue orcheo.RunQueue
+	// Submitter publishes rescued runs and marks those it cannot
+	// (required). Runs of dead workers go to the front of their queues:
+	// they were taken from the queue long ago, and at the end they would
+	// wait for the whole backlog queued since, which at the default
+	// timings breaks the promise that an orphan is running again within
+	// 60 s (docs/architecture.md, "Bound"). The broker already puts
+	// messages it hands back or reaps at the front.
+	Submitter orcheo.RunSubmitter
 	// Messages tells which pending runs still have a message in Redis
 	// (required; the Queue's Redis).
 	Messages messageCounter
@@ -45,34 +48,6 @@ type RescuerConfig struct {
 	Logger logrus.FieldLogger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-}
-
-// frontQueue publishes a run at the front of its queue. A run whose worker
-// died was taken from the queue long ago: put at the end, it would wait
-// for the whole backlog queued since, which at the default timings breaks
-// the promise that an orphan is running again within 60 s
-// (docs/architecture.md, "Bound"). The broker already puts messages it
-// hands back or reaps at the front.
-type frontQueue interface {
-	EnqueueRunFront(ctx context.Context, run *orcheo.Run) error
-}
-
-// frontOf is q publishing at the front of each run's queue when it can.
-func frontOf(q orcheo.RunQueue) orcheo.RunQueue {
-	if fq, ok := q.(frontQueue); ok {
-		return frontPublisher{fq}
-	}
-	return q
-}
-
-type frontPublisher struct{ frontQueue }
-
-func (p frontPublisher) EnqueueRun(ctx context.Context, run *orcheo.Run) error {
-	return p.EnqueueRunFront(ctx, run)
-}
-
-func (p frontPublisher) EnqueueRuns(ctx context.Context, runs []*orcheo.Run) []error {
-	return orcheo.EnqueueEach(ctx, runs, p.EnqueueRunFront)
 }
 
 // RescuerStats counts what rescuers did since the process started. A later
@@ -124,8 +99,8 @@ func NewRescuer(cfg RescuerConfig) *Rescuer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Runs == nil || cfg.Queue == nil || cfg.Messages == nil {
-		panic("tasks: RescuerConfig needs Runs, Queue and Messages")
+	if cfg.Runs == nil || cfg.Submitter == nil || cfg.Messages == nil {
+		panic("tasks: RescuerConfig needs Runs, Submitter and Messages")
 	}
 	if cfg.Interval < 0 || cfg.ReenqueueAfter < 0 || cfg.BatchSize < 0 {
 		panic("tasks: RescuerConfig durations and BatchSize must not be negative")
@@ -190,10 +165,8 @@ func (r *Rescuer) rescueExpired(ctx context.Context) error {
 			log.Warn("lease expired: run back to pending")
 			pending = append(pending, run)
 		}
-		// Each run goes to the front, so the batch is published newest
-		// first and leaves the oldest orphan at the very front.
-		slices.Reverse(pending)
-		if _, err := r.publishTo(ctx, frontOf(r.cfg.Queue), pending); err != nil {
+		// Oldest lease first: the oldest orphan ends up at the very front.
+		if _, err := r.publish(ctx, pending, orcheo.PublishOptions{Front: true}); err != nil {
 			return fmt.Errorf("publish rescued runs: %w", err)
 		}
 		if len(runs) < r.cfg.BatchSize || ctx.Err() != nil {
@@ -220,10 +193,14 @@ func (r *Rescuer) reenqueueLost(ctx context.Context) error {
 				lost = append(lost, run)
 			}
 		}
-		n, err := r.publish(ctx, lost)
+		errs := r.cfg.Submitter.PublishRuns(ctx, lost, orcheo.PublishOptions{})
+		n, err := published(errs)
 		r.stats.reenqueued.Add(int64(n))
-		for _, run := range lost[:n] {
-			r.logger.WithField("run_id", run.ID).Warn("pending run had no message: published again")
+		r.stats.enqueueFailed.Add(int64(len(lost) - n))
+		for i, run := range lost {
+			if errs[i] == nil {
+				r.logger.WithField("run_id", run.ID).Warn("pending run had no message: published again")
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("publish runs with lost messages: %w", err)
@@ -234,15 +211,11 @@ func (r *Rescuer) reenqueueLost(ctx context.Context) error {
 	}
 }
 
-// publish publishes runs at the end of their queues; those it could not
-// are marked unenqueued, so the next pass (or the API's requeuer) retries
-// them.
-func (r *Rescuer) publish(ctx context.Context, runs []*orcheo.Run) (int, error) {
-	return r.publishTo(ctx, r.cfg.Queue, runs)
-}
-
-func (r *Rescuer) publishTo(ctx context.Context, q orcheo.RunQueue, runs []*orcheo.Run) (int, error) {
-	n, err := publishRuns(ctx, q, r.cfg.Runs, runs, r.logger)
+// publish publishes runs; those it could not are marked unenqueued by the
+// submitter, so the next pass (or the API's requeuer) retries them. It
+// returns how many it published and the first failure.
+func (r *Rescuer) publish(ctx context.Context, runs []*orcheo.Run, opts orcheo.PublishOptions) (int, error) {
+	n, err := published(r.cfg.Submitter.PublishRuns(ctx, runs, opts))
 	r.stats.enqueueFailed.Add(int64(len(runs) - n))
 	return n, err
 }

@@ -44,7 +44,7 @@ func TestRescuer_RescuedRunsGoToTheFront(t *testing.T) {
 		backlog = append(backlog, run.ID)
 	}
 
-	rescuer := NewRescuer(RescuerConfig{Runs: store.Runs, Queue: f.queue, Messages: r, Logger: testLogger()})
+	rescuer := NewRescuer(RescuerConfig{Runs: store.Runs, Submitter: f.worker.Submitter, Messages: r, Logger: testLogger()})
 	must(t, rescuer.runOnce(ctx))
 	if st := rescuer.Stats(); st.Rescued != 2 {
 		t.Fatalf("stats = %+v, want 2 rescued", st)

@@ -84,6 +84,7 @@ func newFixture(tb testing.TB, store *db.Store, redisURL string, options ...func
 	eng := engine.New(opts)
 	w := NewWorker(cfg)
 	w.Runs, w.Workflows, w.Engine, w.Logger, w.Redis = store.Runs, store.Workflows, eng, testLogger(), client
+	w.Submitter = startSubmitter(tb, store.Runs, q)
 	tb.Cleanup(w.Stop)
 	return &fixture{store: store, engine: eng, cfg: cfg, queue: q, worker: w}
 }
@@ -274,7 +275,7 @@ func TestRequeuer_EnqueuesAfterRedisRecovers(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			r := NewRequeuer(RequeuerConfig{Runs: store.Runs, Queue: f.queue, Interval: 20 * time.Millisecond, Logger: testLogger()})
+			r := NewRequeuer(RequeuerConfig{Runs: store.Runs, Submitter: f.worker.Submitter, Interval: 20 * time.Millisecond, Logger: testLogger()})
 			r.passDone = make(chan requeueResult)
 			r.Start(ctx)
 			t.Cleanup(r.Stop)

@@ -43,6 +43,9 @@ type Worker struct {
 	// Observer, if set, is told of every attempt whose result was stored
 	// (metrics); nil means nobody listens.
 	Observer AttemptObserver
+	// Submitter publishes the runs the rescuer returns to work (required):
+	// the process's one orcheo.RunSubmitter, which cmd builds.
+	Submitter orcheo.RunSubmitter
 
 	cfg      Config
 	versions versionCache
@@ -123,8 +126,8 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.running {
 		return nil
 	}
-	if w.Runs == nil || w.Workflows == nil || w.Engine == nil {
-		return fmt.Errorf("start worker: Runs, Workflows and Engine must be set")
+	if w.Runs == nil || w.Workflows == nil || w.Engine == nil || w.Submitter == nil {
+		return fmt.Errorf("start worker: Runs, Workflows, Engine and Submitter must be set")
 	}
 	if err := w.cfg.Validate(); err != nil {
 		return err
@@ -227,7 +230,7 @@ func (w *Worker) startServices(log logrus.FieldLogger) error {
 	w.cancels = &cancelListener{w: w, log: log.WithField("component", "cancel")}
 	w.cancels.Start(context.Background())
 	w.rescuer = NewRescuer(RescuerConfig{
-		Runs: w.Runs, Queue: q, Messages: q.broker.rdb,
+		Runs: w.Runs, Submitter: w.Submitter, Messages: q.broker.rdb,
 		Interval: w.cfg.RescueInterval, ReenqueueAfter: w.cfg.ReenqueueAfter, Logger: w.Logger,
 	})
 	w.elector = newRescuerElector(q.broker.rdb, w.ID, w.rescuer, w.cfg.RescueInterval, log)

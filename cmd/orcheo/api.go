@@ -10,6 +10,7 @@ import (
 	"github.com/orcheo/orcheo/engine"
 	"github.com/orcheo/orcheo/metrics"
 	"github.com/orcheo/orcheo/server"
+	"github.com/orcheo/orcheo/submit"
 	"github.com/orcheo/orcheo/tasks"
 	"github.com/orcheo/orcheo/tasks/rdb"
 	"github.com/orcheo/orcheo/webhook"
@@ -56,15 +57,18 @@ func (c *apiCommand) Run(ctx context.Context, args []string) error {
 
 // apiMain is the API process: store, queue, HTTP server and requeuer.
 type apiMain struct {
-	cfg      Config
-	log      *logrus.Logger
-	store    *db.Store
-	redis    redis.UniversalClient // the process's one Redis client
-	queue    *tasks.Queue
-	cancels  *tasks.CancelNotifier
-	server   *server.Server
-	requeuer *tasks.Requeuer
-	metrics  processMetrics
+	cfg   Config
+	log   *logrus.Logger
+	store *db.Store
+	redis redis.UniversalClient // the process's one Redis client
+	queue *tasks.Queue
+	// submitter is the process's one run submitter: the server, the
+	// cron dispatcher, the requeuer (and in dev the worker) share it.
+	submitter *submit.Submitter
+	cancels   *tasks.CancelNotifier
+	server    *server.Server
+	requeuer  *tasks.Requeuer
+	metrics   processMetrics
 	// runs is the store's RunService counting the runs it creates, for
 	// the server and the cron dispatcher.
 	runs orcheo.RunService
@@ -100,6 +104,8 @@ func (a *apiMain) Open(ctx context.Context) error {
 	if err := a.openMetrics(); err != nil {
 		return err
 	}
+	a.submitter = submit.New(submit.Config{Runs: a.runs, Queue: a.queue, Logger: a.log})
+	a.submitter.Start(ctx)
 	tokens, err := openAPITokens(a.cfg, a.log.WithField("component", "tokens"))
 	if err != nil {
 		return err
@@ -107,7 +113,7 @@ func (a *apiMain) Open(ctx context.Context) error {
 	s := server.NewServer()
 	s.Workflows, s.Runs, s.Triggers = a.store.Workflows, a.runs, a.store.Triggers
 	s.Metrics = metrics.Handler(a.metrics.reg, a.log.WithField("component", "metrics"))
-	s.Queue, s.Cancels = a.queue, a.cancels
+	s.Submitter, s.Cancels = a.submitter, a.cancels
 	s.Engine = engine.New(engine.Options{Logger: a.log.WithField("component", "engine")})
 	s.Tokens = tokens
 	s.Addr = a.cfg.HTTPAddr
@@ -120,6 +126,9 @@ func (a *apiMain) Open(ctx context.Context) error {
 	s.Cron, s.CronScheduler, s.CronDispatcher = a.store.Cron, a.cfg.Cron.scheduler(), a.dispatcher()
 	// Webhook rate limits and replays live in Redis, on the queue's client.
 	s.WebhookGuard = a.queue.WebhookGuard()
+	// The webhook route caches workflows and configs; every API process
+	// hears of a change made through any of them on this feed.
+	s.Changes = tasks.NewChangeFeed(a.redis, a.cfg.RedisPrefix, a.log)
 	s.Verifier = webhook.Verifier{}
 	s.OnWebhookRefused = metrics.NewWebhooks(a.metrics.reg).Refused
 	if box != nil {
@@ -130,7 +139,7 @@ func (a *apiMain) Open(ctx context.Context) error {
 		return err
 	}
 	a.requeuer = tasks.NewRequeuer(tasks.RequeuerConfig{
-		Runs: a.store.Runs, Queue: a.queue, Interval: a.cfg.RequeueEvery,
+		Runs: a.store.Runs, Submitter: a.submitter, Interval: a.cfg.RequeueEvery,
 		Logger: a.log.WithField("component", "requeuer"),
 	})
 	a.requeuer.Start(ctx)
@@ -162,6 +171,9 @@ func (a *apiMain) Close() error {
 	}
 	if a.requeuer != nil {
 		a.requeuer.Stop()
+	}
+	if a.submitter != nil { // after its users; writes and publishes what they submitted
+		a.submitter.Stop()
 	}
 	if a.queue != nil {
 		if err := a.queue.Close(); err != nil && first == nil {

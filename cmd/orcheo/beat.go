@@ -62,7 +62,7 @@ func (c CronConfig) scheduler() schedule.Scheduler { return schedule.Scheduler{S
 // dispatcher is the API side of cron: it fires due slots on the store.
 func (a *apiMain) dispatcher() *schedule.Dispatcher {
 	return &schedule.Dispatcher{
-		Cron: a.store.Cron, Workflows: a.store.Workflows, Runs: a.runs, Queue: a.queue,
+		Cron: a.store.Cron, Workflows: a.store.Workflows, Submitter: a.submitter,
 		Seconds: a.cfg.Cron.Seconds, Grace: a.cfg.Cron.Grace,
 		Logger: a.log.WithField("component", "cron"),
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/engine"
 	"github.com/orcheo/orcheo/examples"
+	"github.com/sirupsen/logrus"
 )
 
 // devCommand runs the API, a worker and the cron beat in one process on embedded
@@ -78,12 +79,12 @@ func (c *devCommand) Run(ctx context.Context, args []string) error {
 	if err := a.Open(ctx); err != nil {
 		return err
 	}
-	w, err := startWorker(ctx, c.cfg, a.store, a.redis, a.queue, a.metrics, log)
+	w, err := startWorker(ctx, c.cfg, a.store, a.redis, a.submitter, a.metrics, log)
 	if err != nil {
 		return err
 	}
 	defer w.Stop()
-	if err := requeuePending(ctx, a.store.Runs, a.queue); err != nil {
+	if err := requeuePending(ctx, a.store.Runs, a.submitter, log); err != nil {
 		return err
 	}
 	if err := installExamples(ctx, a.store.Workflows, a.store.Triggers); err != nil {
@@ -126,25 +127,31 @@ Stop with Ctrl-C.
 `, url, where, url, auth, url, url)
 }
 
-// requeuePending enqueues every pending run: the in-process Redis of a
-// previous dev session is gone, and with it their messages.
-func requeuePending(ctx context.Context, runs orcheo.RunService, queue orcheo.RunQueue) error {
+// requeuePending publishes every pending run again: the in-process Redis
+// of a previous dev session is gone, and with it their messages. A run the
+// submitter cannot publish is marked for the requeuer, as anywhere else.
+func requeuePending(ctx context.Context, runs orcheo.RunService, sub orcheo.RunSubmitter, log logrus.FieldLogger) error {
 	status := orcheo.RunPending
+	failed := 0
 	for offset := 0; ; {
 		page, _, err := runs.FindRuns(ctx, orcheo.RunFilter{Status: &status, Offset: offset, Limit: 500})
 		if err != nil {
 			return fmt.Errorf("find pending runs: %w", err)
 		}
-		for _, r := range page {
-			if err := queue.EnqueueRun(ctx, r); err != nil {
-				return fmt.Errorf("enqueue pending run %s: %w", r.ID, err)
+		for _, err := range sub.PublishRuns(ctx, page, orcheo.PublishOptions{}) {
+			if err != nil {
+				failed++
 			}
 		}
 		if len(page) < 500 {
-			return nil
+			break
 		}
 		offset += len(page)
 	}
+	if failed > 0 {
+		log.WithField("runs", failed).Warn("pending runs not published again; the requeuer retries them")
+	}
+	return nil
 }
 
 // installExamples creates each shipped example workflow that does not exist

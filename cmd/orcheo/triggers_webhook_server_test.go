@@ -41,7 +41,7 @@ func setupCLI(tb testing.TB) *cliBundle {
 	s := server.NewServer()
 	s.Workflows, s.Runs, s.Triggers = store.Workflows, store.Runs, store.Triggers
 	// No run is started here: the queue accepts and drops.
-	s.Queue, s.Engine = &mock.RunQueue{}, engine.New(engine.Options{})
+	s.Submitter, s.Engine = &mock.RunSubmitter{}, engine.New(engine.Options{})
 	s.Token, s.Addr, s.Logger = "cli-test-token", "127.0.0.1:0", log
 	key, err := secrets.NewKey()
 	if err != nil {

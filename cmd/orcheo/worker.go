@@ -13,6 +13,7 @@ import (
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/db"
 	"github.com/orcheo/orcheo/engine"
+	"github.com/orcheo/orcheo/submit"
 	"github.com/orcheo/orcheo/tasks"
 	"github.com/orcheo/orcheo/tasks/rdb"
 	"github.com/redis/go-redis/v9"
@@ -77,7 +78,13 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 		return stoppedWaiting(ctx, startLog, err)
 	}
 	m := newProcessMetrics()
-	w, err := startWorker(ctx, c.cfg, store, client, queue, m, log)
+	// The process's one run submitter: child runs and the rescuer's
+	// publishes. Stopped after the worker (deferred before it returns),
+	// before the queue it publishes on.
+	sub := submit.New(submit.Config{Runs: m.runs.Wrap(store.Runs), Queue: queue, Logger: log})
+	sub.Start(ctx)
+	defer sub.Stop()
+	w, err := startWorker(ctx, c.cfg, store, client, sub, m, log)
 	if err != nil {
 		return err
 	}
@@ -114,15 +121,14 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 }
 
 // startWorker builds and starts a worker on store and client (the
-// process's one Redis client), counted in m; queue enqueues the child runs
-// its workflow nodes start.
-func startWorker(ctx context.Context, cfg Config, store *db.Store, client redis.UniversalClient, queue orcheo.RunQueue, m processMetrics, log *logrus.Logger) (*tasks.Worker, error) {
+// process's one Redis client), counted in m; sub (the process's one run
+// submitter, whose store counts the runs it creates) stores and publishes
+// the child runs its workflow nodes start and the rescuer's runs.
+func startWorker(ctx context.Context, cfg Config, store *db.Store, client redis.UniversalClient, sub orcheo.RunSubmitter, m processMetrics, log *logrus.Logger) (*tasks.Worker, error) {
 	w := tasks.NewWorker(cfg.tasksConfig())
-	w.Runs, w.Workflows, w.Redis = store.Runs, store.Workflows, client
+	w.Runs, w.Workflows, w.Redis, w.Submitter = store.Runs, store.Workflows, client, sub
 	m.observeWorker(w)
-	// Child runs that workflow nodes start are counted where they are
-	// created: here.
-	starter := &tasks.RunStarter{Workflows: store.Workflows, Runs: m.runs.Wrap(store.Runs), Queue: queue, Logger: log.WithField("component", "engine"),
+	starter := &tasks.RunStarter{Workflows: store.Workflows, Runs: store.Runs, Submitter: sub,
 		MaxDepth: cfg.MaxChildDepth, MaxChildren: cfg.MaxChildRuns, MaxTree: cfg.MaxRunTree}
 	w.Engine = engine.New(cfg.engineOptions(log.WithField("component", "engine"), starter))
 	w.Logger = log.WithField("component", "worker")

@@ -63,7 +63,7 @@ func cronStore(t *testing.T, backend Backend, t0 time.Time) (*db.Store, *schedul
 	// The dispatcher's own clock is two hours on: tests pass each dispatch
 	// its now, which may not be ahead of that clock.
 	later := &fixedClock{t: t0.Add(2 * time.Hour)}
-	d := &schedule.Dispatcher{Cron: s.Cron, Workflows: s.Workflows, Runs: s.Runs, Queue: q, Now: later.Now,
+	d := &schedule.Dispatcher{Cron: s.Cron, Workflows: s.Workflows, Submitter: startSubmitter(t, s.Runs, q), Now: later.Now,
 		Logger: quietLogger()}
 	return s, d, q
 }
@@ -323,7 +323,7 @@ func exerciseCron(t *testing.T, backend Backend) {
 	t.Run("CatchupWithFastWorker", func(t *testing.T) {
 		t.Parallel()
 		s, d, _ := cronStore(t, backend, t0)
-		d.Queue = &finishingQueue{tb: t, runs: s.Runs}
+		d.Submitter = startSubmitter(t, s.Runs, &finishingQueue{tb: t, runs: s.Runs})
 		wf, _ := MustWorkflow(t, s)
 		if err := s.Cron.SetCronTrigger(ctx, &orcheo.CronTrigger{WorkflowID: wf.ID, Expression: "*/10 * * * *",
 			Catchup: orcheo.CatchupAll, CatchupLimit: 3}); err != nil {
