@@ -13,6 +13,7 @@ import (
 	"github.com/orcheo/orcheo/engine"
 	"github.com/orcheo/orcheo/server"
 	"github.com/orcheo/orcheo/tasks"
+	"github.com/orcheo/orcheo/tasks/rdb"
 	"github.com/sirupsen/logrus"
 )
 
@@ -21,7 +22,7 @@ import (
 // environment.
 type Config struct {
 	DatabaseURL   string        // ORCHEO_DATABASE_URL
-	RedisURL      string        // REDIS_URL
+	RedisURL      string        // REDIS_URL, or built from ORCHEO_REDIS_SENTINELS (redisFromEnv)
 	RedisPrefix   string        // ORCHEO_REDIS_PREFIX
 	HTTPAddr      string        // ORCHEO_HTTP_ADDR
 	APIToken      string        // ORCHEO_API_TOKEN
@@ -149,6 +150,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	str("ORCHEO_DATABASE_URL", &c.DatabaseURL)
 	str("REDIS_URL", &c.RedisURL)
+	c.redisFromEnv(getenv, &errs)
 	str("ORCHEO_REDIS_PREFIX", &c.RedisPrefix)
 	str("ORCHEO_HTTP_ADDR", &c.HTTPAddr)
 	str("ORCHEO_API_TOKEN", &c.APIToken)
@@ -232,6 +234,26 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
 	}
 	return c, nil
+}
+
+// redisFromEnv turns ORCHEO_REDIS_SENTINELS (comma-separated host:port)
+// and ORCHEO_REDIS_SENTINEL_MASTER into a redis+sentinel:// RedisURL: a
+// primary managed by Redis Sentinel. REDIS_URL still gives the password and
+// the database (and, if it is itself a redis+sentinel:// URL, whichever of
+// the two variables is unset). Every process then opens the one client of
+// that URL (rdb.Open).
+func (c *Config) redisFromEnv(getenv func(string) string, errs *[]string) {
+	sentinels := splitList(getenv("ORCHEO_REDIS_SENTINELS"))
+	master := strings.TrimSpace(getenv("ORCHEO_REDIS_SENTINEL_MASTER"))
+	if len(sentinels) == 0 && master == "" {
+		return
+	}
+	u, err := rdb.SentinelURL(sentinels, master, c.RedisURL)
+	if err != nil {
+		*errs = append(*errs, fmt.Sprintf("ORCHEO_REDIS_SENTINELS, ORCHEO_REDIS_SENTINEL_MASTER: %v", err))
+		return
+	}
+	c.RedisURL = u
 }
 
 // dataDir is where orcheo dev keeps its SQLite file: ORCHEO_DATA_DIR, else

@@ -104,8 +104,9 @@ func (s *Sentinels) startServer(bin, addr string, args ...string) {
 	s.mu.Unlock()
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer c.Close()
-	s.poll(fmt.Sprintf("redis-server on %s to answer", addr), func(ctx context.Context) bool {
-		return c.Ping(ctx).Err() == nil
+	s.poll(fmt.Sprintf("redis-server on %s to answer", addr), func(ctx context.Context) (bool, string) {
+		err := c.Ping(ctx).Err()
+		return err == nil, fmt.Sprint(err)
 	})
 }
 
@@ -115,9 +116,12 @@ func (s *Sentinels) waitReplicated(addr string) {
 	s.tb.Helper()
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer c.Close()
-	s.poll("the replica to sync", func(ctx context.Context) bool {
+	s.poll("the replica to sync", func(ctx context.Context) (bool, string) {
 		info, err := c.Info(ctx, "replication").Result()
-		return err == nil && strings.Contains(info, "master_link_status:up")
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.Contains(info, "master_link_status:up"), info
 	})
 }
 
@@ -127,27 +131,32 @@ func (s *Sentinels) waitTopology() {
 	s.tb.Helper()
 	for _, addr := range s.Addrs() {
 		c := redis.NewSentinelClient(&redis.Options{Addr: addr, MaxRetries: -1})
-		s.poll("sentinel "+addr+" to learn the topology", func(ctx context.Context) bool {
+		s.poll("sentinel "+addr+" to learn the topology", func(ctx context.Context) (bool, string) {
 			m, err := c.Master(ctx, SentinelMaster).Result()
-			return err == nil && m["num-slaves"] == "1" && m["num-other-sentinels"] == "2"
+			if err != nil {
+				return false, err.Error()
+			}
+			return m["num-slaves"] == "1" && m["num-other-sentinels"] == "2",
+				fmt.Sprintf("replicas %s, other sentinels %s", m["num-slaves"], m["num-other-sentinels"])
 		})
 		_ = c.Close()
 	}
 }
 
-// poll calls cond every 50 ms until it holds, or fails the test after 30 s.
-func (s *Sentinels) poll(what string, cond func(ctx context.Context) bool) {
+// poll calls cond every 50 ms until it holds, or fails the test after 60 s
+// with what cond last saw.
+func (s *Sentinels) poll(what string, cond func(ctx context.Context) (bool, string)) {
 	s.tb.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		ok := cond(ctx)
+		ok, saw := cond(ctx)
 		cancel()
 		if ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			s.tb.Fatalf("testenv: timed out waiting for %s", what)
+			s.tb.Fatalf("testenv: timed out waiting for %s; last saw: %s", what, saw)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -207,19 +216,22 @@ func (s *Sentinels) KillPrimary() string {
 func (s *Sentinels) WaitFailover(old string) string {
 	s.tb.Helper()
 	var addr string
-	s.poll("the sentinels to promote the replica", func(ctx context.Context) bool {
+	s.poll("the sentinels to promote the replica", func(ctx context.Context) (bool, string) {
 		a, err := s.Primary()
-		if err != nil || a == old {
-			return false
+		if err != nil {
+			return false, err.Error()
+		}
+		if a == old {
+			return false, "the sentinels still name " + old
 		}
 		c := redis.NewClient(&redis.Options{Addr: a, MaxRetries: -1})
 		defer c.Close()
 		role, err := c.Do(ctx, "ROLE").Slice()
 		if err != nil || len(role) == 0 || role[0] != "master" {
-			return false
+			return false, fmt.Sprintf("%s: ROLE %v %v", a, role, err)
 		}
 		addr = a
-		return true
+		return true, ""
 	})
 	return addr
 }

@@ -81,15 +81,11 @@ func IsSentinelURL(rawURL string) bool {
 
 // SentinelURL builds the URL Open reads for the primary named master
 // behind the sentinels at addrs (host:port each), with the password and
-// database of base (a redis:// or redis+sentinel:// URL, or ""). It is how
-// ORCHEO_REDIS_SENTINELS and ORCHEO_REDIS_SENTINEL_MASTER become one URL.
+// database of base (a redis:// or redis+sentinel:// URL, or ""). When base
+// is a redis+sentinel:// URL, an empty master or addrs is taken from it.
+// It is how ORCHEO_REDIS_SENTINELS and ORCHEO_REDIS_SENTINEL_MASTER become
+// one URL.
 func SentinelURL(addrs []string, master, base string) (string, error) {
-	if len(addrs) == 0 {
-		return "", errors.New("no sentinel address")
-	}
-	if master == "" {
-		return "", errors.New("no sentinel master name")
-	}
 	var user *url.Userinfo
 	db := 0
 	query := ""
@@ -104,12 +100,24 @@ func SentinelURL(addrs []string, master, base string) (string, error) {
 		if u, err := url.Parse(placeholderURL(base)); err == nil {
 			query = u.RawQuery
 		}
+		if len(addrs) == 0 {
+			addrs = opt.SentinelAddrs
+		}
+		if master == "" {
+			master = opt.MasterName
+		}
 	default:
 		opt, err := redis.ParseURL(base)
 		if err != nil {
 			return "", fmt.Errorf("redis url: %s", redactURLErr(err, base))
 		}
 		user, db = userinfo(opt.Username, opt.Password), opt.DB
+	}
+	if len(addrs) == 0 {
+		return "", errors.New("no sentinel address")
+	}
+	if master == "" || strings.ContainsAny(master, "/?#@ ") {
+		return "", fmt.Errorf("invalid sentinel master name %q", master)
 	}
 	for _, a := range addrs {
 		if err := checkSentinelAddr(a); err != nil {

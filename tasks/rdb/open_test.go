@@ -72,6 +72,8 @@ func TestSentinelURL(t *testing.T) {
 		{[]string{"a:1", "b:2"}, "m", "", "redis+sentinel://a:1,b:2/m/0"},
 		{[]string{"a:1"}, "m", "redis://:p%40w@127.0.0.1:6379/2", "redis+sentinel://:p%40w@a:1/m/2"},
 		{[]string{"a:1"}, "m", "redis+sentinel://:pw@x:9/old/4?sentinel_password=sp", "redis+sentinel://:pw@a:1/m/4?sentinel_password=sp"},
+		{nil, "m", "redis+sentinel://x:9,y:8/old/4", "redis+sentinel://x:9,y:8/m/4"},
+		{[]string{"a:1"}, "", "redis+sentinel://x:9/old", "redis+sentinel://a:1/old/0"},
 	} {
 		got, err := SentinelURL(tc.addrs, tc.master, tc.base)
 		if err != nil || got != tc.want {
@@ -88,7 +90,10 @@ func TestSentinelURL(t *testing.T) {
 			t.Errorf("SentinelURL(%v) accepted it", bad)
 		}
 	}
-	if _, err := SentinelURL([]string{"a:1"}, "", ""); err == nil {
+	if _, err := SentinelURL([]string{"a:1"}, "", "redis://h:1/0"); err == nil {
 		t.Error("SentinelURL without a master accepted it")
+	}
+	if _, err := SentinelURL([]string{"a:1"}, "a/b", ""); err == nil {
+		t.Error("SentinelURL with a slash in the master name accepted it")
 	}
 }
