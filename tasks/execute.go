@@ -17,7 +17,8 @@ const (
 	// claimRetryDelay is when a message whose claim hit a database error
 	// comes back (through machinery's delayed set).
 	claimRetryDelay = 5 * time.Second
-	// completeTimeout bounds recording a run's result, retries included.
+	// completeTimeout bounds recording a run's result, retries included
+	// (the completer's per-completion deadline).
 	completeTimeout = 30 * time.Second
 )
 
@@ -34,7 +35,9 @@ func (w *Worker) executeRun(mctx context.Context, runID string) error {
 	log := w.Logger.WithFields(logrus.Fields{"component": "worker", "worker_id": w.ID, "run_id": runID})
 	start := time.Now()
 
-	run, err := w.Runs.ClaimRun(ctx, runID, w.ID, start.Add(w.cfg.LeaseDuration))
+	// The claimer claims this run together with those other slots asked
+	// for meanwhile (claimer.go); the lease starts when the batch does.
+	run, err := w.claimer.claim(runID)
 	switch orcheo.ErrorCode(err) {
 	case "":
 	case orcheo.ECONFLICT:
@@ -71,7 +74,10 @@ func (w *Worker) executeRun(mctx context.Context, runID string) error {
 		return nil
 	}
 	storable(c)
-	done := w.complete(run, *c, log.WithField("duration", time.Since(start).String()))
+	// The completer writes this result with those of other slots
+	// (completer.go) and returns once it has committed, so the message is
+	// acked only after the commit.
+	done := w.completer.complete(run, *c, log.WithField("duration", time.Since(start).String()))
 	if done != nil && w.Observer != nil {
 		w.Observer.AttemptFinished(done, c.Status, time.Since(start))
 	}
@@ -231,54 +237,6 @@ func unstorableCompletion(c orcheo.RunCompletion, err error) orcheo.RunCompletio
 	}
 	return orcheo.RunCompletion{Status: status, Steps: steps,
 		Error: orcheo.TruncateText("run result cannot be stored: "+orcheo.ErrorMessage(err), 1000)}
-}
-
-// complete records c, retrying database errors for up to completeTimeout
-// (a database restart must not lose a finished run), and returns the run as
-// stored (pending when the store granted a retry), or nil if it could not
-// be recorded. A result the store refuses as EINVALID is not retried: the
-// attempt is recorded at once as unstorableCompletion. It uses its own
-// context so a run that finished during shutdown is still recorded.
-func (w *Worker) complete(run *orcheo.Run, c orcheo.RunCompletion, log logrus.FieldLogger) *orcheo.Run {
-	log = log.WithField("status", string(c.Status))
-	ctx, cancel := context.WithTimeout(context.Background(), completeTimeout)
-	defer cancel()
-	backoff := 100 * time.Millisecond
-	refused := false // set once c was replaced by unstorableCompletion
-	for {
-		done, err := w.Runs.CompleteRun(ctx, run.ID, run.Attempt, c)
-		switch orcheo.ErrorCode(err) {
-		case "":
-			// The run's error may quote workflow data, so it is stored on
-			// the run and logged only at debug.
-			log.WithField("status", string(done.Status)).Info("attempt finished")
-			if c.Status == orcheo.RunFailed {
-				log.WithField("error", c.Error).Debug("run failure")
-			}
-			return done
-		case orcheo.ECONFLICT, orcheo.ENOTFOUND:
-			log.WithField("reason", orcheo.ErrorMessage(err)).Warn("lost claim; result discarded")
-			return nil
-		case orcheo.EINVALID:
-			if refused {
-				log.WithError(err).Error("complete run: result refused; left for the rescuer")
-				return nil
-			}
-			log.WithError(err).Warn("complete run: result refused; failing the attempt")
-			c, refused = unstorableCompletion(c, err), true
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			log.WithError(err).Error("complete run; left for the rescuer")
-			return nil
-		case <-time.After(backoff):
-		}
-		log.WithError(err).Warn("complete run; retrying")
-		if backoff *= 2; backoff > 5*time.Second {
-			backoff = 5 * time.Second
-		}
-	}
 }
 
 // version returns a workflow version, from memory when possible: versions

@@ -136,17 +136,25 @@ func TestComplete_RefusedResultFailsAtOnce(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	var calls []orcheo.RunCompletion
-	runs := &mock.RunService{CompleteRunFn: func(_ context.Context, id string, attempt int, c orcheo.RunCompletion) (*orcheo.Run, error) {
-		calls = append(calls, c)
-		if len(calls) == 1 {
-			return nil, orcheo.Errorf(orcheo.EINVALID, "a value cannot be stored: the database refused it")
+	var refuse func(n int) bool // whether the n-th call (from 1) is refused
+	runs := &mock.RunService{CompleteRunsFn: func(_ context.Context, cs []orcheo.AttemptCompletion) ([]orcheo.RunCompleted, error) {
+		out := make([]orcheo.RunCompleted, len(cs))
+		for i, c := range cs {
+			calls = append(calls, c.Completion)
+			if refuse(len(calls)) {
+				out[i].Err = orcheo.Errorf(orcheo.EINVALID, "a value cannot be stored: the database refused it")
+			} else {
+				out[i].Run = &orcheo.Run{ID: c.RunID, Status: c.Completion.Status, Error: c.Completion.Error}
+			}
 		}
-		return &orcheo.Run{ID: id, Status: c.Status, Error: c.Error}, nil
+		return out, nil
 	}}
-	w := NewWorker(Config{})
-	w.Runs, w.Logger = runs, testLogger()
+	c := newCompleter(runs, completeTimeout)
+	c.Start(context.Background())
+	t.Cleanup(c.Stop)
+	refuse = func(n int) bool { return n == 1 }
 	start := time.Now()
-	done := w.complete(&orcheo.Run{ID: "r1", Attempt: 1}, orcheo.RunCompletion{Status: orcheo.RunSucceeded,
+	done := c.complete(&orcheo.Run{ID: "r1", Attempt: 1}, orcheo.RunCompletion{Status: orcheo.RunSucceeded,
 		Output: json.RawMessage(`{"ok":true}`), Steps: []*orcheo.RunStep{{Seq: 1, Node: "a", Status: orcheo.StepSucceeded,
 			Output: json.RawMessage(`{"ok":true}`), StartedAt: now}}}, testLogger())
 	if time.Since(start) > time.Second || len(calls) != 2 {
@@ -161,11 +169,8 @@ func TestComplete_RefusedResultFailsAtOnce(t *testing.T) {
 
 	// Refused again: given up at once, left for the rescuer.
 	calls = nil
-	runs.CompleteRunFn = func(context.Context, string, int, orcheo.RunCompletion) (*orcheo.Run, error) {
-		calls = append(calls, orcheo.RunCompletion{})
-		return nil, orcheo.Errorf(orcheo.EINVALID, "no")
-	}
-	if done := w.complete(&orcheo.Run{ID: "r1", Attempt: 1}, orcheo.RunCompletion{Status: orcheo.RunFailed, Error: "x"}, testLogger()); done != nil || len(calls) != 2 {
+	refuse = func(int) bool { return true }
+	if done := c.complete(&orcheo.Run{ID: "r1", Attempt: 1}, orcheo.RunCompletion{Status: orcheo.RunFailed, Error: "x"}, testLogger()); done != nil || len(calls) != 2 {
 		t.Fatalf("done = %+v after %d calls, want nil after 2", done, len(calls))
 	}
 }
