@@ -134,6 +134,21 @@ type Server struct {
 	// for the metrics.
 	OnWebhookRefused func(reason string)
 
+	// Changes, if set, carries the news of changed workflows between the
+	// API processes (tasks.ChangeFeed): the write handlers publish on it,
+	// and with it Open starts the webhook route's cache (cache.go), which
+	// serves only while its subscription is up. While nil, every webhook
+	// reads its workflow and config from the store.
+	Changes orcheo.ChangeFeed
+	// WebhookCacheTTL and WebhookCacheSize bound the age and the number
+	// of cached entries; zero means WebhookCacheTTLDefault and
+	// WebhookCacheSizeDefault.
+	WebhookCacheTTL  time.Duration
+	WebhookCacheSize int
+
+	cache     *webhookCache
+	stopCache func()
+
 	ln      net.Listener
 	server  *http.Server
 	router  *mux.Router
@@ -196,6 +211,7 @@ func (s *Server) Open() error {
 		return fmt.Errorf("listen on %s: %w", s.Addr, err)
 	}
 	s.ln = ln
+	s.startCache()
 	s.server = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.ReadHeaderTimeout,
@@ -219,7 +235,11 @@ func (s *Server) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	return s.server.Shutdown(ctx)
+	err := s.server.Shutdown(ctx)
+	if s.stopCache != nil {
+		s.stopCache()
+	}
+	return err
 }
 
 // Port returns the port Open listens on (useful with ":0"), or 0 if the

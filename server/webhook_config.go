@@ -112,7 +112,11 @@ func (s *Server) handleWebhookConfigUpdate(w http.ResponseWriter, r *http.Reques
 		Error(w, r, err)
 		return
 	}
-	if err := s.Triggers.SetWebhookConfig(r.Context(), wf.ID, cfg); err != nil {
+	err = s.Triggers.SetWebhookConfig(r.Context(), wf.ID, cfg)
+	// Told on an error too: a write whose answer was lost may have
+	// committed.
+	s.changed(r, wf.ID)
+	if err != nil {
 		Error(w, r, err)
 		return
 	}
@@ -197,7 +201,11 @@ func (s *Server) handleWebhookSecretRotate(w http.ResponseWriter, r *http.Reques
 		Error(w, r, err)
 		return
 	}
-	if err := s.Triggers.SetWebhookConfig(r.Context(), wf.ID, cfg); err != nil {
+	err = s.Triggers.SetWebhookConfig(r.Context(), wf.ID, cfg)
+	// Told on an error too: a write whose answer was lost may have
+	// committed.
+	s.changed(r, wf.ID)
+	if err != nil {
 		Error(w, r, err)
 		return
 	}

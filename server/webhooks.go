@@ -126,13 +126,7 @@ func (s *Server) findWebhook(r *http.Request) (*orcheo.Workflow, *orcheo.Webhook
 	if !validRef(ref) {
 		return refuse("not an id or handle")
 	}
-	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), ref)
-	if orcheo.ErrorCode(err) == orcheo.ENOTFOUND {
-		return refuse("unknown workflow")
-	} else if err != nil {
-		return nil, nil, err
-	}
-	cfg, err := s.Triggers.FindWebhookConfig(r.Context(), wf.ID)
+	wf, cfg, err := s.lookupWebhook(r.Context(), ref) // cache.go
 	if orcheo.ErrorCode(err) == orcheo.ENOTFOUND {
 		return refuse("unknown workflow")
 	} else if err != nil {

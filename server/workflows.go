@@ -84,7 +84,11 @@ func (s *Server) handleWorkflowCreate(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, err)
 		return
 	}
-	if _, err := s.Workflows.CreateWorkflow(r.Context(), wf, def); err != nil {
+	_, err = s.Workflows.CreateWorkflow(r.Context(), wf, def)
+	// Caches may hold "not found" for its handle. Told on an error too:
+	// a write whose answer was lost may have committed.
+	s.changed(r, wf.ID)
+	if err != nil {
 		Error(w, r, err)
 		return
 	}
@@ -202,6 +206,8 @@ func (s *Server) handleWorkflowVersionCreate(w http.ResponseWriter, r *http.Requ
 		return
 	}
 	v, err := s.Workflows.CreateWorkflowVersion(r.Context(), wf.ID, def)
+	// Webhook runs start the latest version, read from the cache.
+	s.changed(r, wf.ID)
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -216,9 +222,12 @@ func (s *Server) handleWorkflowArchive(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, err)
 		return
 	}
-	if wf, err = s.Workflows.ArchiveWorkflow(r.Context(), wf.ID); err != nil {
+	archived, err := s.Workflows.ArchiveWorkflow(r.Context(), wf.ID)
+	s.changed(r, wf.ID)
+	if err != nil {
 		Error(w, r, err)
 		return
 	}
+	wf = archived
 	encodeJSON(w, r, http.StatusOK, wf)
 }
