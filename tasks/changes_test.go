@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/internal/testenv"
 	"github.com/redis/go-redis/v9"
@@ -159,6 +160,27 @@ func TestChangeFeed(t *testing.T) {
 			if ev != connected { // a redial in flight may report itself again
 				t.Fatalf("change event %+v, want %+v", ev, changed(id))
 			}
+		}
+	})
+
+	t.Run("Miniredis", func(t *testing.T) {
+		// orcheo dev's in-process Redis: pub/sub, and pings while
+		// subscribed, answered as a real server does.
+		t.Parallel()
+		mr := miniredis.RunT(t)
+		f := NewChangeFeed(changesClient(t, "redis://"+mr.Addr()+"/0"), "", testLogger())
+		f.PingInterval = 10 * time.Millisecond
+		events := subscribe(t, f)
+		wantEvent(t, events, connected)
+		for i := 0; i < 5; i++ {
+			// Long enough for pings between publishes: each must be
+			// answered, or the feed would report a disconnection first.
+			time.Sleep(30 * time.Millisecond)
+			id := orcheo.NewID()
+			if err := f.Publish(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			wantEvent(t, events, changed(id))
 		}
 	})
 
