@@ -151,6 +151,15 @@ func (s *Submitter) Stop() {
 	<-done
 }
 
+// Waiting returns how many accepted submissions wait for a batch to take
+// them (not counting the batch being written): a queue depth for metrics
+// and tests.
+func (s *Submitter) Waiting() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.reqs)
+}
+
 // SubmitRun implements orcheo.RunSubmitter: the archived check, the
 // version choice and the validation happen here, then the run joins the
 // next batch and SubmitRun waits for that batch's commit (and, for a run
