@@ -35,10 +35,11 @@ import (
 //     keeps the first archive time, MarkCronDispatched never moves back,
 //     MarkRunUnenqueued, HeartbeatRuns sets the same lease and returns the
 //     same ids, SaveRunStep's upsert of the same step); and the inserts of
-//     runs, whose ids the application made (rules.NewRun), so that a run
-//     again whose first try committed finds its own id taken and inserts
-//     nothing: it must report that row as created (CreateRuns'
+//     runs, whose ids the application made (rules.NewRun): run again after
+//     a first try that committed, the insert finds its own id taken and
+//     inserts nothing, and reports that row as created (CreateRuns'
 //     findExisting, CreateSkippedRun), not as a conflict or a duplicate.
+//     CreateRuns wraps its createRuns call as retry's example shows.
 //   - retryUnsent, run again only when the failure guarantees that nothing
 //     reached the server (unsent): the conditional transitions. Their
 //     second run, after a first one that committed, would find the run
@@ -53,11 +54,14 @@ import (
 //     stamped (until they go stale); DeleteCronTrigger would report the
 //     trigger it deleted as missing; CreateWorkflow would find its own
 //     handle taken. For those an EUNAVAILABLE tells the caller the truth:
-//     the outcome is unknown.
+//     the outcome is unknown. ClaimRuns' and CompleteRuns' statements are
+//     retryQuery(ctx, retryUnsent, …); the queries that explain the ids
+//     not claimed or completed are retryIdempotent.
 //   - retryTx runs a transaction again under either policy when the
 //     failure came before COMMIT was sent (PostgreSQL rolls back the open
 //     transaction of a connection that ends), and after that only as the
-//     policy allows (CreateWorkflowVersion: unsent).
+//     policy allows: CreateWorkflowVersion, and CompleteRuns' transaction
+//     of several rounds, are retryTx(ctx, retryUnsent, …).
 type retryPolicy int
 
 const (
