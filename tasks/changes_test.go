@@ -271,3 +271,26 @@ func (p *blackhole) pipe(dst, src net.Conn) {
 		}
 	}
 }
+
+func TestNewChangeFeed_Defaults(t *testing.T) {
+	t.Parallel()
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = c.Close() })
+	f := NewChangeFeed(c, "", nil)
+	if f.channel != PrefixDefault+":changes" || f.PingInterval != ChangeFeedPingIntervalDefault || f.logger == nil {
+		t.Fatalf("defaults: channel %q, ping interval %s, logger %v", f.channel, f.PingInterval, f.logger)
+	}
+	for name, fn := range map[string]func(){
+		"nil client":   func() { NewChangeFeed(nil, "p", nil) },
+		"brace prefix": func() { NewChangeFeed(c, "a{b}", nil) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			fn()
+		}()
+	}
+}
