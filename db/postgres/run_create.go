@@ -70,13 +70,13 @@ func (s *RunService) CreateRuns(ctx context.Context, runs []*orcheo.Run) []orche
 	if len(ins) == 0 {
 		return out
 	}
-	res, err := s.createRuns(ctx, ins, now)
+	res, err := s.createRunsRetried(ctx, ins, now)
 	if err != nil && len(ins) > 1 && !isUnavailable(err) && ctx.Err() == nil {
 		// One row the database refused fails the whole statement: store
 		// the rows one by one, so that row alone gets its error.
 		res = make([]orcheo.RunCreated, len(ins))
 		for j, in := range ins {
-			one, err := s.createRuns(ctx, []*orcheo.Run{in}, now)
+			one, err := s.createRunsRetried(ctx, []*orcheo.Run{in}, now)
 			if err != nil {
 				res[j].Err = err
 			} else {
@@ -98,6 +98,19 @@ func (s *RunService) CreateRuns(ctx context.Context, runs []*orcheo.Run) []orche
 		out[i] = r
 	}
 	return out
+}
+
+// createRunsRetried is createRuns run again on a fresh connection when the
+// connection failed, even after a first try that may have committed: the
+// run ids are the application's, so the retry finds them stored and
+// reports them created (findExisting), and stores nothing twice.
+func (s *RunService) createRunsRetried(ctx context.Context, ins []*orcheo.Run, now time.Time) ([]orcheo.RunCreated, error) {
+	var res []orcheo.RunCreated
+	err := s.db.retry(ctx, retryIdempotent, func() (err error) {
+		res, err = s.createRuns(ctx, ins, now)
+		return err
+	})
+	return res, err
 }
 
 // createRuns inserts ins (already checked by rules.NewRun) and returns each
