@@ -113,6 +113,7 @@ func (c *completer) complete(run *orcheo.Run, rc orcheo.RunCompletion, log logru
 	}
 	c.waiting = append(c.waiting, req)
 	c.mu.Unlock()
+	req.log.Debug("result handed to the completer")
 	select {
 	case c.wake <- struct{}{}:
 	default: // already woken
