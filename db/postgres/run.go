@@ -100,7 +100,7 @@ func (s *RunService) CreateRun(ctx context.Context, run *orcheo.Run) (*orcheo.Ru
 // holding in's idempotency key or cron slot, or ENOTFOUND for the version.
 func (s *RunService) findDuplicate(ctx context.Context, in *orcheo.Run) (*orcheo.Run, error) {
 	if in.IdempotencyKey != "" {
-		r, err := scanRun(s.db.pool.QueryRow(ctx, `SELECT `+runCols+` FROM `+runFrom("runs")+`
+		r, err := scanRun(s.db.retryRow(ctx, retryIdempotent, `SELECT `+runCols+` FROM `+runFrom("runs")+`
 			WHERE r.workflow_id = $1 AND r.triggered_by = $2 AND r.idempotency_key = $3`,
 			in.WorkflowID, in.TriggeredBy, in.IdempotencyKey))
 		if err == nil {
@@ -110,7 +110,7 @@ func (s *RunService) findDuplicate(ctx context.Context, in *orcheo.Run) (*orcheo
 		}
 	}
 	if in.ScheduledFor != nil {
-		r, err := scanRun(s.db.pool.QueryRow(ctx, `SELECT `+runCols+` FROM `+runFrom("runs")+`
+		r, err := scanRun(s.db.retryRow(ctx, retryIdempotent, `SELECT `+runCols+` FROM `+runFrom("runs")+`
 			WHERE r.workflow_id = $1 AND r.scheduled_for = $2`, in.WorkflowID, in.ScheduledFor))
 		if err == nil {
 			return r, nil
@@ -119,7 +119,7 @@ func (s *RunService) findDuplicate(ctx context.Context, in *orcheo.Run) (*orcheo
 		}
 	}
 	var ok bool
-	if err := s.db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM workflow_versions WHERE id = $1 AND workflow_id = $2)`,
+	if err := s.db.retryRow(ctx, retryIdempotent, `SELECT EXISTS (SELECT 1 FROM workflow_versions WHERE id = $1 AND workflow_id = $2)`,
 		in.VersionID, in.WorkflowID).Scan(&ok); err != nil {
 		return nil, fmt.Errorf("create run: check version: %w", err)
 	}
@@ -134,7 +134,7 @@ func (s *RunService) FindRunByID(ctx context.Context, id string) (*orcheo.Run, e
 	if !orcheo.IsID(id) {
 		return nil, rules.RunNotFound(id)
 	}
-	r, err := scanRun(s.db.pool.QueryRow(ctx, `SELECT `+runCols+` FROM `+runFrom("runs")+` WHERE r.id = $1`, id))
+	r, err := scanRun(s.db.retryRow(ctx, retryIdempotent, `SELECT `+runCols+` FROM `+runFrom("runs")+` WHERE r.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, rules.RunNotFound(id)
 	} else if err != nil {
@@ -177,7 +177,7 @@ func (s *RunService) FindRuns(ctx context.Context, f orcheo.RunFilter) ([]*orche
 		where = " WHERE " + strings.Join(conds, " AND ")
 	}
 	n := len(args)
-	rows, err := s.db.pool.Query(ctx, `SELECT `+runCols+`, count(*) OVER () FROM `+runFrom("runs")+where+`
+	rows, err := s.db.retryQuery(ctx, retryIdempotent, `SELECT `+runCols+`, count(*) OVER () FROM `+runFrom("runs")+where+`
 		ORDER BY r.created_at DESC, r.id DESC LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2),
 		append(args, rules.Limit(f.Limit), rules.Offset(f.Offset))...)
 	if err != nil {
@@ -199,7 +199,7 @@ func (s *RunService) FindRuns(ctx context.Context, f orcheo.RunFilter) ([]*orche
 		return nil, 0, fmt.Errorf("find runs: %w", err)
 	}
 	if len(out) == 0 && rules.Offset(f.Offset) > 0 {
-		if err := s.db.pool.QueryRow(ctx, `SELECT count(*) FROM runs r`+where, args...).Scan(&total); err != nil {
+		if err := s.db.retryRow(ctx, retryIdempotent, `SELECT count(*) FROM runs r`+where, args...).Scan(&total); err != nil {
 			return nil, 0, fmt.Errorf("count runs: %w", err)
 		}
 	}
@@ -214,107 +214,25 @@ type countScanner struct {
 
 func (c countScanner) Scan(dest ...any) error { return c.rows.Scan(append(dest, c.total)...) }
 
-// ClaimRun moves a due pending run to running in one statement that also
-// writes the "claimed" event; only on failure does a second query tell
-// ENOTFOUND from ECONFLICT.
+// ClaimRun moves a due pending run to running: ClaimRuns with one id, so
+// the claim's rules live in one statement.
 func (s *RunService) ClaimRun(ctx context.Context, id, workerID string, leaseUntil time.Time) (*orcheo.Run, error) {
-	if !orcheo.IsID(id) {
-		return nil, rules.RunNotFound(id)
-	}
-	now := s.db.now()
-	r, err := scanRun(s.db.pool.QueryRow(ctx, `WITH r AS (
-			UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = $2,
-				lease_until = $3, started_at = COALESCE(started_at, $4)
-			WHERE id = $1 AND status = 'pending' AND (not_before IS NULL OR not_before <= $4)
-			RETURNING *),
-		ev AS (
-			INSERT INTO run_events (run_id, at, kind, message)
-			SELECT id, $4, $5::text, format('attempt %s by %s', attempt, $2::text) FROM r)
-		SELECT `+runCols+` FROM `+runFrom("r"),
-		id, nullString(workerID), rules.Time(leaseUntil), now, rules.EventClaimed))
-	if err == nil {
-		return r, nil
-	} else if !errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("claim run %s: %w", id, err)
-	}
-	var (
-		status    string
-		notBefore *time.Time
-	)
-	err = s.db.pool.QueryRow(ctx, `SELECT status, not_before FROM runs WHERE id = $1`, id).Scan(&status, &notBefore)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, rules.RunNotFound(id)
-	} else if err != nil {
-		return nil, fmt.Errorf("claim run %s: %w", id, err)
-	}
-	return nil, rules.NotPending(id, orcheo.RunStatus(status), notBefore, now)
-}
-
-// CompleteRun ends attempt of a running run. The update, the steps (all in
-// one INSERT … SELECT FROM unnest) and the event are one statement, so they
-// commit together in one round trip.
-func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c orcheo.RunCompletion) (*orcheo.Run, error) {
-	steps, err := rules.Completion(id, attempt, c)
+	claims, err := s.ClaimRuns(ctx, []string{id}, workerID, leaseUntil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("claim run %s: %w", id, err)
 	}
-	if !orcheo.IsID(id) {
-		return nil, rules.RunNotFound(id)
-	}
-	c.Error = orcheo.SanitizeText(c.Error)
-	now := s.db.now()
-	n := len(steps)
-	var (
-		seqs                             = make([]int32, n)
-		nodes, types, statuses, stepErrs = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		outputs, inputs                  = make([]*string, n), make([]*string, n)
-		nodeAttempts                     = make([]int32, n)
-		started                          = make([]time.Time, n)
-		completed                        = make([]*time.Time, n)
-	)
-	for i, st := range steps {
-		seqs[i], nodes[i], types[i], statuses[i] = int32(st.Seq), st.Node, st.NodeType, string(st.Status)
-		outputs[i], stepErrs[i], started[i], completed[i] = nullJSON(st.Output), st.Error, st.StartedAt, st.CompletedAt
-		inputs[i], nodeAttempts[i] = nullJSON(st.Input), int32(st.NodeAttempt)
-	}
-	message := rules.CompletionMessage(attempt, c.Status, c.Error)
-	r, err := scanRun(s.db.pool.QueryRow(ctx, `WITH r AS (
-			UPDATE runs SET status = CASE WHEN `+retryCond+` THEN 'pending'
-					WHEN $3 <> 'succeeded' AND cancel_requested THEN 'cancelled' ELSE $3 END,
-				output = $4, error = $5, lease_until = NULL,
-				completed_at = CASE WHEN `+retryCond+` THEN NULL ELSE $6::timestamptz END,
-				not_before = CASE WHEN `+retryCond+` THEN $18::timestamptz ELSE not_before END,
-				enqueued_at = CASE WHEN `+retryCond+` THEN $6::timestamptz ELSE enqueued_at END
-			WHERE id = $1 AND status = 'running' AND attempt = $2
-			RETURNING *),
-		steps AS (
-			INSERT INTO run_steps (`+stepCols+`)
-			SELECT r.id, r.attempt, s.seq, s.node, s.node_type, s.status, s.node_attempt, s.input::jsonb,
-				s.output::jsonb, s.error, s.started_at, s.completed_at
-			FROM r, unnest($7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-				$13::timestamptz[], $14::timestamptz[], $16::int[], $17::text[])
-				AS s(seq, node, node_type, status, output, error, started_at, completed_at, node_attempt, input)`+stepUpsert+`),
-		ev AS (
-			INSERT INTO run_events (run_id, at, kind, message)
-			SELECT id, $6, CASE status WHEN 'pending' THEN $20::text WHEN 'cancelled' THEN $21::text ELSE $22::text END, $15 FROM r)
-		SELECT `+runCols+` FROM `+runFrom("r"),
-		id, attempt, string(c.Status), nullJSON(c.Output), c.Error, now,
-		seqs, nodes, types, statuses, outputs, stepErrs, started, completed, message, nodeAttempts, inputs,
-		rules.TimePtr(c.RetryAt), rules.WantsRetry(c), rules.CompletionEvent(orcheo.RunPending),
-		rules.CompletionEvent(orcheo.RunCancelled), rules.CompletionEvent(c.Status)))
-	if err == nil {
-		r.Steps = steps
-		return r, nil
-	} else if !errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("complete run %s: %w", id, FormatError(err))
-	}
-	return nil, s.attemptConflict(ctx, "complete", id, attempt)
+	return claims[0].Run, claims[0].Err
 }
 
-// retryCond is true in CompleteRun's UPDATE when the failed attempt goes
-// back to pending for another one: a retry was asked for ($19,
-// rules.WantsRetry), no cancel was requested and rules.AttemptsLeft.
-const retryCond = `($19::boolean AND NOT cancel_requested AND ` + rules.AttemptsLeft + `)`
+// CompleteRun ends attempt of a running run: CompleteRuns with one item,
+// whose update, steps and event are one statement.
+func (s *RunService) CompleteRun(ctx context.Context, id string, attempt int, c orcheo.RunCompletion) (*orcheo.Run, error) {
+	results, err := s.CompleteRuns(ctx, []orcheo.AttemptCompletion{{RunID: id, Attempt: attempt, Completion: c}})
+	if err != nil {
+		return nil, fmt.Errorf("complete run %s: %w", id, err)
+	}
+	return results[0].Run, results[0].Err
+}
 
 // CancelRun cancels a pending run, or flags a running one, with its event
 // in one statement.
@@ -323,7 +241,7 @@ func (s *RunService) CancelRun(ctx context.Context, id string) (*orcheo.Run, err
 		return nil, rules.RunNotFound(id)
 	}
 	now := s.db.now()
-	r, err := scanRun(s.db.pool.QueryRow(ctx, `WITH r AS (
+	r, err := scanRun(s.db.retryRow(ctx, retryUnsent, `WITH r AS (
 			UPDATE runs SET status = CASE status WHEN 'pending' THEN 'cancelled' ELSE status END,
 				completed_at = CASE status WHEN 'pending' THEN $2 ELSE completed_at END,
 				lease_until = CASE status WHEN 'pending' THEN NULL ELSE lease_until END,
@@ -359,7 +277,7 @@ func (s *RunService) MarkRunUnenqueued(ctx context.Context, id string) error {
 	var found bool
 	// The CTE updates; the outer query tells "not pending" from "missing"
 	// in the same round trip.
-	err := s.db.pool.QueryRow(ctx, `WITH u AS (
+	err := s.db.retryRow(ctx, retryIdempotent, `WITH u AS (
 			UPDATE runs SET enqueued_at = NULL WHERE id = $1 AND status = 'pending' RETURNING id)
 		SELECT EXISTS (SELECT 1 FROM u) OR EXISTS (SELECT 1 FROM runs WHERE id = $1)`, id).Scan(&found)
 	if err != nil {

@@ -37,7 +37,10 @@ func (s *RunService) ClaimRuns(ctx context.Context, ids []string, workerID strin
 		return claims, nil
 	}
 	now := s.db.now()
-	rows, err := s.db.pool.Query(ctx, `WITH picked AS (
+	// retryUnsent: run again after a cut only if it never reached the
+	// server, since a second run after a commit would find the runs
+	// running and report conflicts (retry.go).
+	rows, err := s.db.retryQuery(ctx, retryUnsent, `WITH picked AS (
 			SELECT id FROM runs
 			WHERE id = ANY($1::uuid[]) AND status = 'pending' AND (not_before IS NULL OR not_before <= $4)
 			ORDER BY id FOR UPDATE),
@@ -96,7 +99,7 @@ func (s *RunService) whyNotClaimed(ctx context.Context, valid []string, claimed 
 			missing = append(missing, id)
 		}
 	}
-	rows, err := s.db.pool.Query(ctx, `SELECT id::text, status, not_before FROM runs WHERE id = ANY($1::uuid[])`, missing)
+	rows, err := s.db.retryQuery(ctx, retryIdempotent, `SELECT id::text, status, not_before FROM runs WHERE id = ANY($1::uuid[])`, missing)
 	if err != nil {
 		return nil, fmt.Errorf("claim runs: explain conflicts: %w", err)
 	}
@@ -125,7 +128,8 @@ func (s *RunService) whyNotClaimed(ctx context.Context, valid []string, claimed 
 // fenced on (running, attempt), upserts all their steps from arrays and
 // writes their events, so a batch costs one round trip. A run named twice
 // in a batch (two attempts of it) needs a second round, and then the rounds
-// share one transaction.
+// share one transaction. A connection cut is retried only when nothing can
+// have reached the server (retryUnsent).
 func (s *RunService) CompleteRuns(ctx context.Context, cs []orcheo.AttemptCompletion) ([]orcheo.RunCompleted, error) {
 	results := make([]orcheo.RunCompleted, len(cs))
 	items := make([]completeItem, 0, len(cs))
@@ -148,23 +152,24 @@ func (s *RunService) CompleteRuns(ctx context.Context, cs []orcheo.AttemptComple
 	}
 	now := s.db.now()
 	if len(rounds) == 1 {
-		if err := s.completeRound(ctx, s.db.pool, rounds[0], now, results); err != nil {
+		// retryUnsent: a second run after a commit would find the runs
+		// ended and report conflicts (retry.go).
+		stmt := retrying{s.db, retryUnsent}
+		if err := s.completeRound(ctx, stmt, retrying{s.db, retryIdempotent}, rounds[0], now, results); err != nil {
 			return nil, err
 		}
 		return results, nil
 	}
-	tx, err := s.db.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("complete runs: begin: %w", FormatError(err))
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	for _, round := range rounds {
-		if err := s.completeRound(ctx, tx, round, now, results); err != nil {
-			return nil, err
+	err := s.db.retryTx(ctx, retryUnsent, func(tx pgx.Tx) error {
+		for _, round := range rounds {
+			if err := s.completeRound(ctx, tx, tx, round, now, results); err != nil {
+				return err
+			}
 		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("complete runs: commit: %w", FormatError(err))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("complete runs: %w", FormatError(err))
 	}
 	return results, nil
 }
@@ -195,15 +200,27 @@ func completeRounds(items []completeItem) [][]completeItem {
 	return rounds
 }
 
-// querier is what a round runs on: the pool, or the batch's transaction.
+// querier is what a round runs on: the pool under a retry policy, or the
+// batch's transaction.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// completeRound writes one round of distinct runs in one statement and
-// fills in their results. retryCond in it is CompleteRun's retry rule
+// retrying is the pool as a querier, each query under policy.
+type retrying struct {
+	db     *DB
+	policy retryPolicy
+}
+
+func (r retrying) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return r.db.retryQuery(ctx, r.policy, sql, args...)
+}
+
+// completeRound writes one round of distinct runs in one statement on q and
+// fills in their results, explaining on explain those that matched nothing;
+// each result is set whole, so a round run again overwrites a first try's. retryCond in it is CompleteRun's retry rule
 // (rules.WantsRetry, no cancel requested, rules.AttemptsLeft) per row.
-func (s *RunService) completeRound(ctx context.Context, q querier, items []completeItem, now time.Time, results []orcheo.RunCompleted) error {
+func (s *RunService) completeRound(ctx context.Context, q, explain querier, items []completeItem, now time.Time, results []orcheo.RunCompleted) error {
 	n := len(items)
 	var (
 		ids, statuses, errs, messages, kinds = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -272,13 +289,13 @@ func (s *RunService) completeRound(ctx context.Context, q querier, items []compl
 	for _, it := range items {
 		if r := byID[it.id]; r != nil {
 			r.Steps = it.steps
-			results[it.index].Run = r
+			results[it.index] = orcheo.RunCompleted{Run: r}
 		} else {
 			lost = append(lost, it)
 		}
 	}
 	if len(lost) > 0 {
-		return s.whyNotCompleted(ctx, q, lost, results)
+		return s.whyNotCompleted(ctx, explain, lost, results)
 	}
 	return nil
 }
@@ -312,9 +329,9 @@ func (s *RunService) whyNotCompleted(ctx context.Context, q querier, lost []comp
 	}
 	for _, it := range lost {
 		if st, ok := found[it.id]; ok {
-			results[it.index].Err = rules.NotRunningAttempt(it.id, it.attempt, st.status, st.attempt)
+			results[it.index] = orcheo.RunCompleted{Err: rules.NotRunningAttempt(it.id, it.attempt, st.status, st.attempt)}
 		} else {
-			results[it.index].Err = rules.RunNotFound(it.id)
+			results[it.index] = orcheo.RunCompleted{Err: rules.RunNotFound(it.id)}
 		}
 	}
 	return nil
