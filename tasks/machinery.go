@@ -4,8 +4,8 @@ import (
 	machinery "github.com/RichardKnop/machinery/v2"
 	backendsiface "github.com/RichardKnop/machinery/v2/backends/iface"
 	nullbackend "github.com/RichardKnop/machinery/v2/backends/null"
-	redisbackend "github.com/RichardKnop/machinery/v2/backends/redis"
 	"github.com/RichardKnop/machinery/v2/config"
+	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 )
 
@@ -15,8 +15,8 @@ import (
 // machinery's.
 func machineryConfig(cfg *Config) *config.Config {
 	return &config.Config{
-		Broker:          cfg.RedisURL, // only logged, through machinery's RedactURL (scheme and host)
-		DefaultQueue:    cfg.queueKey(""),
+		Broker:          cfg.RedisURL,  // only logged, through machinery's RedactURL (scheme and host)
+		DefaultQueue:    queueName(""), // queues are named by name; package rdb builds their keys
 		ResultBackend:   cfg.RedisURL,
 		ResultsExpireIn: int(cfg.ResultsExpireIn.Seconds()),
 		Redis:           &config.RedisConfig{},
@@ -24,34 +24,24 @@ func machineryConfig(cfg *Config) *config.Config {
 	}
 }
 
-// newBackend builds the result backend. Task states are informational
-// only; run status lives in the database. machinery's BackendGR has no
-// Close, so its connection pool lives as long as the process.
-func newBackend(cfg *Config, cnf *config.Config) (backendsiface.Backend, error) {
+// newBackend builds the result backend on client, the process's Redis
+// client (no pool of its own). Task states are informational only (run
+// status lives in the database), so ours keeps only the terminal state, in
+// one write per run (backend.go); "none" keeps nothing.
+func newBackend(cfg *Config, client redis.UniversalClient) backendsiface.Backend {
 	if cfg.ResultBackend == ResultBackendNone {
-		return nullbackend.New(), nil
+		return nullbackend.New()
 	}
-	addr, db, err := redisAddr(cfg.RedisURL)
-	if err != nil {
-		return nil, err
-	}
-	return redisbackend.NewGR(cnf, []string{addr}, db), nil
+	return newResultBackend(client, cfg.Prefix+":result:", cfg.ResultsExpireIn)
 }
 
 // newServer builds a machinery server on a reliable broker of its own
-// (broker.go). A broker consumes once, so every consumer and every Queue
-// gets one. No lock is configured: it serves only periodic tasks, which
-// orcheo does not use (its beat dispatches cron runs through the API).
-func newServer(cfg *Config, logger logrus.FieldLogger) (*machinery.Server, *reliableBroker, error) {
+// (broker.go) over r, the process's one Redis client. A broker consumes
+// once, so every consumer gets one. No lock is configured: it serves only
+// periodic tasks, which orcheo does not use (its beat dispatches cron runs
+// through the API).
+func newServer(cfg *Config, r *rdb, logger logrus.FieldLogger) (*machinery.Server, *reliableBroker, error) {
 	cnf := machineryConfig(cfg)
-	broker, err := newReliableBroker(cfg, cnf, logger)
-	if err != nil {
-		return nil, nil, err
-	}
-	backend, err := newBackend(cfg, cnf)
-	if err != nil {
-		_ = broker.rdb.close()
-		return nil, nil, err
-	}
-	return machinery.NewServer(cnf, broker, backend, nil), broker, nil
+	broker := newReliableBroker(cfg, cnf, r, logger)
+	return machinery.NewServer(cnf, broker, newBackend(cfg, r.client), nil), broker, nil
 }

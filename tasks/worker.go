@@ -14,6 +14,7 @@ import (
 	machinery "github.com/RichardKnop/machinery/v2"
 	"github.com/RichardKnop/machinery/v2/brokers/errs"
 	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/tasks/leadership"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 )
@@ -46,8 +47,14 @@ type Worker struct {
 	// Submitter publishes the runs the rescuer returns to work (required):
 	// the process's one orcheo.RunSubmitter, which cmd builds.
 	Submitter orcheo.RunSubmitter
+	// Redis is the process's one Redis client (cmd builds it with
+	// rdb.Open and closes it after Stop): the consumers, the rescuer's
+	// queue and elector, the cancel listener and the result backend all
+	// use it. Nil: Start opens one of its own and Stop closes it (tests).
+	Redis redis.UniversalClient
 
 	cfg      Config
+	rdb      *rdb // on Redis, from Start to Stop
 	versions versionCache
 	leases   leaseTracker
 	// handback is shared by the consumers' brokers: executeRun marks the
@@ -55,11 +62,16 @@ type Worker struct {
 	handback sync.Map
 	stats    struct{ handedBack atomic.Int64 }
 
+	claimer   *claimer   // group-commit claims (claimer.go)
+	completer *completer // batched completions (completer.go)
 	heartbeat *heartbeat
 	cancels   *cancelListener // operator cancels of running runs (cancel.go)
 	queue     *Queue          // publishes rescued runs
 	rescuer   *Rescuer
-	elector   *elector
+	// leader is this worker's candidacy for the rescuer's leadership;
+	// stopRescuer ends the rescuer's following of it (RunWhileLeader).
+	leader      *leadership.Elector
+	stopRescuer func()
 
 	mu        sync.Mutex
 	running   bool
@@ -129,7 +141,8 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.Runs == nil || w.Workflows == nil || w.Engine == nil || w.Submitter == nil {
 		return fmt.Errorf("start worker: Runs, Workflows, Engine and Submitter must be set")
 	}
-	if err := w.cfg.Validate(); err != nil {
+	var err error
+	if err = w.cfg.Validate(); err != nil {
 		return err
 	}
 	if w.Logger == nil {
@@ -144,13 +157,20 @@ func (w *Worker) Start(ctx context.Context) error {
 	installMachineryLogger(w.Logger)
 	log := w.Logger.WithFields(logrus.Fields{"component": "worker", "worker_id": w.ID})
 
-	if err := pingRedis(ctx, w.cfg.RedisURL); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+	if w.Redis != nil {
+		w.rdb = newRDBOn(w.Redis, &w.cfg)
+	} else if w.rdb, err = newRDB(&w.cfg); err != nil {
+		return err
+	}
+	if err := w.rdb.Ping(ctx); err != nil {
+		_ = w.rdb.close()
+		return fmt.Errorf("start worker: ping redis: %w", err)
 	}
 
 	w.runCtx, w.cancelRuns = context.WithCancel(context.Background())
 	w.consumers = nil
 	if err := w.startServices(log); err != nil {
+		_ = w.rdb.close()
 		return fmt.Errorf("start worker: %w", err)
 	}
 	shares := splitConcurrency(w.cfg.Concurrency, len(w.cfg.Queues))
@@ -187,7 +207,7 @@ func (w *Worker) Start(ctx context.Context) error {
 // returned channel is closed when its consumer is registered in Redis and
 // fetching.
 func (w *Worker) launch(queue string, concurrency int, log logrus.FieldLogger) (*consumer, chan struct{}, error) {
-	server, broker, err := newServer(&w.cfg, log)
+	server, broker, err := newServer(&w.cfg, w.rdb, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -196,7 +216,7 @@ func (w *Worker) launch(queue string, concurrency int, log logrus.FieldLogger) (
 		return nil, nil, fmt.Errorf("register %s: %w", TaskExecuteRun, err)
 	}
 	qlog := log.WithField("queue", queue)
-	mw := server.NewCustomQueueWorker(w.ID+":"+queue, concurrency, w.cfg.queueKey(queue))
+	mw := server.NewCustomQueueWorker(w.ID+":"+queue, concurrency, queue)
 	// machinery calls the error handler for tasks that failed without
 	// retry; the reliable broker handles its own errors and never asks
 	// machinery to restart it.
@@ -217,49 +237,55 @@ func (w *Worker) launch(queue string, concurrency int, log logrus.FieldLogger) (
 }
 
 // startServices starts what runs beside the consumers: the heartbeat that
-// renews leases, and the elector that runs the rescuer while this worker is
-// the leader.
+// renews leases, and the elector whose leadership runs the rescuer while
+// this worker holds it.
 func (w *Worker) startServices(log logrus.FieldLogger) error {
-	q, err := NewQueue(w.cfg, w.Logger)
+	q, err := NewQueue(w.cfg, w.rdb.client, w.Logger)
 	if err != nil {
 		return err
 	}
 	w.queue = q
+	w.claimer = newClaimer(w.Runs, w.ID, w.cfg.LeaseDuration)
+	w.claimer.Start(context.Background())
+	w.completer = newCompleter(w.Runs, completeTimeout)
+	w.completer.Start(context.Background())
 	w.heartbeat = &heartbeat{w: w, log: log.WithField("component", "heartbeat")}
 	w.heartbeat.Start(context.Background())
 	w.cancels = &cancelListener{w: w, log: log.WithField("component", "cancel")}
 	w.cancels.Start(context.Background())
 	w.rescuer = NewRescuer(RescuerConfig{
-		Runs: w.Runs, Submitter: w.Submitter, Messages: q.broker.rdb,
+		Runs: w.Runs, Submitter: w.Submitter, Messages: w.rdb,
 		Interval: w.cfg.RescueInterval, ReenqueueAfter: w.cfg.ReenqueueAfter, Logger: w.Logger,
 	})
-	w.elector = newRescuerElector(q.broker.rdb, w.ID, w.rescuer, w.cfg.RescueInterval, log)
-	w.elector.Start(context.Background())
+	w.leader = newRescuerElector(w.rdb.Leaders(), w.ID, w.cfg.RescueInterval, log)
+	// The rescuer makes a pass at once when this worker gains the
+	// leadership, then one every interval, until it loses it.
+	w.stopRescuer = leadership.RunWhileLeader(w.leader, w.rescuer)
+	w.leader.Start(context.Background())
 	return nil
 }
 
-// newRescuerElector returns the (unstarted) election of holder for the
-// rescuer's leadership; rescuer runs while holder leads.
-func newRescuerElector(r *rdb, holder string, rescuer *Rescuer, rescueInterval time.Duration, log logrus.FieldLogger) *elector {
-	return &elector{
-		rdb: r, name: "rescuer", holder: holder, ttl: electorTTL(rescueInterval),
-		log: log.WithField("component", "elector"),
-		onChange: func(leader bool) {
-			if leader {
-				rescuer.Start(context.Background()) // a pass at once, then every interval
-			} else {
-				rescuer.Stop()
-			}
-		},
-	}
+// newRescuerElector returns holder's (unstarted) candidacy for the
+// rescuer's leadership, with electorTTL's TTL.
+func newRescuerElector(store leadership.Store, holder string, rescueInterval time.Duration, log logrus.FieldLogger) *leadership.Elector {
+	return leadership.NewElector(leadership.Config{
+		Store: store, Name: "rescuer", Holder: holder, TTL: electorTTL(rescueInterval),
+		Logger: log.WithField("component", "elector"),
+	})
 }
 
 // stopServices stops what startServices started, after the consumers: the
 // heartbeat must outlive the last run.
 func (w *Worker) stopServices() {
-	if w.elector != nil {
-		w.elector.Stop() // resigns, which stops the rescuer
-		w.rescuer.Stop()
+	if w.leader != nil {
+		w.stopRescuer() // the rescuer stops before the lease is resigned
+		w.leader.Stop() // resigns: another worker's rescuer starts at once
+	}
+	if w.claimer != nil {
+		w.claimer.Stop()
+	}
+	if w.completer != nil {
+		w.completer.Stop() // writes what is still waiting; the runs have returned
 	}
 	if w.heartbeat != nil {
 		w.heartbeat.Stop()
@@ -270,17 +296,20 @@ func (w *Worker) stopServices() {
 	if w.queue != nil {
 		_ = w.queue.Close()
 	}
-	w.elector, w.rescuer, w.heartbeat, w.cancels, w.queue = nil, nil, nil, nil, nil
+	if w.rdb != nil {
+		_ = w.rdb.close() // only a client Start opened
+	}
+	w.leader, w.stopRescuer, w.rescuer, w.heartbeat, w.cancels, w.queue = nil, nil, nil, nil, nil, nil
 }
 
 // electorTTL is the rescuer leadership's TTL: half a rescue interval, at
-// least a second and at most ElectorTTLDefault. A crashed leader's
+// least a second and at most leadership.TTLDefault. A crashed leader's
 // successor makes its first pass about 1.4 TTLs after the crash (within
 // 7.1 s at the defaults), that is within one rescue interval: failover
 // delays rescue by less than one interval. (It was three intervals, up to
 // 15 s, and the next pass came 21 s after the crash: issue #10.)
 func electorTTL(rescueInterval time.Duration) time.Duration {
-	return min(max(rescueInterval/2, time.Second), ElectorTTLDefault)
+	return min(max(rescueInterval/2, time.Second), leadership.TTLDefault)
 }
 
 // RescuerStats returns what this worker's rescuer did while it led.
@@ -379,19 +408,4 @@ func splitConcurrency(total, n int) []int {
 		}
 	}
 	return shares
-}
-
-// pingRedis checks that the Redis at rawURL answers, so a misconfigured
-// worker fails at start instead of retrying silently.
-func pingRedis(ctx context.Context, rawURL string) error {
-	opt, err := redis.ParseURL(rawURL)
-	if err != nil {
-		return orcheo.Errorf(orcheo.EINVALID, "redis url: %v", redactErr(err, rawURL))
-	}
-	client := redis.NewClient(opt)
-	defer client.Close()
-	if err := client.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("ping redis: %w", err)
-	}
-	return nil
 }
