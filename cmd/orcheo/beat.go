@@ -134,8 +134,9 @@ func (c *beatCommand) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// beatOwner identifies this beat in the leadership's lease: host, pid and a random
-// part, so a restarted beat never mistakes an old lease for its own.
+// beatOwner identifies this beat in the leadership's lease: host, pid and
+// a random part, so a restarted beat never mistakes an old lease for its
+// own.
 func beatOwner() string {
 	host, _ := os.Hostname()
 	b := make([]byte, 4)
