@@ -126,6 +126,9 @@ func (d *Dispatcher) dispatchTrigger(ctx context.Context, t *orcheo.CronTrigger,
 	}
 	log := d.logger().WithFields(logrus.Fields{"workflow_id": wf.ID, "workflow": wf.Handle})
 	var created []*orcheo.Run
+	// An archived workflow fires no slot, and its cursor still moves: the
+	// submitter would refuse each slot's run (ECONFLICT), and the error
+	// would make every later dispatch try the same slots again.
 	if !wf.Archived() {
 		// fired is the run this call started last: without overlapping,
 		// the later slots of one catch-up are skipped because of it, not
