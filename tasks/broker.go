@@ -313,6 +313,9 @@ func (c *consumerLoop) run(concurrency int) {
 	}) {
 		return
 	}
+	// Reap before the first take: messages of a dead consumer were in line
+	// before anything in the queue now, and go back to its front.
+	c.reap(ctx)
 
 	b.readyOnce.Do(func() { close(b.ready) })
 
@@ -526,7 +529,6 @@ func (c *consumerLoop) maintain(ctx context.Context, stop <-chan struct{}) {
 	defer beat.Stop()
 	promote := time.NewTicker(promoteInterval)
 	defer promote.Stop()
-	c.reap(ctx)
 	suspects := map[string]bool{}
 	for {
 		select {
