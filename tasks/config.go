@@ -11,12 +11,11 @@
 package tasks
 
 import (
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/orcheo/orcheo"
-	"github.com/redis/go-redis/v9"
+	trdb "github.com/orcheo/orcheo/tasks/rdb"
 )
 
 // TaskExecuteRun is the machinery task name; its one argument is the run id.
@@ -53,7 +52,7 @@ const (
 // Config configures the Queue and the Worker. Zero fields take the defaults
 // above when Validate is called.
 type Config struct {
-	RedisURL        string        // redis://[:password@]host:port/db
+	RedisURL        string        // what rdb.Open takes: redis://, rediss://, unix:// or redis+sentinel://
 	Prefix          string        // key namespace, default "orcheo"; queues are "<prefix>:queue:<name>"
 	Queues          []string      // queues a worker consumes, default ["default"]
 	Concurrency     int           // runs executed at once per worker process, default 10
@@ -75,14 +74,15 @@ type Config struct {
 	ReenqueueAfter time.Duration
 }
 
-// Validate fills in defaults and returns EINVALID for a bad Redis URL,
-// prefix, queue name, concurrency, result backend or duration.
+// Validate fills in defaults and returns EINVALID for a Redis URL that
+// rdb.Open refuses, or a bad prefix, queue name, concurrency, result
+// backend or duration.
 func (c *Config) Validate() error {
 	if c.RedisURL == "" {
 		return orcheo.Errorf(orcheo.EINVALID, "redis url is required")
 	}
-	if _, _, err := redisAddr(c.RedisURL); err != nil {
-		return err
+	if err := trdb.CheckURL(c.RedisURL); err != nil {
+		return orcheo.Errorf(orcheo.EINVALID, "%v", err)
 	}
 	if c.Prefix == "" {
 		c.Prefix = PrefixDefault
@@ -151,39 +151,4 @@ func (c *Config) Validate() error {
 			c.HeartbeatInterval, c.LeaseDuration, c.ConsumerTTL)
 	}
 	return nil
-}
-
-// redisAddr parses a redis:// URL into what machinery's NewGR constructors
-// take: "[password@]host:port" and the database index. machinery cannot
-// pass a username, TLS or a unix socket, so those are EINVALID.
-func redisAddr(rawURL string) (addr string, db int, err error) {
-	opt, err := redis.ParseURL(rawURL)
-	if err != nil {
-		return "", 0, orcheo.Errorf(orcheo.EINVALID, "redis url: %v", redactErr(err, rawURL))
-	}
-	if opt.TLSConfig != nil {
-		return "", 0, orcheo.Errorf(orcheo.EINVALID, "redis url: rediss:// (TLS) is not supported by the machinery broker")
-	}
-	if opt.Network != "" && opt.Network != "tcp" {
-		return "", 0, orcheo.Errorf(orcheo.EINVALID, "redis url: only tcp addresses are supported")
-	}
-	if opt.Username != "" && opt.Username != "default" {
-		return "", 0, orcheo.Errorf(orcheo.EINVALID, "redis url: a username (ACL) is not supported by the machinery broker")
-	}
-	addr = opt.Addr
-	if opt.Password != "" {
-		addr = opt.Password + "@" + addr
-	}
-	return addr, opt.DB, nil
-}
-
-// redactErr removes a password that a parse error may quote.
-func redactErr(err error, rawURL string) string {
-	msg := err.Error()
-	if u, perr := url.Parse(rawURL); perr == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
-		}
-	}
-	return msg
 }

@@ -63,9 +63,7 @@ func TestConfig_Validate(t *testing.T) {
 		{"NoURL", Config{}},
 		{"BadScheme", Config{RedisURL: "http://localhost:6379"}},
 		{"BadDB", Config{RedisURL: "redis://localhost:6379/x"}},
-		{"TLS", Config{RedisURL: "rediss://localhost:6379/0"}},
-		{"Username", Config{RedisURL: "redis://alice:secret@localhost:6379/0"}},
-		{"Unix", Config{RedisURL: "unix:///tmp/redis.sock"}},
+		{"BadSentinel", Config{RedisURL: "redis+sentinel://localhost:26379"}}, // no master name
 		{"BadQueue", Config{RedisURL: "redis://localhost:6379", Queues: []string{"Has Space"}}},
 		{"EmptyQueue", Config{RedisURL: "redis://localhost:6379", Queues: []string{""}}},
 		{"NegativeConcurrency", Config{RedisURL: "redis://localhost:6379", Concurrency: -1}},
@@ -83,32 +81,31 @@ func TestConfig_Validate(t *testing.T) {
 	}
 }
 
-func TestRedisAddr(t *testing.T) {
+// The machinery broker and backend once limited the URL to what
+// machinery's NewGR took; ours take any URL rdb.Open does.
+func TestConfig_RedisURLs(t *testing.T) {
 	t.Parallel()
-	for _, tt := range []struct {
-		url, addr string
-		db        int
-	}{
-		{"redis://127.0.0.1:6379/0", "127.0.0.1:6379", 0},
-		{"redis://localhost/3", "localhost:6379", 3},
-		{"redis://:s3cret@redis.internal:6380/2", "s3cret@redis.internal:6380", 2},
-		{"redis://default:s3cret@redis.internal:6380", "s3cret@redis.internal:6380", 0},
+	for _, u := range []string{
+		"redis://127.0.0.1:6379/0",
+		"redis://:s3cret@redis.internal:6380/2",
+		"redis://alice:secret@localhost:6379/0",
+		"rediss://localhost:6379/0",
+		"unix:///tmp/redis.sock",
+		"redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/1",
 	} {
-		addr, db, err := redisAddr(tt.url)
-		if err != nil {
-			t.Fatalf("redisAddr(%q): %v", tt.url, err)
-		}
-		if addr != tt.addr || db != tt.db {
-			t.Errorf("redisAddr(%q) = %q, %d; want %q, %d", tt.url, addr, db, tt.addr, tt.db)
+		c := Config{RedisURL: u}
+		if err := c.Validate(); err != nil {
+			t.Errorf("Validate(%q) = %v", u, err)
 		}
 	}
 }
 
-func TestRedisAddr_ErrorHidesPassword(t *testing.T) {
+func TestConfig_RedisURLErrorHidesPassword(t *testing.T) {
 	t.Parallel()
-	_, _, err := redisAddr("redis://:hunter2@localhost:6379/notanumber")
-	if err == nil {
-		t.Fatal("want an error for a bad db")
+	c := Config{RedisURL: "redis://:hunter2@localhost:6379/notanumber"}
+	err := c.Validate()
+	if orcheo.ErrorCode(err) != orcheo.EINVALID {
+		t.Fatalf("Validate() = %v, want EINVALID for a bad db", err)
 	}
 	if msg := err.Error(); strings.Contains(msg, "hunter2") {
 		t.Fatalf("error %q contains the password", msg)
