@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/internal/testenv"
 	"github.com/orcheo/orcheo/tasks/rdb"
@@ -12,12 +14,28 @@ import (
 
 func TestLeaders_OnlyWhileOurs(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	c, err := rdb.Open(testenv.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
+	testLeaders(t, c)
+}
+
+// TestLeaders_OnCluster: the leases work on a real Redis Cluster (each
+// script touches one key, so any slot will do).
+func TestLeaders_OnCluster(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartRedisCluster(t)
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs})
+	t.Cleanup(func() { _ = c.Close() })
+	testLeaders(t, c)
+}
+
+// testLeaders elects, re-elects and resigns on c.
+func testLeaders(t *testing.T, c redis.UniversalClient) {
+	t.Helper()
+	ctx := context.Background()
 	prefix := "rdb-leader-test:" + orcheo.NewID()
 	l := rdb.NewLeaders(c, prefix)
 	t.Cleanup(func() { c.Del(context.Background(), rdb.LeaderKey(prefix, "l")) })
