@@ -10,6 +10,9 @@
 // trust that the key is still its own. Stop resigns (deleting the key only
 // if ours) so a successor takes over at once instead of after the TTL.
 //
+// A resignation is also announced (ResignNotifier), so a follower takes
+// over within milliseconds of a leader's Stop rather than at its next try.
+//
 // A crashed leader (no resign) is replaced once its key expires, at most a
 // TTL after its last renewal, plus one follower try: within about 1.42 TTL
 // of the crash at the defaults (TTL/3 tries with TTL/12 jitter).
@@ -48,6 +51,16 @@ type Store interface {
 	// Resign ends holder's leadership of name if holder still holds it,
 	// and does nothing otherwise.
 	Resign(ctx context.Context, name, holder string) error
+}
+
+// ResignNotifier is a Store that also announces resignations (rdb.Leaders
+// does, on Redis pub/sub). An elector whose Store is one listens while it
+// runs, and a follower tries at once (after 0-50 ms of jitter) when
+// another holder resigns, instead of at its next tick.
+type ResignNotifier interface {
+	// SubscribeResigned calls fn, from a goroutine of its own, with the
+	// holder each time a holder of name resigns, until stop is called.
+	SubscribeResigned(name string, fn func(holder string)) (stop func())
 }
 
 // Config configures an Elector.
@@ -146,17 +159,36 @@ func (e *Elector) Start(ctx context.Context) {
 	if !shouldStart {
 		return
 	}
+	// resigned wakes a follower when another holder resigns; buffered 1,
+	// so announcements coalesce and the notifier never blocks.
+	resigned := make(chan struct{}, 1)
+	unsubscribe := func() {}
+	if n, ok := e.cfg.Store.(ResignNotifier); ok {
+		unsubscribe = n.SubscribeResigned(e.cfg.Name, func(holder string) {
+			if holder == e.cfg.Holder {
+				return
+			}
+			select {
+			case resigned <- struct{}{}:
+			default:
+			}
+		})
+	}
 	go func() {
 		defer stopped()
-		e.run(ctx)
+		defer unsubscribe()
+		e.run(ctx, resigned)
 	}()
 }
 
-func (e *Elector) run(ctx context.Context) {
+func (e *Elector) run(ctx context.Context, resigned <-chan struct{}) {
 	interval := e.cfg.RenewInterval
 	// lastOK is when the last successful elect or renew began: the lease
 	// is ours until at least lastOK+TTL.
 	var lastOK time.Time
+	// interrupted is set when Stop cut an election short: Redis may have
+	// made us leader without our hearing of it.
+	interrupted := false
 	for {
 		began := time.Now()
 		if e.IsLeader() {
@@ -178,6 +210,7 @@ func (e *Elector) run(ctx context.Context) {
 			ok, err := e.try(ctx, e.cfg.Store.Elect)
 			switch {
 			case ctx.Err() != nil:
+				interrupted = err != nil || ok
 			case err == nil && ok:
 				lastOK = began
 				e.set(true)
@@ -189,13 +222,30 @@ func (e *Elector) run(ctx context.Context) {
 		if !e.IsLeader() {
 			wait += time.Duration(rand.Int64N(int64(e.cfg.Jitter) + 1))
 		}
-		t := time.NewTimer(max(wait, 0))
+		if !e.sleep(ctx, max(wait, 0), resigned) {
+			e.resign(interrupted)
+			return
+		}
+	}
+}
+
+// sleep waits d, or less when a follower hears of a resignation: then it
+// waits 0-50 ms more at random, so followers do not all try at once. It
+// returns false once ctx is done.
+func (e *Elector) sleep(ctx context.Context, d time.Duration, resigned <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
 		select {
 		case <-ctx.Done():
-			t.Stop()
-			e.resign()
-			return
+			return false
 		case <-t.C:
+			return true
+		case <-resigned:
+			if e.IsLeader() {
+				continue // a stale announcement; ours renews on its tick
+			}
+			t.Reset(time.Duration(rand.Int64N(int64(50*time.Millisecond) + 1)))
 		}
 	}
 }
@@ -213,9 +263,12 @@ func (e *Elector) try(ctx context.Context, op func(context.Context, string, stri
 // context (the elector's is cancelled): a successor then takes over at its
 // next try instead of after the TTL. Subscribers are told before the lease
 // is deleted, so a caller that stops its leader-only work on that news
-// first (RunWhileLeader's stop) never overlaps with a successor's.
-func (e *Elector) resign() {
-	if !e.IsLeader() {
+// first (RunWhileLeader's stop) never overlaps with a successor's. A
+// follower resigns too when Stop interrupted its election (maybeLeader),
+// which Redis may have granted: deleting only a lease that is ours, that
+// costs nothing when it was not.
+func (e *Elector) resign(maybeLeader bool) {
+	if !e.IsLeader() && !maybeLeader {
 		return
 	}
 	e.set(false)

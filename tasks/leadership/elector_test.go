@@ -394,3 +394,50 @@ func TestRunWhileLeader(t *testing.T) {
 		t.Fatalf("leader key = %q after the elector stopped, want none", got)
 	}
 }
+
+// countingLeaders is rdb.Leaders (resignations announced) counting the
+// elections tried.
+type countingLeaders struct {
+	*rdb.Leaders
+	elects atomic.Int32
+}
+
+func (c *countingLeaders) Elect(ctx context.Context, n, h string, ttl time.Duration) (bool, error) {
+	defer c.elects.Add(1)
+	return c.Leaders.Elect(ctx, n, h, ttl)
+}
+
+// TestElector_ResignationWakesFollowers: with a Store that announces
+// resignations (rdb.Leaders), a follower takes over at once when the leader
+// stops, not at its next try a RenewInterval later.
+func TestElector_ResignationWakesFollowers(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const ttl = 30 * time.Second // tries every 10 s
+	start := func(holder string) (*leadership.Elector, *countingLeaders) {
+		store := &countingLeaders{Leaders: b.leaders}
+		e := leadership.NewElector(leadership.Config{Store: store, Name: name, Holder: holder, TTL: ttl, Logger: quiet()})
+		e.Start(context.Background())
+		t.Cleanup(e.Stop)
+		return e, store
+	}
+	x, _ := start("x")
+	waitFor(t, "x to lead", x.IsLeader)
+	y, ys := start("y")
+	channel := rdb.LeaderResignedChannel(b.prefix, name)
+	waitFor(t, "both to listen for resignations", func() bool {
+		return b.client.PubSubNumSub(context.Background(), channel).Val()[channel] == 2
+	})
+	waitFor(t, "y's first try", func() bool { return ys.elects.Load() == 1 })
+	if y.IsLeader() {
+		t.Fatal("y leads beside x")
+	}
+	x.Stop()
+	stopped := time.Now()
+	waitFor(t, "y to take over", y.IsLeader)
+	took := time.Since(stopped)
+	t.Logf("x stopped → y leads: %s (y's next try was %s away)", took.Round(time.Millisecond), ttl/3)
+	if took > ttl/6 {
+		t.Fatalf("y took over %s after x resigned, want at once (well before its next try, %s)", took, ttl/3)
+	}
+}

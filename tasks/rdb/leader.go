@@ -14,6 +14,11 @@ import (
 // needs no hash tag on Redis Cluster.
 func LeaderKey(prefix, name string) string { return prefix + ":leader:" + name }
 
+// LeaderResignedChannel is the pub/sub channel on which a resignation of
+// leadership name is announced (the payload is the holder that resigned),
+// so followers try at once instead of at their next tick.
+func LeaderResignedChannel(prefix, name string) string { return LeaderKey(prefix, name) + ":resigned" }
+
 // Leaders keeps the leases of named leaderships (the rescuer's, the
 // beat's) in Redis, on the process's one client. It implements
 // leadership.Store. Safe for concurrent use.
@@ -63,24 +68,53 @@ func (l *Leaders) Reelect(ctx context.Context, name, holder string, ttl time.Dur
 	return n == 1, nil
 }
 
-// leaderResignCmd gives up a leadership if it is still ours.
+// leaderResignCmd gives up a leadership if it is still ours, and announces
+// it. A channel is not a key, so it is an ARGV (Redis Cluster delivers a
+// PUBLISH to subscribers on every node).
 //
 // KEYS[1] -> P:leader:<name>
 // ARGV[1] -> holder
+// ARGV[2] -> P:leader:<name>:resigned, the channel to announce it on
 // Returns 1 if deleted, 0 if it was not ours.
 var leaderResignCmd = redis.NewScript(`
 if redis.call("GET", KEYS[1]) == ARGV[1] then
-	return redis.call("DEL", KEYS[1])
+	redis.call("DEL", KEYS[1])
+	redis.call("PUBLISH", ARGV[2], ARGV[1])
+	return 1
 end
 return 0`)
 
-// Resign ends holder's leadership of name if holder still holds it, so a
-// successor takes over at its next try instead of after the TTL.
+// Resign ends holder's leadership of name if holder still holds it, and
+// tells the subscribers of SubscribeResigned, so a successor takes over
+// at once instead of after the TTL.
 func (l *Leaders) Resign(ctx context.Context, name, holder string) error {
-	if err := leaderResignCmd.Run(ctx, l.client, []string{LeaderKey(l.prefix, name)}, holder).Err(); err != nil {
+	err := leaderResignCmd.Run(ctx, l.client, []string{LeaderKey(l.prefix, name)}, holder,
+		LeaderResignedChannel(l.prefix, name)).Err()
+	if err != nil {
 		return fmt.Errorf("resign %s: %w", name, err)
 	}
 	return nil
+}
+
+// SubscribeResigned calls fn with the holder each time a holder of
+// leadership name resigns, from a goroutine of its own, until stop is
+// called. The subscription holds one connection of the client's pool and
+// reconnects by itself (after a Sentinel failover too); a resignation
+// announced while it was disconnected is missed, which costs a follower
+// only the wait until its next try.
+func (l *Leaders) SubscribeResigned(name string, fn func(holder string)) (stop func()) {
+	ps := l.client.Subscribe(context.Background(), LeaderResignedChannel(l.prefix, name))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m := range ps.Channel() {
+			fn(m.Payload)
+		}
+	}()
+	return func() {
+		_ = ps.Close()
+		<-done
+	}
 }
 
 // Leader returns the holder of leadership name, or "" when no one holds it.
