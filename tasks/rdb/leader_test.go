@@ -72,11 +72,36 @@ func testLeaders(t *testing.T, c redis.UniversalClient) {
 	if got := leader(); got != "a" {
 		t.Fatalf("after b resigned, leader = %q, want a", got)
 	}
+	// Only a resignation that deleted the lease is announced: b's above
+	// was not; a's is, naming a.
+	heard := make(chan string, 4)
+	stop := l.SubscribeResigned("l", func(holder string) { heard <- holder })
+	defer stop()
+	channel := rdb.LeaderResignedChannel(prefix, "l")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if n := c.PubSubNumSub(ctx, channel).Val()[channel]; n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the resignation subscription never started")
+		}
+	}
+	if err := l.Resign(ctx, "l", "b"); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.Resign(ctx, "l", "a"); err != nil {
 		t.Fatal(err)
 	}
 	if got := leader(); got != "" {
 		t.Fatalf("after a resigned, leader = %q, want none", got)
+	}
+	select {
+	case h := <-heard:
+		if h != "a" {
+			t.Fatalf("resignation announced for %q, want a (b's resignation deleted nothing)", h)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a's resignation was not announced")
 	}
 	if ok, err := l.Reelect(ctx, "l", "a", time.Minute); err != nil || ok {
 		t.Fatalf("reelect a after resigning = %v, %v; want false", ok, err)
