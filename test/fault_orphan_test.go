@@ -55,7 +55,7 @@ func TestFaultOrphanBehindBacklog(t *testing.T) {
 	})
 	// The victim's one slot is taken, so the backlog stays queued.
 	s.startRuns("backlog", 300)
-	queue := s.prefix + ":queue:" + orcheo.DefaultQueue
+	queue := s.prefix + ":{" + orcheo.DefaultQueue + "}:queue" // tasks/rdb/keys.go
 	rc := s.redisClient()
 	waitFor(t, 30*time.Second, "300 messages queued", func() bool {
 		n, err := rc.LLen(ctx, queue).Result()

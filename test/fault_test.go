@@ -284,7 +284,7 @@ func TestFaultDuplicateDelivery(t *testing.T) {
 	s.startRuns("short", n)
 	rc := s.redisClient()
 	ctx := context.Background()
-	queue := s.prefix + ":queue:default"
+	queue := s.prefix + ":{default}:queue" // tasks/rdb/keys.go
 	msgs, err := rc.LRange(ctx, queue, 0, -1).Result()
 	if err != nil || len(msgs) != n {
 		t.Fatalf("queue holds %d messages (%v), want %d", len(msgs), err, n)
@@ -313,7 +313,7 @@ func TestFaultDuplicateDelivery(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "every copy to be acked", func() bool {
 		left, _ := rc.LLen(ctx, queue).Result()
-		counts, _ := rc.HLen(ctx, s.prefix+":messages").Result()
+		counts, _ := rc.HLen(ctx, s.prefix+":{default}:messages").Result()
 		return left == 0 && counts == 0
 	})
 }
