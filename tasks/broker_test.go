@@ -325,8 +325,8 @@ func TestBroker_KilledConsumersBatchIsReaped(t *testing.T) {
 
 // TestQueue_EnqueueRunsAsMachineryWould: EnqueueRuns writes each run's
 // message as machinery's SendTaskWithContext would publish it (the
-// execute_run signature, a task UUID in our namespace, the empty headers
-// its tracing leaves), at the end of its own queue or in the delayed set
+// execute_run signature, a "task_" UUID, the empty headers its tracing
+// leaves), at the end of its own queue or in the delayed set
 // for a future NotBefore; EnqueueRunsFront puts the last first.
 func TestQueue_EnqueueRunsAsMachineryWould(t *testing.T) {
 	t.Parallel()
@@ -354,8 +354,7 @@ func TestQueue_EnqueueRunsAsMachineryWould(t *testing.T) {
 	}
 	sig, err := decodeMessage(reports[0])
 	must(t, err)
-	if sig.Name != TaskExecuteRun || sig.RoutingKey != "reports" || sig.Headers == nil ||
-		len(sig.UUID) <= len(e.cfg.Prefix+":task:") || sig.UUID[:len(e.cfg.Prefix+":task:")] != e.cfg.Prefix+":task:" {
+	if sig.Name != TaskExecuteRun || sig.RoutingKey != "reports" || sig.Headers == nil || !strings.HasPrefix(sig.UUID, "task_") {
 		t.Fatalf("message = %+v", sig)
 	}
 	if sig, _ := decodeMessage(delayed[0]); sig == nil || sig.ETA == nil || !sig.ETA.Equal(later) {

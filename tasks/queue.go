@@ -82,8 +82,8 @@ func (q *Queue) EnqueueRunsFront(ctx context.Context, runs []*orcheo.Run) []erro
 }
 
 // enqueue builds each run's message as machinery's SendTaskWithContext
-// would (an execute_run signature with a UUID of ours in our namespace and
-// the empty headers its tracing leaves) and publishes them together. It
+// would (an execute_run signature, a "task_" UUID, the empty headers its
+// tracing leaves) and publishes them together. It
 // skips SendTaskWithContext's SetStatePending on the result backend: a
 // pending task state is informational only, and a round trip per run.
 func (q *Queue) enqueue(ctx context.Context, front bool, runs ...*orcheo.Run) []error {
@@ -98,7 +98,7 @@ func (q *Queue) enqueue(ctx context.Context, front bool, runs ...*orcheo.Run) []
 	sigs := make([]*mtasks.Signature, len(runs))
 	for i, run := range runs {
 		sig := &mtasks.Signature{
-			UUID:       q.rdb.TaskKey(orcheo.NewID()),
+			UUID:       "task_" + orcheo.NewID(), // as machinery names tasks
 			Name:       TaskExecuteRun,
 			RoutingKey: queueName(run.Queue),
 			Args:       []mtasks.Arg{{Name: "run_id", Type: "string", Value: run.ID}},

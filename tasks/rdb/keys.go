@@ -9,7 +9,7 @@ package rdb
 //	P:{<queue>}:consumers               zset    the queue's consumer ids; score: heartbeat deadline, ms
 //	P:{<queue>}:consumer:<consumer>     string  "alive" with a TTL of the consumer TTL, for operators
 //	P:{<queue>}:messages                hash    run id → messages of that run held under the queue's keys
-//	P:task:<uuid>                       -       the result backend's record of a task
+//	P:result:<task uuid>                string  a task's terminal state (the result backend), with a TTL
 //	P:webhook:rate:<key>                hash    rate-limit window: time bucket → requests, "w" → bucket width (ms)
 //	P:webhook:seen:<key>                string  a webhook delivery or signature already seen, with a TTL
 //	P:cancel                            channel pub/sub: ids of runs an operator cancelled
@@ -62,9 +62,9 @@ func (r *RDB) ConsumerKey(queue, consumer string) string { return r.consumerPref
 // on its own queue, so this count is all of them.
 func (r *RDB) MessagesKey(queue string) string { return r.queueTag(queue) + ":messages" }
 
-// TaskKey is the key a task's state is stored under by the result backend:
-// the signature's UUID in our namespace.
-func (r *RDB) TaskKey(id string) string { return r.prefix + ":task:" + id }
+// ResultKeyPrefix + a task's UUID is the key the result backend keeps the
+// task's terminal state under.
+func (r *RDB) ResultKeyPrefix() string { return r.prefix + ":result:" }
 
 // WebhookRateKey is the rate-limit window of a webhook guard key.
 func (r *RDB) WebhookRateKey(key string) string { return r.prefix + ":webhook:rate:" + key }

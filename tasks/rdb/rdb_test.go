@@ -510,7 +510,7 @@ func TestKeys(t *testing.T) {
 		r.ConsumersKey("q"):         "P:{q}:consumers",
 		r.ConsumerKey("q", "w:q"):   "P:{q}:consumer:w:q",
 		r.MessagesKey("q"):          "P:{q}:messages",
-		r.TaskKey("id"):             "P:task:id",
+		r.ResultKeyPrefix() + "id":  "P:result:id",
 		r.WebhookRateKey("k"):       "P:webhook:rate:k",
 		r.WebhookSeenKey("k"):       "P:webhook:seen:k",
 		r.CancelChannel():           "P:cancel",
