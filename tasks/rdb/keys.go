@@ -13,8 +13,10 @@ package rdb
 //	P:webhook:rate:<key>                hash    rate-limit window: time bucket → requests, "w" → bucket width (ms)
 //	P:webhook:seen:<key>                string  a webhook delivery or signature already seen, with a TTL
 //	P:cancel                            channel pub/sub: ids of runs an operator cancelled
+//	P:leader:<name>                     string  the holder of a leadership, with a TTL (leader.go)
+//	P:changes                           channel pub/sub: ids of workflows changed, for API caches (tasks/changes.go)
 //
-// The leader keys are leader.go's. "{<queue>}" is a Redis Cluster hash
+// "{<queue>}" is a Redis Cluster hash
 // tag: only the text between the braces is hashed, so every key of a
 // queue is in one slot and each script below, which touches the keys of
 // one queue, runs on one node. Queue names never hold braces (orcheo's
