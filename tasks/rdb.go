@@ -10,10 +10,10 @@ import (
 )
 
 // rdb is this package's handle on the Redis layer (package tasks/rdb,
-// imported as trdb while this type keeps the name): the process's one
-// client, the configuration, and the layer's typed methods, embedded. The
-// broker, the queue, the cancel listener, the webhook guard, the result
-// backend and the elector all reach Redis through one rdb.
+// imported as trdb in the files that name this type): the process's one
+// client, the configuration, and the layer's typed methods, embedded. A
+// worker's consumers, queue, cancel listener, result backend and rescuer
+// leadership all reach Redis through its one rdb.
 type rdb struct {
 	*trdb.RDB
 	client redis.UniversalClient
