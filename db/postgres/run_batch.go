@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,10 +13,10 @@ import (
 	"github.com/orcheo/orcheo/db/internal/rules"
 )
 
-// ClaimRuns claims the due pending runs among ids in one statement: the
-// rows are locked in id order (so two batches sharing ids wait for each
-// other instead of deadlocking), moved to running and given their
-// "claimed" events together. Only when some id was not claimed does a
+// ClaimRuns claims the due pending runs among ids in one statement: an
+// index scan of id = ANY locks the rows in id order (so two batches sharing
+// ids wait for each other instead of deadlocking), moves them to running
+// and writes their "claimed" events. Only when some id was not claimed does a
 // second query tell ENOTFOUND from ECONFLICT for those ids.
 func (s *RunService) ClaimRuns(ctx context.Context, ids []string, workerID string, leaseUntil time.Time) ([]orcheo.RunClaim, error) {
 	claims := make([]orcheo.RunClaim, len(ids))
@@ -36,23 +37,12 @@ func (s *RunService) ClaimRuns(ctx context.Context, ids []string, workerID strin
 	if len(valid) == 0 {
 		return claims, nil
 	}
+	slices.Sort(valid) // the order the rows are locked in (see ClaimRuns)
 	now := s.db.now()
 	// retryUnsent: run again after a cut only if it never reached the
 	// server, since a second run after a commit would find the runs
 	// running and report conflicts (retry.go).
-	rows, err := s.db.retryQuery(ctx, retryUnsent, `WITH picked AS (
-			SELECT id FROM runs
-			WHERE id = ANY($1::uuid[]) AND status = 'pending' AND (not_before IS NULL OR not_before <= $4)
-			ORDER BY id FOR UPDATE),
-		r AS (
-			UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = $2,
-				lease_until = $3, started_at = COALESCE(started_at, $4)
-			FROM picked WHERE runs.id = picked.id
-			RETURNING runs.*),
-		ev AS (
-			INSERT INTO run_events (run_id, at, kind, message)
-			SELECT id, $4, $5::text, format('attempt %s by %s', attempt, $2::text) FROM r)
-		SELECT `+runCols+` FROM `+runFrom("r"),
+	rows, err := s.db.retryQuery(ctx, retryUnsent, claimRunsSQL,
 		valid, nullString(workerID), rules.Time(leaseUntil), now, rules.EventClaimed)
 	if err != nil {
 		return nil, fmt.Errorf("claim %d runs: %w", len(valid), err)
@@ -88,6 +78,18 @@ func (s *RunService) ClaimRuns(ctx context.Context, ids []string, workerID strin
 	}
 	return claims, nil
 }
+
+// claimRunsSQL is ClaimRuns' statement: $1 the ids, $2 the worker, $3 the
+// lease's end, $4 now, $5 the claimed event's kind.
+var claimRunsSQL = `WITH r AS (
+			UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = $2,
+				lease_until = $3, started_at = COALESCE(started_at, $4)
+			WHERE id = ANY($1::uuid[]) AND status = 'pending' AND (not_before IS NULL OR not_before <= $4)
+			RETURNING *),
+		ev AS (
+			INSERT INTO run_events (run_id, at, kind, message)
+			SELECT id, $4, $5::text, format('attempt %s by %s', attempt, $2::text) FROM r)
+		SELECT ` + runCols + ` FROM ` + runFrom("r")
 
 // whyNotClaimed explains, by id, why the ids of valid missing from claimed
 // were not claimed: ENOTFOUND, or ClaimRun's ECONFLICT (not pending, not
@@ -221,6 +223,11 @@ func (r retrying) Query(ctx context.Context, sql string, args ...any) (pgx.Rows,
 // each result is set whole, so a round run again overwrites a first try's. retryCond in it is CompleteRun's retry rule
 // (rules.WantsRetry, no cancel requested, rules.AttemptsLeft) per row.
 func (s *RunService) completeRound(ctx context.Context, q, explain querier, items []completeItem, now time.Time, results []orcheo.RunCompleted) error {
+	// Rows are locked in the arrays' order: by id, as ClaimRuns and
+	// HeartbeatRuns (index scans of id = ANY) lock them, so batches that
+	// share runs wait for each other instead of deadlocking.
+	items = slices.Clone(items)
+	slices.SortFunc(items, func(a, b completeItem) int { return strings.Compare(a.id, b.id) })
 	n := len(items)
 	var (
 		ids, statuses, errs, messages, kinds = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -237,40 +244,7 @@ func (s *RunService) completeRound(ctx context.Context, q, explain querier, item
 		kinds[i] = rules.CompletionEvent(it.c.Status)
 		st.add(it.id, it.steps)
 	}
-	// c's attempt column is named want_attempt so that the shared
-	// rules.AttemptsLeft reads the run's own attempt unambiguously.
-	const retryCond = `(c.wants_retry AND NOT runs.cancel_requested AND ` + rules.AttemptsLeft + `)`
-	rows, err := q.Query(ctx, `WITH c AS (
-			SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-				$7::boolean[], $8::text[], $9::text[])
-				AS c(id, want_attempt, status, output, error, retry_at, wants_retry, message, kind)),
-		picked AS (
-			SELECT runs.id FROM runs JOIN c ON c.id = runs.id
-			WHERE runs.status = 'running' AND runs.attempt = c.want_attempt
-			ORDER BY runs.id FOR UPDATE OF runs),
-		r AS (
-			UPDATE runs SET status = CASE WHEN `+retryCond+` THEN 'pending'
-					WHEN c.status <> 'succeeded' AND runs.cancel_requested THEN 'cancelled' ELSE c.status END,
-				output = c.output::jsonb, error = c.error, lease_until = NULL,
-				completed_at = CASE WHEN `+retryCond+` THEN NULL ELSE $10::timestamptz END,
-				not_before = CASE WHEN `+retryCond+` THEN c.retry_at ELSE runs.not_before END,
-				enqueued_at = CASE WHEN `+retryCond+` THEN $10::timestamptz ELSE runs.enqueued_at END
-			FROM c JOIN picked ON picked.id = c.id
-			WHERE runs.id = c.id AND runs.status = 'running' AND runs.attempt = c.want_attempt
-			RETURNING runs.*, c.message AS ev_message, c.kind AS ev_kind),
-		steps AS (
-			INSERT INTO run_steps (`+stepCols+`)
-			SELECT r.id, r.attempt, s.seq, s.node, s.node_type, s.status, s.node_attempt, s.input::jsonb,
-				s.output::jsonb, s.error, s.started_at, s.completed_at
-			FROM r JOIN unnest($11::uuid[], $12::int[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
-				$18::timestamptz[], $19::timestamptz[], $20::int[], $21::text[])
-				AS s(run_id, seq, node, node_type, status, output, error, started_at, completed_at, node_attempt, input)
-				ON s.run_id = r.id`+stepUpsert+`),
-		ev AS (
-			INSERT INTO run_events (run_id, at, kind, message)
-			SELECT id, $10, CASE status WHEN 'pending' THEN $22::text WHEN 'cancelled' THEN $23::text ELSE ev_kind END, ev_message
-			FROM r)
-		SELECT `+runCols+` FROM `+runFrom("r"),
+	rows, err := q.Query(ctx, completeRunsSQL,
 		ids, attempts, statuses, outputs, errs, retryAts, wantsRetry, messages, kinds, now,
 		st.runIDs, st.seqs, st.nodes, st.types, st.statuses, st.outputs, st.errs, st.started, st.completed, st.nodeAttempts, st.inputs,
 		rules.CompletionEvent(orcheo.RunPending), rules.CompletionEvent(orcheo.RunCancelled))
@@ -299,6 +273,42 @@ func (s *RunService) completeRound(ctx context.Context, q, explain querier, item
 	}
 	return nil
 }
+
+// completeRetryCond is CompleteRun's retry rule (rules.WantsRetry, no
+// cancel requested, rules.AttemptsLeft) in completeRunsSQL, per row. c's attempt column is named want_attempt so that the shared
+// rules.AttemptsLeft reads the run's own attempt unambiguously.
+const completeRetryCond = `(c.wants_retry AND NOT runs.cancel_requested AND ` + rules.AttemptsLeft + `)`
+
+// completeRunsSQL is the statement of one round of CompleteRuns: $1-$9 the
+// completions column by column, $10 now, $11-$21 their steps column by
+// column, $22 and $23 the retry_scheduled and cancelled event kinds.
+var completeRunsSQL = `WITH c AS (
+			SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+				$7::boolean[], $8::text[], $9::text[])
+				AS c(id, want_attempt, status, output, error, retry_at, wants_retry, message, kind)),
+		r AS (
+			UPDATE runs SET status = CASE WHEN ` + completeRetryCond + ` THEN 'pending'
+					WHEN c.status <> 'succeeded' AND runs.cancel_requested THEN 'cancelled' ELSE c.status END,
+				output = c.output::jsonb, error = c.error, lease_until = NULL,
+				completed_at = CASE WHEN ` + completeRetryCond + ` THEN NULL ELSE $10::timestamptz END,
+				not_before = CASE WHEN ` + completeRetryCond + ` THEN c.retry_at ELSE runs.not_before END,
+				enqueued_at = CASE WHEN ` + completeRetryCond + ` THEN $10::timestamptz ELSE runs.enqueued_at END
+			FROM c
+			WHERE runs.id = c.id AND runs.status = 'running' AND runs.attempt = c.want_attempt
+			RETURNING runs.*, c.message AS ev_message, c.kind AS ev_kind),
+		steps AS (
+			INSERT INTO run_steps (` + stepCols + `)
+			SELECT r.id, r.attempt, s.seq, s.node, s.node_type, s.status, s.node_attempt, s.input::jsonb,
+				s.output::jsonb, s.error, s.started_at, s.completed_at
+			FROM r JOIN unnest($11::uuid[], $12::int[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
+				$18::timestamptz[], $19::timestamptz[], $20::int[], $21::text[])
+				AS s(run_id, seq, node, node_type, status, output, error, started_at, completed_at, node_attempt, input)
+				ON s.run_id = r.id` + stepUpsert + `),
+		ev AS (
+			INSERT INTO run_events (run_id, at, kind, message)
+			SELECT id, $10, CASE status WHEN 'pending' THEN $22::text WHEN 'cancelled' THEN $23::text ELSE ev_kind END, ev_message
+			FROM r)
+		SELECT ` + runCols + ` FROM ` + runFrom("r")
 
 // whyNotCompleted fills in the results of items whose fenced update
 // matched nothing: ENOTFOUND, or ECONFLICT naming the run's status or
