@@ -5,20 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/beat"
-	"github.com/orcheo/orcheo/client"
 	"github.com/orcheo/orcheo/schedule"
-	"github.com/orcheo/orcheo/tasks/leadership"
-	"github.com/orcheo/orcheo/tasks/rdb"
 )
 
 // CronConfig is the part of Config about cron triggers and the beat.
@@ -90,48 +84,12 @@ func (c *beatCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rc, err := rdb.Open(c.cfg.RedisURL)
-	if err != nil {
-		return orcheo.Errorf(orcheo.EINVALID, "REDIS_URL: %v", err)
+	m := &beatMain{cfg: c.cfg, log: log}
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return err
 	}
-	defer rc.Close()
-	holder := beatOwner()
-	elector := leadership.NewElector(leadership.Config{
-		Store: rdb.NewLeaders(rc, c.cfg.RedisPrefix), Name: "beat", Holder: holder,
-		Logger: log.WithField("component", "elector"),
-	})
-	b := beat.New(beat.Config{
-		API:            client.New(c.cfg.URL, c.cfg.Token),
-		Scheduler:      c.cfg.Cron.scheduler(),
-		Interval:       c.cfg.Cron.Interval,
-		ReloadInterval: c.cfg.Cron.ReloadInterval,
-		Elector:        elector,
-		Logger:         log.WithField("component", "beat"),
-	})
-	var health *http.Server
-	if c.cfg.Cron.HealthAddr != "" {
-		m := newProcessMetrics()
-		m.observeBeat(b)
-		status := func() any { return b.Status() }
-		if health, err = serveStatus(c.cfg.Cron.HealthAddr, m, status, log.WithField("component", "beat")); err != nil {
-			return err
-		}
-	}
-	log.WithFields(logrus.Fields{"api": c.cfg.URL, "interval": c.cfg.Cron.Interval.String(), "holder": holder}).Info("beat starting")
-	elector.Start(context.Background())
-	b.Start(ctx)
-	<-ctx.Done()
-	log.Info("beat shutting down")
-	// The dispatch in flight finishes before the lease is resigned, so a
-	// standby never dispatches beside it.
-	b.Stop()
-	elector.Stop()
-	if health != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = health.Shutdown(sctx)
-	}
-	return nil
+	return waitAndClose(ctx, m, log, "beat shutting down")
 }
 
 // beatOwner identifies this beat in the leadership's lease: host, pid and
@@ -142,28 +100,4 @@ func beatOwner() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
-}
-
-// devBeatAPI is the beat's view of orcheo inside orcheo dev: the store and
-// the dispatcher directly, without HTTP.
-type devBeatAPI struct {
-	orcheo.CronDispatcher
-	cron orcheo.CronService
-}
-
-func (a devBeatAPI) FindCronTriggers(ctx context.Context) ([]*orcheo.CronTrigger, error) {
-	return a.cron.FindCronTriggers(ctx)
-}
-
-// startDevBeat runs the beat inside orcheo dev: one beat, no lease.
-func startDevBeat(ctx context.Context, a *apiMain, log *logrus.Logger) *beat.Scheduler {
-	b := beat.New(beat.Config{
-		API:            devBeatAPI{CronDispatcher: a.server.CronDispatcher, cron: a.store.Cron},
-		Scheduler:      a.cfg.Cron.scheduler(),
-		Interval:       a.cfg.Cron.Interval,
-		ReloadInterval: a.cfg.Cron.ReloadInterval,
-		Logger:         log.WithField("component", "beat"),
-	})
-	b.Start(ctx)
-	return b
 }

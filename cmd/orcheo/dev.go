@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/engine"
 	"github.com/orcheo/orcheo/examples"
@@ -17,9 +15,8 @@ import (
 )
 
 // devCommand runs the API, a worker and the cron beat in one process on embedded
-// defaults: a SQLite file in the data directory and an in-process Redis.
-// Pending runs survive a restart: the in-process Redis starts empty, so dev
-// enqueues every pending run again on start.
+// defaults (devMain): a SQLite file in the data directory and an in-process
+// Redis.
 type devCommand struct {
 	*env
 	cfg Config
@@ -34,73 +31,21 @@ func (c *devCommand) Run(ctx context.Context, args []string) error {
 	if !c.cfg.hasAPITokens() && !isLoopback(c.cfg.HTTPAddr) {
 		return orcheo.Errorf(orcheo.EINVALID, "orcheo dev without ORCHEO_API_TOKEN (or ORCHEO_API_TOKENS, ORCHEO_API_TOKENS_FILE) listens on loopback only; %q is not", c.cfg.HTTPAddr)
 	}
-	dbPath := ""
-	if c.cfg.DatabaseURL == "" {
-		dir, err := c.cfg.dataDir()
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("create data directory: %w", err)
-		}
-		dbPath = filepath.Join(dir, "orcheo.db")
-		c.cfg.DatabaseURL = "sqlite:" + dbPath
-	}
-	if c.cfg.SecretsKey == "" && c.cfg.SecretsKeyFile == "" {
-		// Webhook secrets are sealed under a key of the data directory's,
-		// made the first time: dev needs no setup, and a restart opens
-		// what the last session sealed.
-		dir, err := c.cfg.dataDir()
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("create data directory: %w", err)
-		}
-		if c.cfg.SecretsKeyFile, err = devSecretsKey(dir); err != nil {
-			return err
-		}
-	}
-	redis := miniredis.NewMiniRedis()
-	if err := redis.StartAddr("127.0.0.1:0"); err != nil {
-		return fmt.Errorf("start in-process redis: %w", err)
-	}
-	defer redis.Close()
-	c.cfg.RedisURL = "redis://" + redis.Addr() + "/0"
-	// The in-process Redis has nothing worth a result backend's round trips.
-	c.cfg.ResultBackend = "none"
-
 	log, err := newLogger(c.cfg, c.stderr)
 	if err != nil {
 		return err
 	}
-	a := &apiMain{cfg: c.cfg, log: log}
-	defer a.Close()
-	if err := a.Open(ctx); err != nil {
+	m := &devMain{cfg: c.cfg, log: log}
+	if err := m.Run(ctx); err != nil {
+		m.Close()
 		return err
 	}
-	w, err := startWorker(ctx, c.cfg, a.store, a.redis, a.submitter, a.metrics, log)
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
-	if err := requeuePending(ctx, a.store.Runs, a.submitter, log); err != nil {
-		return err
-	}
-	if err := installExamples(ctx, a.store.Workflows, a.store.Triggers); err != nil {
-		return err
-	}
-	if c.cfg.APITokensFile != "" {
+	if m.cfg.APITokensFile != "" {
 		// Only with a token file: otherwise a terminal's hangup ends dev.
-		watchTokenReload(ctx, a.cfg, a.server.Tokens, log.WithField("component", "tokens"))
+		watchTokenReload(ctx, m.cfg, m.api.server.Tokens, log.WithField("component", "tokens"))
 	}
-	b := startDevBeat(ctx, a, log)
-	defer b.Stop()
-	a.metrics.observeBeat(b)
-	c.banner(a.server.URL(), dbPath)
-	<-ctx.Done()
-	log.Info("dev shutting down")
-	return nil
+	c.banner(m.api.server.URL(), m.dbPath)
+	return waitAndClose(ctx, m, log, "dev shutting down")
 }
 
 // banner tells a first-time user where orcheo is and what to type next.

@@ -5,18 +5,10 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
-	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/orcheo/orcheo"
-	"github.com/orcheo/orcheo/db"
-	"github.com/orcheo/orcheo/engine"
-	"github.com/orcheo/orcheo/submit"
-	"github.com/orcheo/orcheo/tasks"
-	"github.com/orcheo/orcheo/tasks/rdb"
-	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 )
 
@@ -48,96 +40,13 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer servePprof(c.cfg.PprofAddr, log.WithField("component", "pprof"))()
-	// A worker started before its database or Redis (a host booting, a
-	// deployment rolling) waits for them instead of exiting.
-	startLog := log.WithField("component", "worker")
-	var store *db.Store
-	err = untilUp(ctx, startLog, "the database", func(ctx context.Context) (err error) {
-		store, err = db.Open(ctx, c.cfg.DatabaseURL)
-		return err
-	})
-	if err != nil {
-		return stoppedWaiting(ctx, startLog, err)
+	m := &workerMain{cfg: c.cfg, log: log}
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return stoppedWaiting(ctx, log.WithField("component", "worker"), err)
 	}
-	defer store.Close()
-	// One Redis client for the process, closed after its last user (the
-	// worker stops before the deferred calls run).
-	client, err := rdb.Open(c.cfg.RedisURL)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	// The queue carries the child runs that workflow nodes start.
-	queue, err := tasks.NewQueue(c.cfg.tasksConfig(), client, log.WithField("component", "queue"))
-	if err != nil {
-		return err
-	}
-	defer queue.Close()
-	if err := untilUp(ctx, startLog, "redis", queue.Ping); err != nil {
-		return stoppedWaiting(ctx, startLog, err)
-	}
-	m := newProcessMetrics()
-	// The process's one run submitter: child runs and the rescuer's
-	// publishes. Stopped after the worker (deferred before it returns),
-	// before the queue it publishes on.
-	sub := submit.New(submit.Config{Runs: m.runs.Wrap(store.Runs), Queue: queue, Logger: log})
-	sub.Start(ctx)
-	defer sub.Stop()
-	w, err := startWorker(ctx, c.cfg, store, client, sub, m, log)
-	if err != nil {
-		return err
-	}
-	if c.cfg.WorkerMetricsAddr != "" {
-		health := func() any { return map[string]string{"status": "ok", "worker_id": w.ID} }
-		srv, err := serveStatus(c.cfg.WorkerMetricsAddr, m, health, log.WithField("component", "worker"))
-		if err != nil {
-			w.Stop()
-			return err
-		}
-		// Closed last, so the port answers while the worker drains.
-		defer srv.Close()
-	}
-	<-ctx.Done()
-	log.WithField("drain_timeout", w.DrainTimeout.String()).Info("worker stopping: finishing runs in flight; a second signal exits at once")
-	// A second SIGTERM or SIGINT exits without waiting: the runs in flight
-	// keep their leases until they expire, and the rescuer and the reaper
-	// give them to other workers.
-	again := make(chan os.Signal, 1)
-	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(again)
-	stopped := make(chan struct{})
-	go func() {
-		w.Stop()
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-	case sig := <-again:
-		log.WithField("signal", sig.String()).Warn("second signal: exiting now; unfinished runs are recovered when their leases expire")
-		os.Exit(1)
-	}
-	return nil
-}
-
-// startWorker builds and starts a worker on store and client (the
-// process's one Redis client), counted in m; sub (the process's one run
-// submitter, whose store counts the runs it creates) stores and publishes
-// the child runs its workflow nodes start and the rescuer's runs.
-func startWorker(ctx context.Context, cfg Config, store *db.Store, client redis.UniversalClient, sub orcheo.RunSubmitter, m processMetrics, log *logrus.Logger) (*tasks.Worker, error) {
-	w := tasks.NewWorker(cfg.tasksConfig())
-	w.Runs, w.Workflows, w.Redis, w.Submitter = store.Runs, store.Workflows, client, sub
-	m.observeWorker(w)
-	starter := &tasks.RunStarter{Workflows: store.Workflows, Runs: store.Runs, Submitter: sub,
-		MaxDepth: cfg.MaxChildDepth, MaxChildren: cfg.MaxChildRuns, MaxTree: cfg.MaxRunTree}
-	w.Engine = engine.New(cfg.engineOptions(log.WithField("component", "engine"), starter))
-	w.Logger = log.WithField("component", "worker")
-	w.DrainTimeout = cfg.DrainTimeout
-	if err := w.Start(ctx); err != nil {
-		return nil, err
-	}
-	log.WithFields(logrus.Fields{"worker_id": w.ID, "queues": cfg.Queues, "concurrency": cfg.Concurrency}).Info("worker started")
-	return w, nil
+	return waitAndClose(ctx, m, log.WithField("drain_timeout", m.worker.DrainTimeout.String()),
+		"worker stopping: finishing runs in flight; a second signal exits at once")
 }
 
 // Backoff of a worker waiting at start for its database or Redis.
@@ -193,8 +102,8 @@ func isOutage(err error) bool {
 	return false
 }
 
-// stoppedWaiting is what the worker command returns when untilUp did: nil
-// when a signal ended the wait (nothing had started), else err.
+// stoppedWaiting is what the worker command returns when Run failed: nil
+// when a signal ended it (the wait for the database or Redis), else err.
 func stoppedWaiting(ctx context.Context, log logrus.FieldLogger, err error) error {
 	if ctx.Err() != nil {
 		log.Info("worker stopped before it started")

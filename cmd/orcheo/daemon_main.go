@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+)
+
+// daemon is one of orcheo's long-running processes (apiMain, workerMain,
+// beatMain, devMain), shaped as wtfd's Main: Run opens and starts
+// everything and returns once it serves; Close stops it all in reverse,
+// once, and is safe after a Run that failed half way.
+type daemon interface {
+	Run(ctx context.Context) error
+	Close() error
+}
+
+// waitAndClose is how each daemon command ends once its Main runs: wait
+// for ctx (the first SIGTERM or SIGINT), log msg and close m. A second
+// signal while Close drains exits at once: the runs in flight keep their
+// leases until they expire, and the rescuer and the reaper give them to
+// other workers.
+func waitAndClose(ctx context.Context, m daemon, log logrus.FieldLogger, msg string) error {
+	<-ctx.Done()
+	log.Info(msg)
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }()
+	select {
+	case err := <-closed:
+		return err
+	case sig := <-again:
+		log.WithField("signal", sig.String()).Warn("second signal: exiting now; unfinished runs are recovered when their leases expire")
+		os.Exit(1)
+		return nil
+	}
+}
+
+// closeErrors keeps the first error of a Close that goes on past it, so
+// one failed step does not leave the rest open.
+type closeErrors struct{ first error }
+
+func (e *closeErrors) add(err error) {
+	if err != nil && e.first == nil {
+		e.first = err
+	}
+}
