@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// fakeDaemon is a daemon whose Close reports on closing and then returns
+// err, or blocks forever when block is set.
+type fakeDaemon struct {
+	closing chan struct{}
+	block   bool
+	err     error
+}
+
+func (d *fakeDaemon) Run(context.Context) error { return nil }
+
+func (d *fakeDaemon) Close() error {
+	close(d.closing)
+	if d.block {
+		select {}
+	}
+	return d.err
+}
+
+// TestWaitAndClose: once ctx is done, the daemon is closed and its error
+// returned.
+func TestWaitAndClose(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &fakeDaemon{closing: make(chan struct{}), err: errors.New("close failed")}
+	done := make(chan error, 1)
+	go func() { done <- waitAndClose(ctx, d, quietLogger(t), "stopping") }()
+	select {
+	case <-d.closing:
+		t.Fatal("closed before ctx was done")
+	default:
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, d.err) {
+		t.Fatalf("waitAndClose = %v, want Close's error", err)
+	}
+}
+
+// TestWaitAndCloseSecondSignal runs the daemon commands' signal handling in
+// a child process (this test binary again): the first SIGTERM starts a
+// Close that never ends, and the second makes the process exit 1 at once.
+func TestWaitAndCloseSecondSignal(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWaitAndCloseChild$")
+	cmd.Env = append(os.Environ(), "ORCHEO_TEST_WAIT_AND_CLOSE_CHILD=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	next := func(want string) {
+		t.Helper()
+		for lines.Scan() {
+			if lines.Text() == want {
+				return
+			}
+		}
+		t.Fatalf("the child ended before printing %q; stderr:\n%s", want, stderr.String())
+	}
+	next("ready")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	next("closing") // the first signal drains; the Close never ends
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err = <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the child still runs 10s after the second signal; stderr:\n%s", stderr.String())
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("child ended with %v, want exit status 1; stderr:\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "second signal: exiting now") {
+		t.Fatalf("the child did not say why it exited; stderr:\n%s", stderr.String())
+	}
+}
+
+// TestWaitAndCloseChild is the child of TestWaitAndCloseSecondSignal; it
+// does nothing in a normal test run.
+func TestWaitAndCloseChild(t *testing.T) {
+	if os.Getenv("ORCHEO_TEST_WAIT_AND_CLOSE_CHILD") != "1" {
+		t.Skip("the child of TestWaitAndCloseSecondSignal")
+	}
+	// As main does.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	d := &fakeDaemon{closing: make(chan struct{}), block: true}
+	go func() {
+		<-d.closing
+		fmt.Println("closing")
+	}()
+	log := logrus.New()
+	log.SetOutput(os.Stderr)
+	fmt.Println("ready")
+	_ = waitAndClose(ctx, d, log, "stopping")
+	t.Fatal("waitAndClose returned though Close never ends")
+}
