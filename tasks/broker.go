@@ -21,12 +21,6 @@ const (
 	// dequeueTimeout is how long one wait on an empty queue (BLMOVE) lasts;
 	// it bounds how long a stop waits for the fetcher.
 	dequeueTimeout = time.Second
-	// promoteInterval is how often delayed messages are checked, and
-	// promoteBatch how many move per script call.
-	promoteInterval = 500 * time.Millisecond
-	promoteBatch    = 500
-	// reapBatch is the most dead consumers one reaper call handles.
-	reapBatch = 100
 	// backoffMin and backoffMax bound the wait after a Redis error, so an
 	// outage costs no CPU and recovery is noticed within backoffMax.
 	backoffMin = 100 * time.Millisecond
@@ -53,10 +47,12 @@ const (
 //     tasks that finish while one is being written go together in the next
 //     script call (acker); a task that hands its run back puts the message
 //     back at the front of the queue instead;
-//   - the consumer renews a heartbeat deadline in its queue's consumers;
-//     every consumer also reaps its queue: consumers whose deadline passed
-//     (killed, hung) get their processing lists returned to the queue;
-//   - delayed messages (ETA) are promoted in batches by one script;
+//   - the consumer renews a heartbeat deadline in its queue's consumers,
+//     and registers again if it finds itself forgotten; consumers whose
+//     deadline passed (killed, hung) get their processing lists returned
+//     to the front of the queue by the Reaper every worker runs for its
+//     queues (tasks/maintenance), and delayed messages (ETA) are moved to
+//     the queue by its Promoter;
 //   - on stop the consumer stops fetching, waits for its tasks (the Worker
 //     bounds that with its drain timeout) and returns what it still holds.
 //
@@ -286,7 +282,9 @@ func (b *reliableBroker) StartConsuming(tag string, concurrency int, p brokersif
 }
 
 // consumerLoop is one StartConsuming: a fetcher, task goroutines, an acker
-// and a maintenance goroutine (heartbeat, reaper, promoter, orphan sweep).
+// and a maintenance goroutine (heartbeat, orphan sweep: what needs this
+// consumer's own state; the queue's reaper and promoter are the worker's,
+// in tasks/maintenance).
 type consumerLoop struct {
 	b     *reliableBroker
 	id    string // consumer id: "<worker id>:<queue>"
@@ -313,10 +311,6 @@ func (c *consumerLoop) run(concurrency int) {
 	}) {
 		return
 	}
-	// Reap before the first take: messages of a dead consumer were in line
-	// before anything in the queue now, and go back to its front.
-	c.reap(ctx)
-
 	b.readyOnce.Do(func() { close(b.ready) })
 
 	var maint sync.WaitGroup
@@ -520,29 +514,19 @@ func (c *consumerLoop) retryFor(ctx context.Context, d time.Duration, what strin
 	}
 }
 
-// maintain renews the heartbeat, reaps dead consumers of the queue,
-// promotes delayed messages and sweeps orphans until stop is closed. Errors
-// are logged and retried at the next tick.
+// maintain renews the heartbeat and sweeps orphans until stop is closed.
+// Errors are logged and retried at the next tick.
 func (c *consumerLoop) maintain(ctx context.Context, stop <-chan struct{}) {
-	b := c.b
-	beat := time.NewTicker(b.cfg.HeartbeatInterval)
+	beat := time.NewTicker(c.b.cfg.HeartbeatInterval)
 	defer beat.Stop()
-	promote := time.NewTicker(promoteInterval)
-	defer promote.Stop()
 	suspects := map[string]bool{}
 	for {
 		select {
 		case <-stop:
 			return
 		case <-beat.C:
-			if !c.reregister(ctx) {
-				continue
-			}
-			c.reap(ctx)
-			suspects = c.sweep(ctx, suspects)
-		case <-promote.C:
-			if _, err := b.rdb.Promote(ctx, c.queue, b.now(), promoteBatch); err != nil {
-				c.log.WithError(err).Debug("promote delayed messages")
+			if c.reregister(ctx) {
+				suspects = c.sweep(ctx, suspects)
 			}
 		}
 	}
@@ -560,17 +544,6 @@ func (c *consumerLoop) reregister(ctx context.Context) bool {
 		c.log.Warn("consumer had been reaped (paused past its TTL); registered again")
 	}
 	return true
-}
-
-func (c *consumerLoop) reap(ctx context.Context) {
-	consumers, messages, err := c.b.rdb.Reap(ctx, c.queue, c.b.now(), reapBatch)
-	if err != nil {
-		c.log.WithError(err).Debug("reap dead consumers")
-		return
-	}
-	if consumers > 0 {
-		c.log.WithFields(logrus.Fields{"consumers": consumers, "messages": messages}).Warn("reaped dead consumers: their messages are back in their queue")
-	}
 }
 
 // sweep hands back messages that sit in this consumer's processing list

@@ -11,6 +11,8 @@ import (
 
 	mtasks "github.com/RichardKnop/machinery/v2/tasks"
 	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/db"
+	"github.com/orcheo/orcheo/engine"
 	"github.com/orcheo/orcheo/internal/testenv"
 	"github.com/redis/go-redis/v9"
 )
@@ -293,33 +295,58 @@ func runIDOfBody(msg string) string {
 	return runIDOf(sig)
 }
 
-// TestBroker_KilledConsumersBatchIsReaped: a consumer killed with a batch
-// taken (it never acks nor beats again: what a kill -9 leaves in Redis) has
-// the whole batch reaped back to the front of the queue by another
-// consumer, which runs those messages first, in order.
-func TestBroker_KilledConsumersBatchIsReaped(t *testing.T) {
+// TestWorker_ReapsBeforeItsFirstTake: a consumer killed with a batch taken
+// (it never acks nor beats again: what a kill -9 leaves in Redis) has the
+// whole batch reaped back to the front of the queue by the next worker's
+// reaper (tasks/maintenance) before that worker's consumer takes anything,
+// so the batch runs first, in order.
+func TestWorker_ReapsBeforeItsFirstTake(t *testing.T) {
 	t.Parallel()
-	e := newBrokerEnv(t)
 	ctx := context.Background()
-	runs := e.publish(t, "run", 5)
-	_, err := e.rdb.Heartbeat(ctx, orcheo.DefaultQueue, "killed", time.Now().Add(-time.Hour), time.Second)
+	store := openStore(t, db.BackendSQLite, "")
+	f := newFixture(t, store, testenv.StartRedis(t).URL(), func(c *Config, _ *engine.Options) { c.Concurrency = 1 })
+	runs := make([]*orcheo.Run, 5)
+	for i := range runs {
+		runs[i] = f.createRun(t, okDefinition, `{"n":1}`)
+	}
+	for _, err := range f.queue.EnqueueRuns(ctx, runs) {
+		must(t, err)
+	}
+	r := f.queue.rdb
+	_, err := r.Heartbeat(ctx, orcheo.DefaultQueue, "killed", time.Now().Add(-time.Hour), time.Second)
 	must(t, err)
-	taken, err := e.rdb.Take(ctx, orcheo.DefaultQueue, "killed", 3)
+	// The killed consumer took the first three; the queue holds the rest.
+	taken, err := r.Take(ctx, orcheo.DefaultQueue, "killed", 3)
 	if err != nil || len(taken) != 3 {
 		t.Fatalf("take = %d, %v", len(taken), err)
 	}
 	order := make(chan string, len(runs))
-	e.consume(t, "c2", 1, func(sig *mtasks.Signature) error {
-		order <- runIDOf(sig)
-		return nil
-	})
+	f.worker.Observer = observerFunc(func(run *orcheo.Run) { order <- run.ID })
+	f.start(t)
 	for i := range runs {
 		if got := receive(t, order, "the runs"); got != runs[i].ID {
-			t.Fatalf("run %d processed was %s, want %s (the reaped batch first, in order)", i, got, runs[i].ID)
+			t.Fatalf("run %d finished was %s, want %s (the reaped batch first, in order)", i, got, runs[i].ID)
 		}
 	}
-	if n := e.llen(t, e.rdb.ProcessingKey(orcheo.DefaultQueue, "killed")); n != 0 {
-		t.Fatalf("the killed consumer's list still holds %d", n)
+	if n := r.list(t, r.ProcessingKey(orcheo.DefaultQueue, "killed")); len(n) != 0 {
+		t.Fatalf("the killed consumer's list still holds %d", len(n))
+	}
+}
+
+// observerFunc is an AttemptObserver calling fn with each stored run.
+type observerFunc func(run *orcheo.Run)
+
+func (fn observerFunc) AttemptFinished(run *orcheo.Run, _ orcheo.RunStatus, _ time.Duration) { fn(run) }
+
+// waitFor polls cond for up to 20 s.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/db"
-	"github.com/orcheo/orcheo/engine"
 	"github.com/orcheo/orcheo/internal/testenv"
 )
 
@@ -100,38 +99,5 @@ func TestBroker_ReapedConsumerRegistersAgain(t *testing.T) {
 			t.Fatalf("message count of %s = %d after the run ended, want 0 (acked)", run.ID, got[0])
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// TestRescuer_RepublishesRunsUnderOldKeys is the upgrade path from the
-// keys before hash tags: a pending run whose message sits under the old
-// P:queue:<queue> and is counted in the old P:messages counts zero under
-// the new keys, so the rescuer publishes it again on the new queue.
-func TestRescuer_RepublishesRunsUnderOldKeys(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	store := openStore(t, db.BackendSQLite, "")
-	prefix := "tasks-upgrade-test:" + orcheo.NewID()
-	f := newFixture(t, store, testenv.RedisURL(t), func(c *Config, _ *engine.Options) { c.Prefix = prefix })
-	r := f.queue.rdb
-	t.Cleanup(func() {
-		if keys, _ := r.client.Keys(ctx, prefix+":*").Result(); len(keys) > 0 {
-			_ = r.client.Del(ctx, keys...).Err()
-		}
-	})
-	run := f.createRun(t, okDefinition, `{"n":1}`)
-	old := `{"UUID":"` + prefix + `:task:x","Name":"execute_run","RoutingKey":"` + prefix + `:queue:default","Args":[{"Name":"run_id","Type":"string","Value":"` + run.ID + `"}]}`
-	must(t, r.client.RPush(ctx, prefix+":queue:default", old).Err())
-	must(t, r.client.HIncrBy(ctx, prefix+":messages", run.ID, 1).Err())
-
-	rescuer := NewRescuer(RescuerConfig{Runs: store.Runs, Submitter: f.worker.Submitter, Messages: r, Logger: testLogger(),
-		Now: func() time.Time { return time.Now().Add(time.Hour) }}) // past ReenqueueAfter
-	must(t, rescuer.runOnce(ctx))
-	if st := rescuer.Stats(); st.Reenqueued != 1 {
-		t.Fatalf("stats = %+v, want the run re-enqueued", st)
-	}
-	msgs := r.list(t, r.QueueKey(orcheo.DefaultQueue))
-	if len(msgs) != 1 || runIDOfBody(msgs[0]) != run.ID {
-		t.Fatalf("new queue = %q, want the run's new message", msgs)
 	}
 }

@@ -255,50 +255,6 @@ func TestWorker_FailingWorkflow(t *testing.T) {
 	}
 }
 
-// TestRequeuer_EnqueuesAfterRedisRecovers fails an enqueue against a dead
-// Redis, then checks the Requeuer enqueues the run once Redis answers.
-func TestRequeuer_EnqueuesAfterRedisRecovers(t *testing.T) {
-	t.Parallel()
-	for _, backend := range storeBackends {
-		t.Run(backend, func(t *testing.T) {
-			t.Parallel()
-			store := openStore(t, backend, "tasks_requeue")
-			rs := testenv.StartRedis(t)
-			rs.Kill()
-			f := newFixture(t, store, rs.URL())
-			ctx := context.Background()
-			run := f.createRun(t, okDefinition, `{"n":2}`)
-			if err := f.queue.EnqueueRun(ctx, run); err == nil {
-				t.Fatal("enqueue with Redis down succeeded")
-			}
-			if err := store.Runs.MarkRunUnenqueued(ctx, run.ID); err != nil {
-				t.Fatal(err)
-			}
-
-			r := NewRequeuer(RequeuerConfig{Runs: store.Runs, Submitter: f.worker.Submitter, Interval: 20 * time.Millisecond, Logger: testLogger()})
-			r.passDone = make(chan requeueResult)
-			r.Start(ctx)
-			t.Cleanup(r.Stop)
-			// A pass while Redis is down hands the run back.
-			if res := <-r.passDone; res.Failed != 1 || res.Enqueued != 0 {
-				t.Fatalf("pass with Redis down = %+v, want 1 failed", res)
-			}
-
-			rs.Start()
-			for res := range r.passDone {
-				if res.Enqueued == 1 {
-					break
-				}
-			}
-			f.start(t)
-			if got := f.waitTerminal(t, run.ID); got.Status != orcheo.RunSucceeded {
-				t.Fatalf("status = %s (error %q), want succeeded", got.Status, got.Error)
-			}
-			r.Stop()
-		})
-	}
-}
-
 // TestWorker_StopIsIdempotent checks Stop without Start, Stop twice and
 // concurrent Stops.
 func TestWorker_StopIsIdempotent(t *testing.T) {

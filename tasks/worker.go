@@ -15,6 +15,7 @@ import (
 	"github.com/RichardKnop/machinery/v2/brokers/errs"
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/tasks/leadership"
+	"github.com/orcheo/orcheo/tasks/maintenance"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 )
@@ -66,8 +67,11 @@ type Worker struct {
 	completer *completer // batched completions (completer.go)
 	heartbeat *heartbeat
 	cancels   *cancelListener // operator cancels of running runs (cancel.go)
-	queue     *Queue          // publishes rescued runs
-	rescuer   *Rescuer
+	// reaper and promoter keep this worker's queues: dead consumers'
+	// messages back to the front, delayed messages to the end when due.
+	reaper   *maintenance.Reaper
+	promoter *maintenance.Promoter
+	rescuer  *maintenance.Rescuer
 	// leader is this worker's candidacy for the rescuer's leadership;
 	// stopRescuer ends the rescuer's following of it (RunWhileLeader).
 	leader      *leadership.Elector
@@ -169,10 +173,7 @@ func (w *Worker) Start(ctx context.Context) error {
 
 	w.runCtx, w.cancelRuns = context.WithCancel(context.Background())
 	w.consumers = nil
-	if err := w.startServices(log); err != nil {
-		_ = w.rdb.close()
-		return fmt.Errorf("start worker: %w", err)
-	}
+	w.startServices(log)
 	shares := splitConcurrency(w.cfg.Concurrency, len(w.cfg.Queues))
 	started := make([]chan struct{}, 0, len(w.cfg.Queues))
 	for i, queue := range w.cfg.Queues {
@@ -236,15 +237,13 @@ func (w *Worker) launch(queue string, concurrency int, log logrus.FieldLogger) (
 	return c, broker.ready, nil
 }
 
-// startServices starts what runs beside the consumers: the heartbeat that
-// renews leases, and the elector whose leadership runs the rescuer while
-// this worker holds it.
-func (w *Worker) startServices(log logrus.FieldLogger) error {
-	q, err := NewQueue(w.cfg, w.rdb.client, w.Logger)
-	if err != nil {
-		return err
-	}
-	w.queue = q
+// startServices starts what runs beside the consumers: the claimer and
+// completer, the heartbeat that renews leases, the cancel listener, the
+// reaper and promoter of this worker's queues, and the elector whose
+// leadership runs the rescuer while this worker holds it. The reaper
+// makes its first pass before the consumers start, so a dead consumer's
+// messages are taken before anything queued since.
+func (w *Worker) startServices(log logrus.FieldLogger) {
 	w.claimer = newClaimer(w.Runs, w.ID, w.cfg.LeaseDuration)
 	w.claimer.Start(context.Background())
 	w.completer = newCompleter(w.Runs, completeTimeout)
@@ -253,8 +252,14 @@ func (w *Worker) startServices(log logrus.FieldLogger) error {
 	w.heartbeat.Start(context.Background())
 	w.cancels = &cancelListener{w: w, log: log.WithField("component", "cancel")}
 	w.cancels.Start(context.Background())
-	w.rescuer = NewRescuer(RescuerConfig{
-		Runs: w.Runs, Submitter: w.Submitter, Messages: w.rdb,
+	w.reaper = maintenance.NewReaper(maintenance.ReaperConfig{
+		RDB: w.rdb.RDB, Queues: w.cfg.Queues, Interval: w.cfg.HeartbeatInterval, Logger: log,
+	})
+	w.reaper.Start(context.Background())
+	w.promoter = maintenance.NewPromoter(maintenance.PromoterConfig{RDB: w.rdb.RDB, Queues: w.cfg.Queues, Logger: log})
+	w.promoter.Start(context.Background())
+	w.rescuer = maintenance.NewRescuer(maintenance.RescuerConfig{
+		Runs: w.Runs, Submitter: w.Submitter, RDB: w.rdb.RDB,
 		Interval: w.cfg.RescueInterval, ReenqueueAfter: w.cfg.ReenqueueAfter, Logger: w.Logger,
 	})
 	w.leader = newRescuerElector(w.rdb.Leaders(), w.ID, w.cfg.RescueInterval, log)
@@ -262,14 +267,14 @@ func (w *Worker) startServices(log logrus.FieldLogger) error {
 	// leadership, then one every interval, until it loses it.
 	w.stopRescuer = leadership.RunWhileLeader(w.leader, w.rescuer)
 	w.leader.Start(context.Background())
-	return nil
 }
 
 // newRescuerElector returns holder's (unstarted) candidacy for the
-// rescuer's leadership, with electorTTL's TTL.
+// rescuer's leadership, with maintenance.RescuerElectorTTL's TTL: failover
+// within one rescue interval.
 func newRescuerElector(store leadership.Store, holder string, rescueInterval time.Duration, log logrus.FieldLogger) *leadership.Elector {
 	return leadership.NewElector(leadership.Config{
-		Store: store, Name: "rescuer", Holder: holder, TTL: electorTTL(rescueInterval),
+		Store: store, Name: maintenance.RescuerLeadership, Holder: holder, TTL: maintenance.RescuerElectorTTL(rescueInterval),
 		Logger: log.WithField("component", "elector"),
 	})
 }
@@ -293,32 +298,25 @@ func (w *Worker) stopServices() {
 	if w.cancels != nil {
 		w.cancels.Stop()
 	}
-	if w.queue != nil {
-		_ = w.queue.Close()
+	if w.reaper != nil {
+		w.reaper.Stop()
+		w.promoter.Stop()
 	}
 	if w.rdb != nil {
 		_ = w.rdb.close() // only a client Start opened
 	}
-	w.leader, w.stopRescuer, w.rescuer, w.heartbeat, w.cancels, w.queue = nil, nil, nil, nil, nil, nil
+	w.leader, w.stopRescuer, w.rescuer, w.heartbeat, w.cancels = nil, nil, nil, nil, nil
+	w.reaper, w.promoter = nil, nil
 }
 
-// electorTTL is the rescuer leadership's TTL: half a rescue interval, at
-// least a second and at most leadership.TTLDefault. A crashed leader's
-// successor makes its first pass about 1.4 TTLs after the crash (within
-// 7.1 s at the defaults), that is within one rescue interval: failover
-// delays rescue by less than one interval. (It was three intervals, up to
-// 15 s, and the next pass came 21 s after the crash: issue #10.)
-func electorTTL(rescueInterval time.Duration) time.Duration {
-	return min(max(rescueInterval/2, time.Second), leadership.TTLDefault)
-}
-
-// RescuerStats returns what this worker's rescuer did while it led.
-func (w *Worker) RescuerStats() RescuerStats {
+// RescuerStats returns what this worker's rescuer did while it led (since
+// the worker's last Start).
+func (w *Worker) RescuerStats() maintenance.RescuerStats {
 	w.mu.Lock()
 	r := w.rescuer
 	w.mu.Unlock()
 	if r == nil {
-		return RescuerStats{}
+		return maintenance.RescuerStats{}
 	}
 	return r.Stats()
 }

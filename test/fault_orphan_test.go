@@ -7,6 +7,7 @@ import (
 
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/tasks"
+	"github.com/orcheo/orcheo/tasks/maintenance"
 )
 
 // defaultTimings undoes faultEnv: the reliability timings production runs
@@ -17,7 +18,7 @@ var defaultTimings = []string{
 	"ORCHEO_CONSUMER_TTL=" + tasks.ConsumerTTLDefault.String(),
 	"ORCHEO_RESCUE_INTERVAL=" + tasks.RescueIntervalDefault.String(),
 	"ORCHEO_REENQUEUE_AFTER=" + tasks.ReenqueueAfterDefault.String(),
-	"ORCHEO_REQUEUE_INTERVAL=" + tasks.RequeuerIntervalDefault.String(),
+	"ORCHEO_REQUEUE_INTERVAL=" + maintenance.RequeuerIntervalDefault.String(),
 	"ORCHEO_WORKER_DRAIN_TIMEOUT=" + tasks.WorkerDrainTimeoutDefault.String(),
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/orcheo/orcheo/server"
 	"github.com/orcheo/orcheo/submit"
 	"github.com/orcheo/orcheo/tasks"
+	"github.com/orcheo/orcheo/tasks/maintenance"
 	"github.com/orcheo/orcheo/tasks/rdb"
 	"github.com/orcheo/orcheo/webhook"
 	"github.com/redis/go-redis/v9"
@@ -36,7 +37,7 @@ type apiMain struct {
 	submitter *submit.Submitter
 	cancels   *tasks.CancelNotifier
 	server    *server.Server
-	requeuer  *tasks.Requeuer
+	requeuer  *maintenance.Requeuer
 	metrics   processMetrics
 	// runs is the store's RunService counting the runs it creates, for
 	// the server and the cron dispatcher.
@@ -127,8 +128,8 @@ func (a *apiMain) newServer(box *secrets.Box) (*server.Server, error) {
 
 // newRequeuer builds the requeuer, which enqueues runs whose first
 // enqueue failed, through the process's submitter.
-func (a *apiMain) newRequeuer() *tasks.Requeuer {
-	return tasks.NewRequeuer(tasks.RequeuerConfig{
+func (a *apiMain) newRequeuer() *maintenance.Requeuer {
+	return maintenance.NewRequeuer(maintenance.RequeuerConfig{
 		Runs: a.store.Runs, Submitter: a.submitter, Interval: a.cfg.RequeueEvery,
 		Logger: a.log.WithField("component", "requeuer"),
 	})

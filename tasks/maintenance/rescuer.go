@@ -1,4 +1,4 @@
-package tasks
+package maintenance
 
 import (
 	"context"
@@ -9,16 +9,35 @@ import (
 
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/internal/startstop"
+	"github.com/orcheo/orcheo/tasks/leadership"
+	"github.com/orcheo/orcheo/tasks/rdb"
 	"github.com/sirupsen/logrus"
 )
 
-// RescuerBatchSizeDefault is how many runs one store call handles.
-const RescuerBatchSizeDefault = 200
+// Rescuer defaults. tasks.Config fills the worker's interval and delay
+// with the same values (RescueIntervalDefault, ReenqueueAfterDefault).
+const (
+	// RescuerIntervalDefault is the time between passes: with a lease of
+	// 30 s, a dead worker's run is pending again within 40 s.
+	RescuerIntervalDefault = 10 * time.Second
+	// RescuerReenqueueAfterDefault is how long a pending run may go
+	// without a message in Redis before it is published again.
+	RescuerReenqueueAfterDefault = 30 * time.Second
+	// RescuerBatchSizeDefault is how many runs one store call handles.
+	RescuerBatchSizeDefault = 200
+	// RescuerLeadership is the name of the rescuer's leadership.
+	RescuerLeadership = "rescuer"
+)
 
-// messageCounter tells which runs still have a message in Redis (counted
-// under each run's queue).
-type messageCounter interface {
-	messageCounts(ctx context.Context, runs []*orcheo.Run) ([]int, error)
+// RescuerElectorTTL is the TTL of the rescuer's leadership for a rescue
+// interval: half of it, at least a second and at most
+// leadership.TTLDefault. A crashed leader's successor makes its first pass
+// about 1.4 TTLs after the crash (within 7.1 s at the defaults), within one
+// rescue interval: failover delays rescue by less than one interval. (It
+// was three intervals, up to 15 s, and the next pass came 21 s after the
+// crash: issue #10.)
+func RescuerElectorTTL(interval time.Duration) time.Duration {
+	return min(max(interval/2, time.Second), leadership.TTLDefault)
 }
 
 // RescuerConfig configures a Rescuer.
@@ -30,16 +49,16 @@ type RescuerConfig struct {
 	// they were taken from the queue long ago, and at the end they would
 	// wait for the whole backlog queued since, which at the default
 	// timings breaks the promise that an orphan is running again within
-	// 60 s (docs/architecture.md, "Bound"). The broker already puts
-	// messages it hands back or reaps at the front.
+	// 60 s (docs/architecture.md, "Bound"). The broker and the Reaper
+	// already put messages they hand back or reap at the front.
 	Submitter orcheo.RunSubmitter
-	// Messages tells which pending runs still have a message in Redis
-	// (required; the Queue's Redis).
-	Messages messageCounter
-	// Interval between passes; default RescueIntervalDefault.
+	// RDB tells which pending runs still have a message in Redis, from
+	// each queue's message counts (required).
+	RDB *rdb.RDB
+	// Interval between passes; default RescuerIntervalDefault.
 	Interval time.Duration
 	// ReenqueueAfter is how long a pending run may go without a message
-	// before it is published again; default ReenqueueAfterDefault.
+	// before it is published again; default RescuerReenqueueAfterDefault.
 	ReenqueueAfter time.Duration
 	// BatchSize bounds each store call; a pass repeats batches until one
 	// comes back short. Default RescuerBatchSizeDefault.
@@ -50,8 +69,8 @@ type RescuerConfig struct {
 	Now func() time.Time
 }
 
-// RescuerStats counts what rescuers did since the process started. A later
-// metrics exporter reads it with Stats.
+// RescuerStats counts what a Rescuer did since it was built (the worker's
+// metrics export them).
 type RescuerStats struct {
 	Passes        int64 // passes made
 	Rescued       int64 // runs with an expired lease put back to pending
@@ -61,11 +80,12 @@ type RescuerStats struct {
 }
 
 // Rescuer returns runs of dead workers to work, on one worker at a time
-// (the leader). Each pass:
+// (the leader of RescuerLeadership; the worker starts it through
+// leadership.RunWhileLeader). Each pass:
 //
 //  1. takes runs whose lease expired (their worker died or hung): back to
-//     pending and published again, or failed with "worker lost" when no
-//     attempt is left;
+//     pending and published again at the front of their queues, or failed
+//     with "worker lost" when no attempt is left;
 //  2. takes pending runs not published for ReenqueueAfter and publishes
 //     again those without a message in Redis (the enqueue failed, Redis
 //     restarted empty, or a process died between insert and publish).
@@ -85,10 +105,10 @@ var _ startstop.Service = (*Rescuer)(nil)
 // required field is nil or a field is negative: programmer errors.
 func NewRescuer(cfg RescuerConfig) *Rescuer {
 	if cfg.Interval == 0 {
-		cfg.Interval = RescueIntervalDefault
+		cfg.Interval = RescuerIntervalDefault
 	}
 	if cfg.ReenqueueAfter == 0 {
-		cfg.ReenqueueAfter = ReenqueueAfterDefault
+		cfg.ReenqueueAfter = RescuerReenqueueAfterDefault
 	}
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = RescuerBatchSizeDefault
@@ -99,16 +119,20 @@ func NewRescuer(cfg RescuerConfig) *Rescuer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Runs == nil || cfg.Submitter == nil || cfg.Messages == nil {
-		panic("tasks: RescuerConfig needs Runs, Submitter and Messages")
-	}
-	if cfg.Interval < 0 || cfg.ReenqueueAfter < 0 || cfg.BatchSize < 0 {
-		panic("tasks: RescuerConfig durations and BatchSize must not be negative")
-	}
+	cfg.mustValidate()
 	return &Rescuer{cfg: cfg, logger: cfg.Logger.WithField("component", "rescuer")}
 }
 
-// Stats returns the counters.
+func (c *RescuerConfig) mustValidate() {
+	if c.Runs == nil || c.Submitter == nil || c.RDB == nil {
+		panic("maintenance: RescuerConfig needs Runs, Submitter and RDB")
+	}
+	if c.Interval < 0 || c.ReenqueueAfter < 0 || c.BatchSize < 0 {
+		panic("maintenance: RescuerConfig durations and BatchSize must not be negative")
+	}
+}
+
+// Stats returns the counters. Safe for concurrent use.
 func (r *Rescuer) Stats() RescuerStats {
 	return RescuerStats{
 		Passes: r.stats.passes.Load(), Rescued: r.stats.rescued.Load(), Failed: r.stats.failed.Load(),
@@ -118,6 +142,8 @@ func (r *Rescuer) Stats() RescuerStats {
 
 // Start launches the rescuer's goroutine: a pass now, then one every
 // Interval until Stop or ctx is done. Errors are logged, not returned.
+// Starting a started rescuer does nothing; after Stop it may start again
+// (a worker that leads again).
 func (r *Rescuer) Start(ctx context.Context) {
 	ctx, shouldStart, stopped := r.StartInit(ctx)
 	if !shouldStart {
@@ -181,7 +207,7 @@ func (r *Rescuer) reenqueueLost(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("find runs with lost messages: %w", err)
 		}
-		counts, err := r.cfg.Messages.messageCounts(ctx, runs)
+		counts, err := r.messageCounts(ctx, runs)
 		if err != nil {
 			// Without Redis nothing can be published; ClaimStaleRuns
 			// stamped them, so they come back after ReenqueueAfter.
@@ -209,6 +235,16 @@ func (r *Rescuer) reenqueueLost(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// messageCounts reports, for each run, how many of its messages Redis
+// holds, counted under the run's queue. One round trip.
+func (r *Rescuer) messageCounts(ctx context.Context, runs []*orcheo.Run) ([]int, error) {
+	queues, ids := make([]string, len(runs)), make([]string, len(runs))
+	for i, run := range runs {
+		queues[i], ids[i] = queueName(run.Queue), run.ID
+	}
+	return r.cfg.RDB.MessageCounts(ctx, queues, ids)
 }
 
 // publish publishes runs; those it could not are marked unenqueued by the

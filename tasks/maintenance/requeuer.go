@@ -1,4 +1,4 @@
-package tasks
+package maintenance
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// Requeuer defaults.
+// Requeuer defaults. ORCHEO_REQUEUE_INTERVAL sets the interval.
 const (
 	RequeuerIntervalDefault  = 5 * time.Second
 	RequeuerBatchSizeDefault = 500
@@ -33,11 +33,12 @@ type RequeuerConfig struct {
 	Logger logrus.FieldLogger
 }
 
-// Requeuer periodically enqueues pending runs whose enqueue failed (the
-// API marks them with MarkRunUnenqueued), so that a Redis outage delays
-// runs instead of losing them. Running several Requeuers is safe: each run
-// is claimed by one ClaimUnenqueuedRuns call, and a duplicate enqueue is
-// skipped by the worker's claim.
+// Requeuer periodically publishes pending runs whose publish failed (the
+// submitter marks them with MarkRunUnenqueued), so that a Redis outage
+// delays runs instead of losing them. Every API process runs one. Running
+// several is safe: ClaimUnenqueuedRuns hands each run to one caller (FOR
+// UPDATE SKIP LOCKED on PostgreSQL), and a duplicate message is skipped by
+// the worker's claim.
 type Requeuer struct {
 	startstop.BaseStartStop
 	cfg    RequeuerConfig
@@ -73,10 +74,10 @@ func NewRequeuer(cfg RequeuerConfig) *Requeuer {
 
 func (c *RequeuerConfig) mustValidate() {
 	if c.Runs == nil || c.Submitter == nil {
-		panic("tasks: RequeuerConfig needs Runs and Submitter")
+		panic("maintenance: RequeuerConfig needs Runs and Submitter")
 	}
 	if c.Interval < 0 || c.BatchSize < 0 {
-		panic("tasks: RequeuerConfig Interval and BatchSize must not be negative")
+		panic("maintenance: RequeuerConfig Interval and BatchSize must not be negative")
 	}
 }
 
@@ -137,19 +138,4 @@ func (r *Requeuer) runOnce(ctx context.Context) (requeueResult, error) {
 			return res, err
 		}
 	}
-}
-
-// published counts the nil errors of a PublishRuns and returns the first
-// other one. The Requeuer and the Rescuer share it.
-func published(errs []error) (int, error) {
-	n := 0
-	var first error
-	for _, err := range errs {
-		if err == nil {
-			n++
-		} else if first == nil {
-			first = err
-		}
-	}
-	return n, first
 }
