@@ -79,7 +79,9 @@ func (m *workerMain) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.redis, err = rdb.Open(m.cfg.RedisURL); err != nil {
+	// Each queue's consumer holds a pooled connection in BLMOVE while its
+	// queue is empty: the pool has room for them beside everything else.
+	if m.redis, err = rdb.OpenBlocking(m.cfg.RedisURL, max(len(m.cfg.Queues), 1)); err != nil {
 		return err
 	}
 	if m.queue, err = tasks.NewQueue(m.cfg.tasksConfig(), m.redis, m.log.WithField("component", "queue")); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -40,8 +41,35 @@ const (
 //
 // Open does not connect: the first command does. The caller owns the
 // client and closes it after every user of it has stopped. Errors never
-// quote a password.
-func Open(rawURL string) (redis.UniversalClient, error) {
+// quote a password. The pool is go-redis's default, 10 connections per
+// GOMAXPROCS; a client that blocking callers share is OpenBlocking's.
+func Open(rawURL string) (redis.UniversalClient, error) { return open(rawURL, 0) }
+
+// OpenBlocking is Open for a client shared by blocking callers that each
+// may hold a connection for the length of their wait (a worker's
+// consumers, one per queue, each hold one in BLMOVE for up to a second
+// while their queue is empty): its pool is the default (or a redis://
+// URL's pool_size) plus one per blocking caller, so idle consumers never
+// leave acks, heartbeats and takes waiting for a connection.
+func OpenBlocking(rawURL string, blocking int) (redis.UniversalClient, error) {
+	return open(rawURL, max(blocking, 0))
+}
+
+// poolSize is the pool for blocking callers on top of base, the URL's
+// pool_size or 0 for go-redis's default (10 per GOMAXPROCS); 0 when there
+// are none, which leaves go-redis's choice alone.
+func poolSize(base, blocking int) int {
+	if blocking == 0 {
+		return base
+	}
+	if base == 0 {
+		base = 10 * runtime.GOMAXPROCS(0)
+	}
+	return base + blocking
+}
+
+// open is Open with room in the pool for blocking callers.
+func open(rawURL string, blocking int) (redis.UniversalClient, error) {
 	if IsSentinelURL(rawURL) {
 		opt, err := parseSentinelURL(rawURL)
 		if err != nil {
@@ -49,6 +77,7 @@ func Open(rawURL string) (redis.UniversalClient, error) {
 		}
 		opt.MaxRetries = OpenMaxRetries
 		opt.DialTimeout = OpenDialTimeout
+		opt.PoolSize = poolSize(opt.PoolSize, blocking)
 		return redis.NewFailoverClient(opt), nil
 	}
 	opt, err := redis.ParseURL(rawURL)
@@ -57,6 +86,7 @@ func Open(rawURL string) (redis.UniversalClient, error) {
 	}
 	opt.MaxRetries = OpenMaxRetries
 	opt.DialTimeout = OpenDialTimeout
+	opt.PoolSize = poolSize(opt.PoolSize, blocking)
 	return redis.NewClient(opt), nil
 }
 
