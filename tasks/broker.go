@@ -39,14 +39,18 @@ const (
 // scripts of package tasks/rdb:
 //
 //   - a consumer moves messages from its queue into its own processing
-//     list, as many per script call as it has free slots and only while it
-//     is registered, so it never holds more messages than its concurrency;
-//     it waits with BLMOVE only when the queue is empty;
-//   - a message leaves the processing list (ack) only after its task
-//     returned, and its slot is freed only once the ack is written; acks of
-//     tasks that finish while one is being written go together in the next
-//     script call (acker); a task that hands its run back puts the message
-//     back at the front of the queue instead;
+//     list, as many per script call as it has free slots and free hold
+//     capacity, and only while it is registered, so it never executes more
+//     than its concurrency nor holds more than holdCapacity messages; it
+//     waits with BLMOVE only when the queue is empty;
+//   - a task's slot is freed as soon as the task returns (as River's
+//     producer frees a slot once the job has executed), while its message
+//     stays held until it is settled: acked, only after the task returned
+//     and after the commit of its run's completion when the task left that
+//     to finish later (settleLater); acks that come while one is being
+//     written go together in the next script call (acker); a task that
+//     hands its run back puts the message back at the front of the queue
+//     instead, and one whose run was granted a retry into the delayed set;
 //   - the consumer renews a heartbeat deadline in its queue's consumers,
 //     and registers again if it finds itself forgotten; consumers whose
 //     deadline passed (killed, hung) get their processing lists returned
@@ -85,6 +89,13 @@ type reliableBroker struct {
 	// back to the queue (see handBack); the consuming goroutine reads them.
 	// The Worker shares one map among its brokers.
 	handback *sync.Map // *mtasks.Signature → struct{}
+	// later holds the signatures whose task left its message to be settled
+	// after it returned (see settleLater); the consuming goroutine takes
+	// them. The Worker shares one map among its brokers.
+	later *sync.Map // *mtasks.Signature → func() time.Time
+	// holdFull, if set (tests), is called each time the fetcher has a free
+	// slot but must wait for a hold: the consumer holds holdCapacity.
+	holdFull func()
 
 	// ready is closed once the consumer is registered and about to fetch.
 	ready     chan struct{}
@@ -104,6 +115,7 @@ func newReliableBroker(cfg *Config, cnf *config.Config, r *rdb, logger logrus.Fi
 		consumed: make(chan struct{}),
 		inflight: make(map[string]int),
 		handback: new(sync.Map),
+		later:    new(sync.Map),
 		ready:    make(chan struct{}),
 	}
 }
@@ -239,6 +251,17 @@ func runIDOf(sig *mtasks.Signature) string {
 // the signature machinery put in its context.
 func (b *reliableBroker) handBack(sig *mtasks.Signature) { b.handback.Store(sig, struct{}{}) }
 
+// settleLater asks that the message of sig be settled once wait returns
+// rather than when its task returns: the task's slot takes the next
+// message at once, while this one stays held (within the consumer's hold
+// capacity) until wait returns; it is then acked, or moved to its queue's
+// delayed set until the time wait returned if that is not zero. The task
+// calls it with the signature machinery put in its context; wait runs on
+// the consumer's goroutine for the message, and StopConsuming waits for it.
+func (b *reliableBroker) settleLater(sig *mtasks.Signature, wait func() time.Time) {
+	b.later.Store(sig, wait)
+}
+
 // StopConsuming stops fetching and waits until StartConsuming has returned
 // (in-flight tasks finished, their acks written and unacked messages handed
 // back). Safe to call twice, concurrently, or without StartConsuming.
@@ -292,10 +315,13 @@ type consumerLoop struct {
 	p     brokersiface.TaskProcessor
 	log   logrus.FieldLogger
 
-	// slots holds a token per message taken and not yet settled (acked or
-	// handed back): the processing list never holds more than its
-	// capacity, the concurrency.
+	// slots holds a token per message whose task is executing, at most
+	// the concurrency; held holds one per message taken and not yet
+	// settled (acked or handed back), at most holdCapacity: the processing
+	// list never holds more. A message has both until its task returns,
+	// then only its hold until it is settled.
 	slots chan struct{}
+	held  chan struct{}
 }
 
 func (c *consumerLoop) run(concurrency int) {
@@ -322,7 +348,8 @@ func (c *consumerLoop) run(concurrency int) {
 	}()
 
 	c.slots = make(chan struct{}, concurrency)
-	acks := newAcker(c, concurrency)
+	c.held = make(chan struct{}, holdCapacity(concurrency))
+	acks := newAcker(c, cap(c.held))
 	go acks.run(ctx)
 
 	var tasks sync.WaitGroup
@@ -374,10 +401,19 @@ func (c *consumerLoop) run(concurrency int) {
 	})
 }
 
-// fetch waits for a free slot, then takes as many messages as there are
-// free slots in one script call, holding a slot for each; when the queue is
-// empty it waits on it (up to dequeueTimeout) and returns none. stopped is
-// set once the broker stops.
+// holdCapacity is how many messages a consumer of concurrency slots may
+// hold: one per slot, plus as many again whose task has returned and whose
+// settlement waits (a completion not yet committed, settleLater). So a
+// slot never waits for a commit, as long as commits keep up with twice
+// the concurrency, and when they do not, the fetcher stops taking: the
+// backlog of a slow database is bounded by the concurrency, per consumer.
+func holdCapacity(concurrency int) int { return 2 * concurrency }
+
+// fetch waits for a free slot and a free hold, then takes as many messages
+// as there are both (min(free slots, free holds)) in one script call,
+// holding one of each per message; when the queue is empty it waits on it
+// (up to dequeueTimeout) and returns none. stopped is set once the broker
+// stops.
 func (c *consumerLoop) fetch(ctx context.Context) (msgs []string, stopped bool, err error) {
 	b := c.b
 	select {
@@ -385,18 +421,38 @@ func (c *consumerLoop) fetch(ctx context.Context) (msgs []string, stopped bool, 
 		return nil, true, nil
 	case c.slots <- struct{}{}:
 	}
+	select {
+	case c.held <- struct{}{}:
+	default:
+		if b.holdFull != nil {
+			b.holdFull()
+		}
+		select {
+		case <-b.stop:
+			c.freeSlots(1)
+			return nil, true, nil
+		case c.held <- struct{}{}:
+		}
+	}
 	free := 1
 fill:
 	for free < cap(c.slots) {
 		select {
 		case c.slots <- struct{}{}:
+		default:
+			break fill
+		}
+		select {
+		case c.held <- struct{}{}:
 			free++
 		default:
+			c.freeSlots(1)
 			break fill
 		}
 	}
 	msgs, err = b.rdb.Take(ctx, c.queue, c.id, free)
-	c.release(free - len(msgs))
+	c.freeSlots(free - len(msgs))
+	c.unhold(free - len(msgs))
 	if errors.Is(err, trdb.ErrReaped) && c.reregister(ctx) {
 		// Paused past ConsumerTTL: the reaper returned what we held
 		// (tasks still running here settle harmlessly: their acks find
@@ -412,10 +468,17 @@ fill:
 	return nil, false, nil
 }
 
-// release frees n slots.
-func (c *consumerLoop) release(n int) {
+// freeSlots frees n execution slots.
+func (c *consumerLoop) freeSlots(n int) {
 	for range n {
 		<-c.slots
+	}
+}
+
+// unhold frees n holds: their messages are settled.
+func (c *consumerLoop) unhold(n int) {
+	for range n {
+		<-c.held
 	}
 }
 
@@ -431,14 +494,18 @@ func (c *consumerLoop) track(msg string, delta int) {
 	}
 }
 
-// process runs one message's task and settles the message: an ack for
-// the acker to write, or a hand-back when the task asked for it or
-// machinery failed around it.
+// process runs one message's task, frees its slot and settles the
+// message: an ack for the acker to write, or a hand-back when the task
+// asked for it or machinery failed around it. When the task left the
+// message to be settled later (settleLater), process waits for that here,
+// off the slot, and then acks it, or delays it until the retry the wait
+// reported.
 func (c *consumerLoop) process(ctx context.Context, msg string, acks *acker) {
 	b := c.b
 	sig, err := decodeMessage(msg)
 	if err != nil {
 		// It can never be processed: drop it rather than loop on it.
+		c.freeSlots(1)
 		c.log.WithError(err).Error("undecodable message dropped")
 		acks.add(msg, "")
 		return
@@ -446,14 +513,29 @@ func (c *consumerLoop) process(ctx context.Context, msg string, acks *acker) {
 	runID := runIDOf(sig)
 	log := c.log.WithField("run_id", runID)
 	if !b.IsTaskRegistered(sig.Name) {
+		c.freeSlots(1)
 		log.WithField("task", sig.Name).Warn("task not registered here; message handed back")
 		c.requeue(ctx, msg, b.now().Add(processErrorDelay))
 		return
 	}
 	perr := c.p.Process(sig)
+	c.freeSlots(1) // the next message may run while this one is settled
 	if _, ok := b.handback.LoadAndDelete(sig); ok {
 		c.requeue(ctx, msg, time.Time{})
 		return
+	}
+	if wait, ok := b.later.LoadAndDelete(sig); ok {
+		// Wait for the task's run to be committed before the ack, so a
+		// crash meanwhile leaves the message held, to be reaped and
+		// delivered again. A retry goes to the delayed set in one script
+		// (no window in which the message is in neither place).
+		if eta := wait.(func() time.Time)(); !eta.IsZero() {
+			if !eta.After(b.now()) {
+				eta = time.Time{} // due already: the front of the queue
+			}
+			c.requeue(ctx, msg, eta)
+			return
+		}
 	}
 	if perr != nil {
 		// machinery failed before or after the task (its result backend);
@@ -466,14 +548,14 @@ func (c *consumerLoop) process(ctx context.Context, msg string, acks *acker) {
 }
 
 // requeue hands msg back (at the front of the queue, or delayed until eta)
-// and frees its slot.
+// and frees its hold.
 func (c *consumerLoop) requeue(ctx context.Context, msg string, eta time.Time) {
 	c.retryFor(ctx, settleTimeout, "hand back", func() error {
 		_, err := c.b.rdb.Requeue(ctx, c.queue, c.id, msg, eta)
 		return err
 	})
 	c.track(msg, -1)
-	c.release(1)
+	c.unhold(1)
 }
 
 // retry calls fn until it succeeds or the broker stops; it reports success.

@@ -7,18 +7,19 @@ import (
 	trdb "github.com/orcheo/orcheo/tasks/rdb"
 )
 
-// acker writes the acks of a consumer's finished tasks in batches (as
-// River's job completer does for completions): a task's ack waits while
-// the previous write is in flight and goes with every other ack that came
+// acker writes the acks of a consumer's settled messages in batches (as
+// River's job completer does for completions): an ack waits while the
+// previous write is in flight and goes with every other ack that came
 // meanwhile in the next script call, so under load one call acks many
 // messages and at low load an ack is written at once, without a delay.
-// A task's slot is freed only once its ack is written (or given up after
-// settleTimeout, the message staying in the processing list for the
-// reaper or the next deregister), so the processing list never holds more
-// messages than the concurrency.
+// The task's slot is already free (process frees it when the task
+// returns); the message's hold is freed only once its ack is written (or
+// given up after settleTimeout, the message staying in the processing
+// list for the reaper or the next deregister), so the processing list
+// never holds more messages than the consumer's hold capacity.
 type acker struct {
 	c   *consumerLoop
-	max int // most acks per call: the concurrency
+	max int // most acks per call: the hold capacity
 
 	mu      sync.Mutex
 	pending []trdb.Ack
@@ -79,7 +80,7 @@ func (a *acker) run(ctx context.Context) {
 }
 
 // flush writes batch in one script call, retrying through a Redis outage
-// for up to settleTimeout, then frees the batch's slots.
+// for up to settleTimeout, then frees the batch's holds.
 func (a *acker) flush(ctx context.Context, batch []trdb.Ack) {
 	c := a.c
 	c.retryFor(ctx, settleTimeout, "ack", func() error {
@@ -89,5 +90,5 @@ func (a *acker) flush(ctx context.Context, batch []trdb.Ack) {
 	for _, ack := range batch {
 		c.track(ack.Body, -1)
 	}
-	c.release(len(batch))
+	c.unhold(len(batch))
 }

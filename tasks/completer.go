@@ -22,8 +22,9 @@ const (
 
 // completer records the results of attempts, many in one CompleteRuns,
 // after River's jobcompleter: executeRun hands it (run, attempt,
-// completion) and waits until that completion has committed, so the
-// message is acked (when the task returns) only after the commit. Its one
+// completion) and returns, freeing its slot; the broker acks the message
+// only once that completion has been settled (committed, fenced or given
+// up), waiting on the channel submit returned. Its one
 // goroutine writes every completion waiting in one batch; while that batch
 // is in flight the next ones queue up. No timer: a lone completion goes out
 // at once.
@@ -93,12 +94,22 @@ func (c *completer) Start(ctx context.Context) {
 	}()
 }
 
-// complete records c for attempt run.Attempt of run and returns the run as
-// stored (pending when the store granted a retry), or nil if it could not
-// be recorded: fenced, refused twice, or the database unreachable for the
-// completer's timeout. Safe for concurrent use. A completer that is not
-// running writes c on the caller's goroutine instead, with the same rules.
+// complete records rc for attempt run.Attempt of run and returns the run
+// as stored (pending when the store granted a retry), or nil if it could
+// not be recorded: fenced, refused twice, or the database unreachable for
+// the completer's timeout. Safe for concurrent use.
 func (c *completer) complete(run *orcheo.Run, rc orcheo.RunCompletion, log logrus.FieldLogger) *orcheo.Run {
+	return <-c.submit(run, rc, log)
+}
+
+// submit hands rc to the next batch and returns at once; the channel
+// receives what complete would return, once, when the completion is
+// settled. A completer that is not running writes rc on the caller's
+// goroutine instead, with the same rules, and returns a channel that is
+// ready. What is handed in is bounded by the callers (the consumers hold
+// at most concurrency plus backlog messages, each at most one completion),
+// not here.
+func (c *completer) submit(run *orcheo.Run, rc orcheo.RunCompletion, log logrus.FieldLogger) <-chan *orcheo.Run {
 	req := &completion{
 		item:     orcheo.AttemptCompletion{RunID: run.ID, Attempt: run.Attempt, Completion: rc},
 		log:      log.WithField("status", string(rc.Status)),
@@ -109,7 +120,7 @@ func (c *completer) complete(run *orcheo.Run, rc orcheo.RunCompletion, log logru
 	if !c.open {
 		c.mu.Unlock()
 		c.alone(req)
-		return <-req.done
+		return req.done
 	}
 	c.waiting = append(c.waiting, req)
 	c.mu.Unlock()
@@ -118,7 +129,7 @@ func (c *completer) complete(run *orcheo.Run, rc orcheo.RunCompletion, log logru
 	case c.wake <- struct{}{}:
 	default: // already woken
 	}
-	return <-req.done
+	return req.done
 }
 
 // alone writes req by itself until it is settled: the path of a completer

@@ -30,6 +30,12 @@ const (
 // finished run whether it succeeded or failed. Only a claim that could not
 // reach the database returns ErrRetryTaskLater, so the message is
 // re-published after claimRetryDelay.
+//
+// A finished run's result is handed to the completer and executeRun
+// returns without waiting for the commit, freeing its slot: the broker
+// waits for it off the slot (settleLater) and acks the message only after
+// the commit, or moves it to the delayed set when the store granted a
+// retry. Until then the run stays tracked, so its lease is renewed.
 func (w *Worker) executeRun(mctx context.Context, runID string) error {
 	ctx := w.runCtx
 	log := w.Logger.WithFields(logrus.Fields{"component": "worker", "worker_id": w.ID, "run_id": runID})
@@ -52,10 +58,16 @@ func (w *Worker) executeRun(mctx context.Context, runID string) error {
 	}
 	log = log.WithFields(logrus.Fields{"workflow_id": run.WorkflowID, "attempt": run.Attempt})
 	log.Debug("run claimed")
-	// The heartbeat renews the lease while the run executes, and cancels
-	// ctx if the lease is lost (see heartbeat.go).
+	// The heartbeat renews the lease while the run executes and until its
+	// completion is settled, and cancels ctx if the lease is lost (see
+	// heartbeat.go).
 	ctx, untrack := w.leases.track(ctx, run)
-	defer untrack()
+	completing := false
+	defer func() {
+		if !completing {
+			untrack()
+		}
+	}()
 
 	c, suspended := w.execute(ctx, run, log)
 	if suspended != nil {
@@ -74,21 +86,44 @@ func (w *Worker) executeRun(mctx context.Context, runID string) error {
 		return nil
 	}
 	storable(c)
-	// The completer writes this result with those of other slots
-	// (completer.go) and returns once it has committed, so the message is
-	// acked only after the commit.
-	done := w.completer.complete(run, *c, log.WithField("duration", time.Since(start).String()))
-	if done != nil && w.Observer != nil {
-		w.Observer.AttemptFinished(done, c.Status, time.Since(start))
+	completing = true
+	settled := w.complete(run, *c, start, untrack, log)
+	if sig := mtasks.SignatureFromContext(mctx); sig != nil {
+		w.later.Store(sig, settled)
+		return nil
 	}
-	if done != nil && done.Status == orcheo.RunPending && done.NotBefore != nil {
-		// The attempt failed and the store granted another (retry.go): the
-		// message comes back through the broker's delayed set when due.
-		delay := max(time.Until(*done.NotBefore), 0)
-		log.WithFields(logrus.Fields{"retry_in": delay.String(), "max_attempts": done.MaxAttempts}).Info("attempt failed; retry scheduled")
-		return mtasks.NewErrRetryTaskLater(fmt.Sprintf("retry run %s", run.ID), delay)
+	// Not a broker's delivery (no signature): wait here, and let machinery
+	// re-publish a retry.
+	if eta := settled(); !eta.IsZero() {
+		return mtasks.NewErrRetryTaskLater(fmt.Sprintf("retry run %s", run.ID), max(time.Until(eta), 0))
 	}
 	return nil
+}
+
+// complete hands attempt run.Attempt's result c to the completer, which
+// writes it with those of other slots (completer.go), and returns at once
+// the function that waits until it is settled and then does what follows
+// the commit: the run stops being tracked (untrack), the Observer hears of
+// it, and a retry the store granted is returned as the time its message is
+// due; zero means ack the message (the run ended, or its completion was
+// fenced or given up, as executeRun always acked those).
+func (w *Worker) complete(run *orcheo.Run, c orcheo.RunCompletion, start time.Time, untrack func(), log logrus.FieldLogger) func() time.Time {
+	done := w.completer.submit(run, c, log.WithField("duration", time.Since(start).String()))
+	return func() time.Time {
+		stored := <-done
+		untrack()
+		if stored != nil && w.Observer != nil {
+			w.Observer.AttemptFinished(stored, c.Status, time.Since(start))
+		}
+		if stored == nil || stored.Status != orcheo.RunPending || stored.NotBefore == nil {
+			return time.Time{}
+		}
+		// The attempt failed and the store granted another (retry.go): the
+		// message goes to its queue's delayed set until then.
+		log.WithFields(logrus.Fields{"retry_in": max(time.Until(*stored.NotBefore), 0).String(),
+			"max_attempts": stored.MaxAttempts}).Info("attempt failed; retry scheduled")
+		return *stored.NotBefore
+	}
 }
 
 // execute loads the run's version and executes it, resuming from the run's

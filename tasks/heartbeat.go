@@ -64,9 +64,12 @@ func (t *leaseTracker) lose(id string) bool {
 }
 
 // heartbeat renews the leases of a worker's runs every HeartbeatInterval
-// and stops the runs whose lease was lost. It runs from Worker.Start until
-// after the worker's last run has returned, so leases stay valid through
-// the drain.
+// and stops the runs whose lease was lost. A run is tracked from its claim
+// until its completion is settled (committed, fenced or given up), not
+// only while it executes, so a run whose result waits for the completer
+// keeps its lease and is not rescued meanwhile. It runs from Worker.Start
+// until after the worker's last completion is settled (the consumers wait
+// for them), so leases stay valid through the drain.
 type heartbeat struct {
 	startstop.BaseStartStop
 	w   *Worker

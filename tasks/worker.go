@@ -61,7 +61,11 @@ type Worker struct {
 	// handback is shared by the consumers' brokers: executeRun marks the
 	// messages of runs it released at shutdown (see handBack).
 	handback sync.Map
-	stats    struct{ handedBack atomic.Int64 }
+	// later is shared by the consumers' brokers too: executeRun leaves in
+	// it the wait for a run's completion, which the broker settles the
+	// message after, off the slot (settleLater).
+	later sync.Map
+	stats struct{ handedBack atomic.Int64 }
 
 	claimer   *claimer   // group-commit claims (claimer.go)
 	completer *completer // batched completions (completer.go)
@@ -88,8 +92,9 @@ type Worker struct {
 }
 
 // AttemptObserver is told of each attempt whose result the worker stored.
-// It is called on the run's goroutine, so it must be quick and safe for
-// concurrent use.
+// It is called once the result has committed, before the run's message is
+// acked, on the goroutine settling that message, so it must be quick and
+// safe for concurrent use.
 type AttemptObserver interface {
 	// AttemptFinished receives the run as stored (pending again when a
 	// retry was granted), the attempt's own outcome (succeeded, failed or
@@ -212,7 +217,7 @@ func (w *Worker) launch(queue string, concurrency int, log logrus.FieldLogger) (
 	if err != nil {
 		return nil, nil, err
 	}
-	broker.handback = &w.handback
+	broker.handback, broker.later = &w.handback, &w.later
 	if err := server.RegisterTask(TaskExecuteRun, w.executeRun); err != nil {
 		return nil, nil, fmt.Errorf("register %s: %w", TaskExecuteRun, err)
 	}
