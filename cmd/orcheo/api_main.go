@@ -27,6 +27,10 @@ import (
 type apiMain struct {
 	cfg Config
 	log *logrus.Logger
+	// consumers is how many callers of the Redis client hold a pooled
+	// connection while they wait (BLMOVE): in orcheo dev, its worker's
+	// consumers, one per queue; 0 for the API alone.
+	consumers int
 
 	closePprof func()
 	store      *db.Store
@@ -66,7 +70,7 @@ func (a *apiMain) Run(ctx context.Context) error {
 	}
 	// One Redis client for the process: the queue, the cancel notices,
 	// the change feed and the webhook guard share it.
-	if a.redis, err = rdb.Open(a.cfg.RedisURL); err != nil {
+	if a.redis, err = rdb.OpenBlocking(a.cfg.RedisURL, a.consumers); err != nil {
 		return err
 	}
 	if a.queue, err = tasks.NewQueue(a.cfg.tasksConfig(), a.redis, a.log.WithField("component", "queue")); err != nil {

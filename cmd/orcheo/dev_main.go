@@ -46,7 +46,9 @@ func (m *devMain) Run(ctx context.Context) error {
 	m.cfg.RedisURL = "redis://" + m.redis.Addr() + "/0"
 	// The in-process Redis has nothing worth a result backend's round trips.
 	m.cfg.ResultBackend = "none"
-	m.api = &apiMain{cfg: m.cfg, log: m.log}
+	// The worker consumes on the API's client: its pool has room for the
+	// consumers' blocking takes, as a worker's own has.
+	m.api = &apiMain{cfg: m.cfg, log: m.log, consumers: max(len(m.cfg.Queues), 1)}
 	if err := m.api.Run(ctx); err != nil {
 		return err
 	}

@@ -5,8 +5,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // TestDevMain runs orcheo dev on its embedded defaults (SQLite in a data
@@ -36,6 +39,10 @@ func TestDevMain(t *testing.T) {
 		}
 		if m.worker.store != m.api.store || m.worker.redis != m.api.redis || m.worker.submitter != m.api.submitter {
 			t.Fatal("dev's worker does not share its API's store, Redis client and submitter")
+		}
+		// Its consumers block on the shared client: the pool has room.
+		if c, ok := m.api.redis.(*redis.Client); !ok || c.Options().PoolSize != 10*runtime.GOMAXPROCS(0)+len(cfg.Queues) {
+			t.Fatalf("the shared Redis client (%T) has no pooled connection per consumer", m.api.redis)
 		}
 		addr, redisAddr := m.api.server.URL()[len("http://"):], m.redis.Addr()
 		assertClosedTwice(t, m)
