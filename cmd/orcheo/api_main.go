@@ -9,6 +9,7 @@ import (
 	"github.com/orcheo/orcheo/db"
 	"github.com/orcheo/orcheo/engine"
 	"github.com/orcheo/orcheo/metrics"
+	"github.com/orcheo/orcheo/schedule"
 	"github.com/orcheo/orcheo/secrets"
 	"github.com/orcheo/orcheo/server"
 	"github.com/orcheo/orcheo/submit"
@@ -137,6 +138,15 @@ func (a *apiMain) newRequeuer() *maintenance.Requeuer {
 		Runs: a.store.Runs, Submitter: a.submitter, Interval: a.cfg.RequeueEvery,
 		Logger: a.log.WithField("component", "requeuer"),
 	})
+}
+
+// dispatcher is the API side of cron: it fires due slots on the store.
+func (a *apiMain) dispatcher() *schedule.Dispatcher {
+	return &schedule.Dispatcher{
+		Cron: a.store.Cron, Workflows: a.store.Workflows, Submitter: a.submitter,
+		Seconds: a.cfg.Cron.Seconds, Grace: a.cfg.Cron.Grace,
+		Logger: a.log.WithField("component", "cron"),
+	}
 }
 
 // openMetrics builds the API's metrics: run creation counted on the way

@@ -53,15 +53,6 @@ func (c *CronConfig) fromEnv(getenv func(string) string, duration func(string, *
 // scheduler is the cron maths every process must share.
 func (c CronConfig) scheduler() schedule.Scheduler { return schedule.Scheduler{Seconds: c.Seconds} }
 
-// dispatcher is the API side of cron: it fires due slots on the store.
-func (a *apiMain) dispatcher() *schedule.Dispatcher {
-	return &schedule.Dispatcher{
-		Cron: a.store.Cron, Workflows: a.store.Workflows, Submitter: a.submitter,
-		Seconds: a.cfg.Cron.Seconds, Grace: a.cfg.Cron.Grace,
-		Logger: a.log.WithField("component", "cron"),
-	}
-}
-
 // beatCommand runs the cron beat: it asks the API at ORCHEO_URL to
 // dispatch due cron slots, at each slot and every CRON_DISPATCH_INTERVAL.
 // Several may run; the "beat" leadership (tasks/leadership, a lease in
