@@ -1,13 +1,15 @@
 // Package tasks hands runs to workers through machinery v2 on Redis: the
-// Queue publishes execute_run tasks, the Worker consumes them and executes
-// runs, and the Requeuer re-publishes runs whose enqueue failed.
+// Queue publishes execute_run tasks and the Worker consumes them, claiming,
+// executing and completing runs in batches (claimer.go, completer.go).
 //
 // Delivery is at-least-once through orcheo's own machinery broker
-// (broker.go: processing lists, ack after the task, reaper), and the
-// database, not Redis, is the source of truth: a duplicate delivery is
-// skipped by RunService.ClaimRun, runs of dead workers come back when their
-// lease expires, and lost messages are recovered from the runs table (the
-// Requeuer in the API, the Rescuer on the leader worker).
+// (broker.go: processing lists, ack after the commit), and the database,
+// not Redis, is the source of truth: a duplicate delivery is skipped by the
+// claim, runs of dead workers come back when their lease expires, and lost
+// messages are recovered from the runs table by the services of
+// tasks/maintenance (the Requeuer in the API, the Rescuer on the leader
+// worker, the Reaper in every worker). Redis keys and scripts live in
+// tasks/rdb.
 package tasks
 
 import (
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/tasks/maintenance"
 	trdb "github.com/orcheo/orcheo/tasks/rdb"
 )
 
@@ -40,13 +43,13 @@ const (
 	// promise).
 	LeaseDurationDefault     = 30 * time.Second
 	HeartbeatIntervalDefault = 10 * time.Second
-	RescueIntervalDefault    = 10 * time.Second
+	RescueIntervalDefault    = maintenance.RescuerIntervalDefault
 	// ConsumerTTLDefault is how long a consumer that stopped beating keeps
 	// its unacked messages before the reaper returns them to the queue.
 	ConsumerTTLDefault = 30 * time.Second
 	// ReenqueueAfterDefault is how long a pending run may go without a
 	// message in Redis before the rescuer publishes it again.
-	ReenqueueAfterDefault = 30 * time.Second
+	ReenqueueAfterDefault = maintenance.RescuerReenqueueAfterDefault
 )
 
 // Config configures the Queue and the Worker. Zero fields take the defaults

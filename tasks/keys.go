@@ -3,7 +3,7 @@ package tasks
 import "github.com/orcheo/orcheo"
 
 // Every Redis key is built by package tasks/rdb (tasks/rdb/keys.go lists
-// them), except the leader lease of leader_rdb.go. A queue is named in
+// them). A queue is named in
 // messages (their RoutingKey) and to machinery by its plain name; the rdb
 // layer turns names into hash-tagged keys.
 

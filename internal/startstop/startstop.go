@@ -1,5 +1,6 @@
 // Package startstop is the start/stop base shared by background services
-// (the requeuer, and later the rescuer, heartbeat and beat scheduler), after
+// (the maintenance services, heartbeat, claimer, completer, elector and beat
+// scheduler), after
 // River's rivershared/startstop.
 //
 // A service embeds BaseStartStop and writes its Start as:

@@ -14,8 +14,8 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// Rescuer defaults. tasks.Config fills the worker's interval and delay
-// with the same values (RescueIntervalDefault, ReenqueueAfterDefault).
+// Rescuer defaults. tasks.Config's RescueIntervalDefault and
+// ReenqueueAfterDefault are these.
 const (
 	// RescuerIntervalDefault is the time between passes: with a lease of
 	// 30 s, a dead worker's run is pending again within 40 s.
