@@ -95,18 +95,11 @@ func (p *Promoter) Start(ctx context.Context) {
 	}
 	go func() {
 		defer stopped()
-		ticker := time.NewTicker(p.cfg.Interval)
-		defer ticker.Stop()
-		for {
+		every(ctx, p.cfg.Interval, true, func(ctx context.Context) {
 			if err := p.runOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				p.logger.WithError(err).Debug("promote delayed messages")
 			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			}
-		}
+		})
 	}()
 }
 

@@ -134,16 +134,7 @@ func (r *Reaper) Start(ctx context.Context) {
 	cancel()
 	go func() {
 		defer stopped()
-		ticker := time.NewTicker(r.cfg.Interval)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			}
-			r.logPass(r.runOnce(ctx))
-		}
+		every(ctx, r.cfg.Interval, false, func(ctx context.Context) { r.logPass(r.runOnce(ctx)) })
 	}()
 }
 

@@ -91,9 +91,7 @@ func (r *Requeuer) Start(ctx context.Context) {
 	}
 	go func() {
 		defer stopped()
-		ticker := time.NewTicker(r.cfg.Interval)
-		defer ticker.Stop()
-		for {
+		every(ctx, r.cfg.Interval, true, func(ctx context.Context) {
 			res, err := r.runOnce(ctx)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				r.logger.WithError(err).Error("requeue pass")
@@ -106,12 +104,7 @@ func (r *Requeuer) Start(ctx context.Context) {
 				case <-ctx.Done():
 				}
 			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			}
-		}
+		})
 	}()
 }
 

@@ -151,18 +151,11 @@ func (r *Rescuer) Start(ctx context.Context) {
 	}
 	go func() {
 		defer stopped()
-		ticker := time.NewTicker(r.cfg.Interval)
-		defer ticker.Stop()
-		for {
+		every(ctx, r.cfg.Interval, true, func(ctx context.Context) {
 			if err := r.runOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				r.logger.WithError(err).Error("rescue pass")
 			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			}
-		}
+		})
 	}()
 }
 
