@@ -407,6 +407,10 @@ func (c *consumerLoop) run(concurrency int) {
 // slot never waits for a commit, as long as commits keep up with twice
 // the concurrency, and when they do not, the fetcher stops taking: the
 // backlog of a slow database is bounded by the concurrency, per consumer.
+// One completion batch is in flight while the next fills, so a backlog of
+// one concurrency's worth covers a commit that takes as long as a slot's
+// whole cycle; a longer backlog would only hold more messages a crash
+// sends back through the reaper.
 func holdCapacity(concurrency int) int { return 2 * concurrency }
 
 // fetch waits for a free slot and a free hold, then takes as many messages
