@@ -266,7 +266,16 @@ func (p *phases) drain(ctx context.Context, n int) (drainPhase, error) {
 func (p *phases) rate(ctx context.Context, rate int, dur time.Duration) (ratePhase, error) {
 	t0 := phaseStart()
 	c0 := p.s.sample(p.port)
+	// With --profile, api and worker are also profiled at this rate: below
+	// saturation, what a run costs is not what it costs under load.
+	profiled := make(chan error, 1)
+	go func() {
+		profiled <- p.fetchProfiles(ctx, "rate", min(time.Duration(p.s.o.ProfileSeconds)*time.Second, dur))
+	}()
 	out := openLoop(ctx, p.snd, rate, dur)
+	if err := <-profiled; err != nil {
+		return ratePhase{}, fmt.Errorf("profiles: %w", err)
+	}
 	if ctx.Err() != nil {
 		return ratePhase{}, ctx.Err()
 	}
@@ -313,14 +322,39 @@ func (p *phases) profile(ctx context.Context, backend string) (map[string]string
 	defer stopLoad()
 	loaded := make(chan sent, 1)
 	go func() { loaded <- closedLoop(loadCtx, p.snd, -1, o.Concurrency) }()
+	files, perr := p.profileEach(ctx, backend, time.Duration(o.ProfileSeconds)*time.Second)
+	stopLoad()
+	out := <-loaded
+	if _, err := p.wait(ctx, t0, len(out.accepted)); err != nil {
+		return nil, err
+	}
+	return files, perr
+}
+
+// fetchProfiles takes CPU profiles of api and worker for d, named after
+// phase, when --profile asks for them.
+func (p *phases) fetchProfiles(ctx context.Context, phase string, d time.Duration) error {
+	if p.s.o.ProfileDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(p.s.o.ProfileDir, 0o755); err != nil {
+		return err
+	}
+	_, err := p.profileEach(ctx, phase, d)
+	return err
+}
+
+// profileEach takes a CPU profile of d of every process with a pprof
+// address at once, into <dir>/<process>-<suffix>.pprof.
+func (p *phases) profileEach(ctx context.Context, suffix string, d time.Duration) (map[string]string, error) {
 	files := map[string]string{}
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
 	for name, addr := range p.s.pprof {
 		wg.Go(func() {
-			path := filepath.Join(o.ProfileDir, fmt.Sprintf("%s-%s.pprof", name, backend))
-			err := fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, o.ProfileSeconds), path)
+			path := filepath.Join(p.s.o.ProfileDir, fmt.Sprintf("%s-%s.pprof", name, suffix))
+			err := fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(int(d.Seconds()), 1)), path)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -331,11 +365,6 @@ func (p *phases) profile(ctx context.Context, backend string) (map[string]string
 		})
 	}
 	wg.Wait()
-	stopLoad()
-	out := <-loaded
-	if _, err := p.wait(ctx, t0, len(out.accepted)); err != nil {
-		return nil, err
-	}
 	return files, errors.Join(errs...)
 }
 
