@@ -322,7 +322,9 @@ func TestWebhookConfig(t *testing.T) {
 type nopQueue struct{}
 
 func (nopQueue) EnqueueRun(context.Context, *orcheo.Run) error { return nil }
-func (nopQueue) EnqueueRuns(_ context.Context, runs []*orcheo.Run) []error { return make([]error, len(runs)) }
+func (nopQueue) EnqueueRuns(_ context.Context, runs []*orcheo.Run) []error {
+	return make([]error, len(runs))
+}
 
 // BenchmarkWebhook measures the webhook handler end to end (routing,
 // middleware, workflow and config lookup, run insert) without the network,
