@@ -65,23 +65,16 @@ func (c *claimer) Start(ctx context.Context) {
 	c.mu.Unlock()
 	go func() {
 		defer stopped()
-		for {
-			select {
-			case <-ctx.Done():
-				c.mu.Lock()
-				c.open = false
-				rest := c.waiting
-				c.waiting = nil
-				c.mu.Unlock()
-				for _, req := range rest {
-					req.done <- orcheo.RunClaim{ID: req.id, Err: errClaimerStopped}
-				}
-				return
-			case <-c.wake:
+		batchLoop(ctx, c.wake, func() bool { return c.flush(ctx) }, func() {
+			c.mu.Lock()
+			c.open = false
+			rest := c.waiting
+			c.waiting = nil
+			c.mu.Unlock()
+			for _, req := range rest {
+				req.done <- orcheo.RunClaim{ID: req.id, Err: errClaimerStopped}
 			}
-			for c.flush(ctx) {
-			}
-		}
+		})
 	}()
 }
 

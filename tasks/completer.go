@@ -77,20 +77,13 @@ func (c *completer) Start(ctx context.Context) {
 	c.mu.Unlock()
 	go func() {
 		defer stopped()
-		for {
-			select {
-			case <-ctx.Done():
-				c.mu.Lock()
-				c.open = false
-				c.mu.Unlock()
-				for c.flush() {
-				}
-				return
-			case <-c.wake:
-			}
+		batchLoop(ctx, c.wake, c.flush, func() {
+			c.mu.Lock()
+			c.open = false
+			c.mu.Unlock()
 			for c.flush() {
 			}
-		}
+		})
 	}()
 }
 
