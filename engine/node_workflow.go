@@ -112,6 +112,12 @@ func (a *workflowAction) Run(ctx context.Context, scope *Scope) (Result, error) 
 		return Result{}, err
 	}
 	if done == nil {
+		// A look that answered after the node's or the run's deadline
+		// passed is a timeout, not another suspension: a resume past the
+		// deadline must fail the node whichever way runAction's select goes.
+		if ctx.Err() != nil {
+			return Result{}, context.Cause(ctx)
+		}
 		return Result{}, w.recheck(ctx, scope.engine.childPoll)
 	}
 	return childResult(done)
