@@ -179,6 +179,37 @@ type RunFilter struct {
 	TriggeredBy *string
 	Offset      int
 	Limit       int
+
+	// Queue selects the runs of one queue.
+	Queue *string
+	// CreatedSince and CreatedUntil bound created_at: since <= created_at
+	// < until.
+	CreatedSince *time.Time
+	CreatedUntil *time.Time
+	// ID selects one run by its id, and IdempotencyKey the runs holding
+	// that key (of any workflow and trigger): exact matches, for search.
+	ID             *string
+	IdempotencyKey *string
+	// Before, the position of the last run of the previous page, selects
+	// the runs after it in the newest-first order (keyset pagination):
+	// those created before it, or at the same time with a smaller id.
+	// Runs inserted between two pages never shift the next one.
+	Before *RunCursor
+}
+
+// RunCursor is a position in the newest-first order of runs, (CreatedAt,
+// ID) of one run; ListRuns pages resume after it.
+type RunCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// Empty reports whether f selects every run: no field that narrows the
+// set is set (Offset, Limit and Before only page through it). Bulk actions
+// refuse such a filter unless told to act on all runs.
+func (f *RunFilter) Empty() bool {
+	return f.WorkflowID == nil && f.Status == nil && f.TriggeredBy == nil && f.Queue == nil &&
+		f.CreatedSince == nil && f.CreatedUntil == nil && f.ID == nil && f.IdempotencyKey == nil
 }
 
 // Validate returns EINVALID for a filter no run can match because it names
@@ -194,6 +225,28 @@ func (f *RunFilter) Validate() error {
 		default:
 			return Errorf(EINVALID, "trigger %q is not one of manual, webhook, cron, workflow", *f.TriggeredBy)
 		}
+	}
+	if f.Queue != nil {
+		if !queueRE.MatchString(*f.Queue) {
+			return Errorf(EINVALID, "queue %q must be 1-63 characters of a-z, 0-9, '-' or '_'", *f.Queue)
+		}
+	}
+	if f.CreatedSince != nil && f.CreatedUntil != nil && !f.CreatedSince.Before(*f.CreatedUntil) {
+		return Errorf(EINVALID, "since must be before until")
+	}
+	if f.ID != nil && !IsID(*f.ID) {
+		return Errorf(EINVALID, "run id %q is not a run id", *f.ID)
+	}
+	if f.IdempotencyKey != nil {
+		if *f.IdempotencyKey == "" || len(*f.IdempotencyKey) > 255 {
+			return Errorf(EINVALID, "idempotency key must be 1 to 255 characters")
+		}
+		if err := CheckText("idempotency key", *f.IdempotencyKey); err != nil {
+			return err
+		}
+	}
+	if f.Before != nil && !IsID(f.Before.ID) {
+		return Errorf(EINVALID, "cursor names no run")
 	}
 	return nil
 }
@@ -286,8 +339,17 @@ type RunService interface {
 	FindRunByID(ctx context.Context, id string) (*Run, error)
 
 	// FindRuns returns runs matching filter, newest first, without steps,
-	// and the total count ignoring Offset and Limit.
+	// and the total count ignoring Offset and Limit. The count reads every
+	// matching row: lists people page through use ListRuns.
 	FindRuns(ctx context.Context, filter RunFilter) ([]*Run, int, error)
+
+	// ListRuns returns one page of the runs matching filter, newest first
+	// by (CreatedAt, ID), without steps: at most filter.Limit runs (0
+	// means 50, at most 1000), those after filter.Before when set, and
+	// whether more match after the last one. It counts nothing and ignores
+	// Offset, so each page costs the same at any depth and table size.
+	// Returns EINVALID for an invalid filter.
+	ListRuns(ctx context.Context, filter RunFilter) (runs []*Run, more bool, err error)
 
 	// ClaimRun moves a pending run to running for workerID, increments its
 	// attempt and sets its lease. Returns ECONFLICT if the run is not
@@ -400,6 +462,59 @@ type RunService interface {
 	// The caller publishes again those whose message is gone. Concurrent
 	// callers get disjoint sets. limit <= 0 means 100.
 	ClaimStaleRuns(ctx context.Context, enqueuedBefore time.Time, limit int) ([]*Run, error)
+
+	// DeleteFinishedRuns deletes, with their steps and events, up to
+	// p.Limit runs of p.Statuses whose CompletedAt is before p.Before,
+	// oldest first, and returns how many (with p.DryRun: how many it
+	// would, deleting nothing). A child run whose parent is still pending
+	// or running is kept: the parent may still look at it. Runs another
+	// transaction holds locked are skipped, so a purge never waits on
+	// (or blocks) a run's transition. Returns EINVALID for a p that does
+	// not pass Validate.
+	DeleteFinishedRuns(ctx context.Context, p RunPurge) (n int, err error)
+}
+
+// RunPurgeLimitDefault is how many runs one DeleteFinishedRuns call
+// deletes when RunPurge.Limit is not set: small batches, so that no
+// statement holds many row locks or runs long.
+const RunPurgeLimitDefault = 500
+
+// RunPurge selects the finished runs RunService.DeleteFinishedRuns deletes
+// (retention, orcheo runs purge).
+type RunPurge struct {
+	// Before: runs whose CompletedAt is before it (required).
+	Before time.Time
+	// Statuses are the statuses to delete, all terminal; empty means every
+	// terminal status (succeeded, failed, cancelled, skipped).
+	Statuses []RunStatus
+	// Limit bounds the runs of one call; <= 0 means RunPurgeLimitDefault.
+	Limit int
+	// DryRun counts, up to Limit, instead of deleting.
+	DryRun bool
+}
+
+// Validate returns EINVALID for a purge without Before or naming a status
+// that is not terminal: a pending or running run is never purged. It fills
+// in the default statuses and limit.
+func (p *RunPurge) Validate() error {
+	if p.Before.IsZero() {
+		return Errorf(EINVALID, "purge needs a time before which runs finished")
+	}
+	if len(p.Statuses) == 0 {
+		p.Statuses = []RunStatus{RunSucceeded, RunFailed, RunCancelled, RunSkipped}
+	}
+	for _, st := range p.Statuses {
+		if !st.Valid() {
+			return Errorf(EINVALID, "unknown run status %q", st)
+		}
+		if !st.Terminal() {
+			return Errorf(EINVALID, "runs that are %s are not finished: only succeeded, failed, cancelled or skipped runs can be purged", st)
+		}
+	}
+	if p.Limit <= 0 {
+		p.Limit = RunPurgeLimitDefault
+	}
+	return nil
 }
 
 // RunQueue hands runs to workers. Implemented by tasks/ on machinery.

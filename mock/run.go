@@ -16,6 +16,7 @@ type RunService struct {
 	CreateRunsFn          func(ctx context.Context, runs []*orcheo.Run) []orcheo.RunCreated
 	FindRunByIDFn         func(ctx context.Context, id string) (*orcheo.Run, error)
 	FindRunsFn            func(ctx context.Context, filter orcheo.RunFilter) ([]*orcheo.Run, int, error)
+	ListRunsFn            func(ctx context.Context, filter orcheo.RunFilter) ([]*orcheo.Run, bool, error)
 	ClaimRunFn            func(ctx context.Context, id, workerID string, leaseUntil time.Time) (*orcheo.Run, error)
 	CompleteRunFn         func(ctx context.Context, id string, attempt int, c orcheo.RunCompletion) (*orcheo.Run, error)
 	ClaimRunsFn           func(ctx context.Context, ids []string, workerID string, leaseUntil time.Time) ([]orcheo.RunClaim, error)
@@ -32,6 +33,7 @@ type RunService struct {
 	RetryRunFn            func(ctx context.Context, id string) (*orcheo.Run, error)
 	FindCancelRequestedFn func(ctx context.Context, ids []string) ([]string, error)
 	CountChildRunsFn      func(ctx context.Context, parentID, rootID, exceptKey string) (int, int, error)
+	DeleteFinishedRunsFn  func(ctx context.Context, p orcheo.RunPurge) (int, error)
 }
 
 func (s *RunService) CountChildRuns(ctx context.Context, parentID, rootID, exceptKey string) (int, int, error) {
@@ -60,6 +62,10 @@ func (s *RunService) FindRunByID(ctx context.Context, id string) (*orcheo.Run, e
 
 func (s *RunService) FindRuns(ctx context.Context, filter orcheo.RunFilter) ([]*orcheo.Run, int, error) {
 	return s.FindRunsFn(ctx, filter)
+}
+
+func (s *RunService) ListRuns(ctx context.Context, filter orcheo.RunFilter) ([]*orcheo.Run, bool, error) {
+	return s.ListRunsFn(ctx, filter)
 }
 
 func (s *RunService) ClaimRun(ctx context.Context, id, workerID string, leaseUntil time.Time) (*orcheo.Run, error) {
@@ -151,4 +157,8 @@ type CancelNotifier struct {
 
 func (n *CancelNotifier) NotifyCancel(ctx context.Context, runID string) error {
 	return n.NotifyCancelFn(ctx, runID)
+}
+
+func (s *RunService) DeleteFinishedRuns(ctx context.Context, p orcheo.RunPurge) (int, error) {
+	return s.DeleteFinishedRunsFn(ctx, p)
 }

@@ -32,6 +32,7 @@ type Backend struct {
 func Exercise(t *testing.T, backend Backend) {
 	t.Run("Workflows", func(t *testing.T) { exerciseWorkflows(t, backend) })
 	t.Run("Runs", func(t *testing.T) { exerciseRuns(t, backend) })
+	t.Run("List", func(t *testing.T) { exerciseList(t, backend) })
 	t.Run("CreateBatch", func(t *testing.T) { exerciseCreateBatch(t, backend) })
 	t.Run("Claim", func(t *testing.T) { exerciseClaim(t, backend) })
 	t.Run("Steps", func(t *testing.T) { exerciseSteps(t, backend) })
@@ -46,6 +47,7 @@ func Exercise(t *testing.T, backend Backend) {
 	t.Run("Tree", func(t *testing.T) { exerciseTree(t, backend) })
 	t.Run("Events", func(t *testing.T) { exerciseEvents(t, backend) })
 	t.Run("Batch", func(t *testing.T) { exerciseBatch(t, backend) })
+	t.Run("Purge", func(t *testing.T) { exercisePurge(t, backend) })
 }
 
 // openFresh opens a store on a database of its own.
