@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -145,74 +143,6 @@ func (s *RunService) FindRunByID(ctx context.Context, id string) (*orcheo.Run, e
 	}
 	return r, nil
 }
-
-// FindRuns returns matching runs, newest first, and their total count.
-func (s *RunService) FindRuns(ctx context.Context, f orcheo.RunFilter) ([]*orcheo.Run, int, error) {
-	if err := f.Validate(); err != nil {
-		return nil, 0, err
-	}
-	// The WHERE clause is built from the filters present, so each shape gets
-	// a plan that uses its index.
-	var (
-		conds []string
-		args  []any
-	)
-	if f.WorkflowID != nil {
-		if !orcheo.IsID(*f.WorkflowID) {
-			return nil, 0, nil
-		}
-		args = append(args, *f.WorkflowID)
-		conds = append(conds, "r.workflow_id = $"+strconv.Itoa(len(args)))
-	}
-	if f.Status != nil {
-		args = append(args, string(*f.Status))
-		conds = append(conds, "r.status = $"+strconv.Itoa(len(args)))
-	}
-	if f.TriggeredBy != nil {
-		args = append(args, *f.TriggeredBy)
-		conds = append(conds, "r.triggered_by = $"+strconv.Itoa(len(args)))
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = " WHERE " + strings.Join(conds, " AND ")
-	}
-	n := len(args)
-	rows, err := s.db.retryQuery(ctx, retryIdempotent, `SELECT `+runCols+`, count(*) OVER () FROM `+runFrom("runs")+where+`
-		ORDER BY r.created_at DESC, r.id DESC LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2),
-		append(args, rules.Limit(f.Limit), rules.Offset(f.Offset))...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("find runs: %w", err)
-	}
-	defer rows.Close()
-	var (
-		out   []*orcheo.Run
-		total int
-	)
-	for rows.Next() {
-		r, err := scanRun(countScanner{rows, &total})
-		if err != nil {
-			return nil, 0, fmt.Errorf("find runs: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("find runs: %w", err)
-	}
-	if len(out) == 0 && rules.Offset(f.Offset) > 0 {
-		if err := s.db.retryRow(ctx, retryIdempotent, `SELECT count(*) FROM runs r`+where, args...).Scan(&total); err != nil {
-			return nil, 0, fmt.Errorf("count runs: %w", err)
-		}
-	}
-	return out, total, nil
-}
-
-// countScanner scans a row whose last column is a window count.
-type countScanner struct {
-	rows  pgx.Rows
-	total *int
-}
-
-func (c countScanner) Scan(dest ...any) error { return c.rows.Scan(append(dest, c.total)...) }
 
 // ClaimRun moves a due pending run to running: ClaimRuns with one id, so
 // the claim's rules live in one statement.

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/orcheo/orcheo"
@@ -108,60 +107,6 @@ func (s *RunService) FindRunByID(ctx context.Context, id string) (*orcheo.Run, e
 		return nil, err
 	}
 	return r, nil
-}
-
-// FindRuns returns matching runs, newest first, and their total count.
-func (s *RunService) FindRuns(ctx context.Context, f orcheo.RunFilter) ([]*orcheo.Run, int, error) {
-	if err := f.Validate(); err != nil {
-		return nil, 0, err
-	}
-	var (
-		conds []string
-		args  []any
-	)
-	if f.WorkflowID != nil {
-		if !orcheo.IsID(*f.WorkflowID) {
-			return nil, 0, nil
-		}
-		conds, args = append(conds, "r.workflow_id = ?"), append(args, *f.WorkflowID)
-	}
-	if f.Status != nil {
-		conds, args = append(conds, "r.status = ?"), append(args, string(*f.Status))
-	}
-	if f.TriggeredBy != nil {
-		conds, args = append(conds, "r.triggered_by = ?"), append(args, *f.TriggeredBy)
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = " WHERE " + strings.Join(conds, " AND ")
-	}
-	rows, err := s.db.read.QueryContext(ctx, `SELECT `+runCols+`, count(*) OVER ()`+runFrom+where+`
-		ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?`,
-		append(args, rules.Limit(f.Limit), rules.Offset(f.Offset))...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("find runs: %w", err)
-	}
-	defer rows.Close()
-	var (
-		out   []*orcheo.Run
-		total int
-	)
-	for rows.Next() {
-		r, err := scanRun(rows, &total)
-		if err != nil {
-			return nil, 0, fmt.Errorf("find runs: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("find runs: %w", err)
-	}
-	if len(out) == 0 && rules.Offset(f.Offset) > 0 {
-		if err := s.db.read.QueryRowContext(ctx, `SELECT count(*) FROM runs r`+where, args...).Scan(&total); err != nil {
-			return nil, 0, fmt.Errorf("count runs: %w", err)
-		}
-	}
-	return out, total, nil
 }
 
 // ClaimRun moves a due pending run to running: ClaimRuns with one id, so
