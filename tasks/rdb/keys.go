@@ -15,6 +15,10 @@ package rdb
 //	P:cancel                            channel pub/sub: ids of runs an operator cancelled
 //	P:leader:<name>                     string  the holder of a leadership, with a TTL (leader.go)
 //	P:changes                           channel pub/sub: ids of workflows changed, for API caches (tasks/changes.go)
+//	P:{workers}:online                  zset    online worker names; score: deadline, ms (registry.go)
+//	P:{workers}:worker:<name>           hash    a worker process's record: "id", "info" (JSON), with a TTL
+//	P:{workers}:shutdown:<name>         string  id of the process called <name> an operator asked to drain
+//	P:control                           channel pub/sub: ids of worker processes asked to drain
 //
 // "{<queue>}" is a Redis Cluster hash
 // tag: only the text between the braces is hashed, so every key of a
