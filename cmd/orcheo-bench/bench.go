@@ -84,6 +84,10 @@ func bench(ctx context.Context, o options, logw io.Writer) (*report, error) {
 		return nil, fmt.Errorf("ceiling: %w", err)
 	}
 	rep.Ceiling = c
+	fmt.Fprintf(logw, "orcheo-bench: floor: insert, claim, complete through pgx offered at %d/s for %s, then bare commits\n", o.Rate, o.RateDuration)
+	if rep.Floor, err = floor(ctx, dbURL, wf, o.Rate, o.RateDuration, redisPort(o.RedisURL)); err != nil {
+		return nil, fmt.Errorf("floor: %w", err)
+	}
 	rep.Notes = notes(rep)
 	return rep, nil
 }

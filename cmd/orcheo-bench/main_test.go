@@ -41,7 +41,7 @@ func TestSmoke(t *testing.T) {
 	}
 	for _, want := range []string{"live: accepted/s", "live: accept p50 / p99 ms", "live: completed/s", "drain: runs/s",
 		"created→started p50 / p99 ms", "created→completed p50 / p99 ms", "CPU ms/run", "peak RSS MiB api / worker",
-		"result backend redis", "ceiling (pgx", "JSON: " + jsonPath} {
+		"result backend redis", "ceiling (pgx", "floor (the ceiling's work offered at 50/s", "commit latency", "JSON: " + jsonPath} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("the table has no %q:\n%s", want, stdout.String())
 		}
@@ -55,7 +55,7 @@ func TestSmoke(t *testing.T) {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		t.Fatalf("the JSON file does not parse: %v", err)
 	}
-	for _, key := range []string{"date", "machine", "options", "results", "ceiling", "notes"} {
+	for _, key := range []string{"date", "machine", "options", "results", "ceiling", "floor", "notes"} {
 		if _, ok := raw[key]; !ok {
 			t.Errorf("the JSON has no %q", key)
 		}
@@ -79,6 +79,11 @@ func TestSmoke(t *testing.T) {
 		} else if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
 			t.Errorf("%s profile %s: %v", name, p, err)
 		}
+	}
+	// The floor ran at the smoke's rate for its duration (50/s for 2 s),
+	// and timed the bare commits.
+	if f := rep.Floor; f.Runs != 100 || f.Latency.P50 <= 0 || f.PostgresCPUMS < 0 || f.Commit.P50 <= 0 || f.Autocommit.P50 <= 0 {
+		t.Errorf("floor = %+v, want 100 runs with latencies", f)
 	}
 	// The bench's database is gone.
 	if strings.Contains(stderr.String(), "drop orcheo_bench_") {

@@ -83,6 +83,21 @@ func postgresCPU() map[int]float64 {
 	return out
 }
 
+// ownPostgresCPU returns the CPU seconds of the PostgreSQL backends
+// connected to database name ("postgres: <user> <name> <client> ..."), by
+// pid: the bench's own statements, without the server's shared processes
+// (WAL writer, checkpointer, autovacuum) or other clients' backends.
+func ownPostgresCPU(name string) map[int]float64 {
+	out := map[int]float64{}
+	for _, pid := range procs(func(cmdline, _ string) bool {
+		f := strings.Fields(cmdline)
+		return len(f) >= 3 && f[0] == "postgres:" && f[2] == name
+	}) {
+		out[pid] = procCPU(pid)
+	}
+	return out
+}
+
 // pgDelta is the CPU the processes of b spent since a: a pid new in b
 // counts whole, one gone from b (a backend that ended) is not seen. Other
 // clients of a shared server are counted too.

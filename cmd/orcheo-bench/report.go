@@ -17,6 +17,7 @@ type report struct {
 	Options options         `json:"options"`
 	Results []backendResult `json:"results"`
 	Ceiling ceilingResult   `json:"ceiling"`
+	Floor   floorResult     `json:"floor"` // the ceiling's work at the fixed rate
 	Notes   []string        `json:"notes"`
 }
 
@@ -161,6 +162,7 @@ func writeTable(w io.Writer, r *report) {
 	row(rate+": created→started p50 / p99 ms", func(b backendResult) string { return pq(b.Rate.CreatedToStarted) })
 	row(rate+": created→completed p50 / p99 ms", func(b backendResult) string { return pq(b.Rate.CreatedToCompleted) })
 	row(rate+": CPU ms/run = api + worker + pg + redis", func(b backendResult) string { return cpu(b.Rate.CPU) })
+	row(rate+": pg ms/run of the bench database's backends", func(b backendResult) string { return fmt.Sprintf("%.2f", b.Rate.CPU.PostgresOwn) })
 	row("peak RSS MiB api / worker", func(b backendResult) string {
 		return fmt.Sprintf("%.0f / %.0f", b.APIPeakRSSMiB, b.WorkerPeakRSSMiB)
 	})
@@ -168,6 +170,11 @@ func writeTable(w io.Writer, r *report) {
 	c := r.Ceiling
 	fmt.Fprintf(w, "\nceiling (pgx: insert, claim, complete, each its own commit; %d connections): %.0f runs/s, p50 / p99 %.1f / %.1f ms, PostgreSQL CPU %.2f ms/run\n",
 		c.Concurrency, c.RunsPerSec, c.Latency.P50, c.Latency.P99, c.PostgresCPUMS)
+	f := r.Floor
+	fmt.Fprintf(w, "floor (the ceiling's work offered at %.0f/s, open loop): insert start → complete commit p50 / p99 %.1f / %.1f ms, PostgreSQL CPU %.2f ms/run (its own backends %.2f)\n",
+		f.OfferedPerSec, f.Latency.P50, f.Latency.P99, f.PostgresCPUMS, f.PostgresOwnMS)
+	fmt.Fprintf(w, "commit latency (one row, paced at %.0f/s): BEGIN; UPDATE; COMMIT p50 / p99 %.2f / %.2f ms; autocommitted UPDATE %.2f / %.2f ms\n",
+		f.OfferedPerSec, f.Commit.P50, f.Commit.P99, f.Autocommit.P50, f.Autocommit.P99)
 	if len(r.Notes) > 0 {
 		fmt.Fprintln(w, "\nnotes:")
 		for _, n := range r.Notes {
