@@ -146,6 +146,10 @@ type Server struct {
 	WebhookCacheTTL  time.Duration
 	WebhookCacheSize int
 
+	// UI, if set, serves the web UI under /ui/ (ui.go: routeUI); while
+	// nil, /ui/ answers 404.
+	UI UIHandler
+
 	cache     *webhookCache
 	stopCache func()
 
@@ -191,8 +195,9 @@ func NewServer() *Server {
 
 	// Outermost first: a panic anywhere is recovered inside the request log,
 	// so the log line shows the 500. The cap on unauthenticated requests
-	// comes after authentication, which tells them apart.
-	s.handler = s.logRequests(s.recoverPanics(s.limitBody(s.authenticate(s.limitUnauthenticated(s.router)))))
+	// comes after authentication, which tells them apart. The web UI
+	// checks its own sessions (routeUI).
+	s.handler = s.logRequests(s.recoverPanics(s.limitBody(s.routeUI(s.authenticate(s.limitUnauthenticated(s.router))))))
 	return s
 }
 
@@ -218,6 +223,9 @@ func (s *Server) Open() error {
 		ReadTimeout:       s.ReadTimeout,
 		WriteTimeout:      s.WriteTimeout,
 		IdleTimeout:       s.IdleTimeout,
+	}
+	if s.UI != nil {
+		s.server.RegisterOnShutdown(s.UI.Shutdown)
 	}
 	go func() {
 		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

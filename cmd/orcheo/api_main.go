@@ -128,6 +128,8 @@ func (a *apiMain) newServer(box *secrets.Box) (*server.Server, error) {
 	if box != nil {
 		s.Secrets = box // a nil *Box would be a non-nil SecretBox
 	}
+	// The web UI at /ui/, on the same services and tokens.
+	s.UI = newUI(s)
 	return s, nil
 }
 

@@ -1,0 +1,84 @@
+// orcheo UI: live updates over Server-Sent Events and confirmations.
+// No inline script anywhere (the CSP forbids it); the server renders every
+// fragment, escaped by html/template, and this file only swaps them in.
+"use strict";
+
+(function () {
+  // Forms with data-confirm ask first.
+  document.addEventListener("submit", function (e) {
+    var msg = e.target.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) {
+      e.preventDefault();
+    }
+  });
+
+  function fragment(html) {
+    var t = document.createElement("template");
+    t.innerHTML = html;
+    return t.content;
+  }
+
+  function replace(id, html) {
+    var el = document.getElementById(id);
+    if (!el) return;
+    // Keep which <details> the reader opened.
+    var open = {};
+    el.querySelectorAll("details").forEach(function (d, i) { open[i] = d.open; });
+    el.replaceChildren(fragment(html));
+    el.querySelectorAll("details").forEach(function (d, i) { if (i in open) d.open = open[i]; });
+  }
+
+  function say(text) {
+    var el = document.getElementById("live-state");
+    if (el) el.textContent = text;
+  }
+
+  function live(url, handlers) {
+    if (!window.EventSource) return;
+    var src = new EventSource(url);
+    document.body.setAttribute("data-live", "connecting");
+    src.addEventListener("open", function () {
+      document.body.setAttribute("data-live", "on");
+      say("Live: updates as runs change.");
+    });
+    src.addEventListener("error", function () {
+      document.body.setAttribute("data-live", "off");
+      say("Live updates interrupted; reconnecting…");
+    });
+    src.addEventListener("replaced", function () {
+      src.close();
+      document.body.setAttribute("data-live", "off");
+      say("Live updates paused: this session is live in another tab. Reload to resume.");
+    });
+    src.addEventListener("signedout", function () {
+      src.close();
+      window.location.assign("/ui/login?next=" + encodeURIComponent(window.location.pathname + window.location.search));
+    });
+    Object.keys(handlers).forEach(function (name) {
+      src.addEventListener(name, function (e) { handlers[name](JSON.parse(e.data)); });
+    });
+  }
+
+  var table = document.querySelector("table.runs[data-events]");
+  if (table) {
+    live(table.getAttribute("data-events"), {
+      rows: function (d) {
+        replace("runs-body", d.rows);
+        var c = document.getElementById("runs-count");
+        if (c) c.textContent = d.count;
+      }
+    });
+  }
+
+  var run = document.getElementById("run-live");
+  if (run) {
+    live(run.getAttribute("data-events"), {
+      run: function (d) {
+        replace("run-summary", d.summary);
+        replace("run-steps", d.steps);
+        replace("run-actions", d.actions);
+        document.body.setAttribute("data-run-terminal", d.terminal ? "yes" : "no");
+      }
+    });
+  }
+})();
