@@ -3,6 +3,8 @@ package orcheo
 import (
 	"context"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -491,6 +493,30 @@ type RunPurge struct {
 	Limit int
 	// DryRun counts, up to Limit, instead of deleting.
 	DryRun bool
+}
+
+// ParseAge reads an age such as 30d, 12h or 90m: a Go duration, or a whole
+// number of days followed by d. allowZero accepts 0 (keep forever).
+// Returns EINVALID for anything else, negative ages included.
+func ParseAge(s string, allowZero bool) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" && allowZero {
+		return 0, nil
+	}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 100*365 {
+			return 0, Errorf(EINVALID, "age %q: want a number of days such as 30d, or a duration such as 12h", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil || d <= 0 {
+			return 0, Errorf(EINVALID, "age %q: want a number of days such as 30d, or a duration such as 12h", s)
+		}
+	}
+	return d, nil
 }
 
 // Validate returns EINVALID for a purge without Before or naming a status

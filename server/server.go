@@ -191,6 +191,7 @@ func NewServer() *Server {
 	s.registerWebhookRoutes(s.router)
 	s.registerWebhookConfigRoutes(s.router)
 	s.registerCronRoutes(s.router)
+	s.registerRunPurgeRoutes(s.router)
 	s.router.Handle("/metrics", http.HandlerFunc(s.handleMetrics)).Methods(http.MethodGet)
 
 	// Outermost first: a panic anywhere is recovered inside the request log,
