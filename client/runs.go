@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/orcheo/orcheo"
@@ -42,42 +40,6 @@ func (c *Client) FindRunByID(ctx context.Context, id string) (*orcheo.Run, error
 		return nil, err
 	}
 	return &run, nil
-}
-
-// FindRuns returns runs newest first, filtered by workflow (id or handle)
-// and status when not empty, and the total count. limit 0 means the
-// server's default.
-func (c *Client) FindRuns(ctx context.Context, workflowRef string, status string, limit int) ([]*orcheo.Run, int, error) {
-	return c.QueryRuns(ctx, RunQuery{Workflow: workflowRef, Status: status, Limit: limit})
-}
-
-// RunQuery selects runs for QueryRuns. Empty fields do not filter.
-type RunQuery struct {
-	Workflow string // id or handle
-	Status   string
-	Trigger  string // manual, webhook, cron or workflow
-	Limit    int    // 0 means the server's default
-}
-
-// QueryRuns is FindRuns with every filter of GET /api/runs.
-func (c *Client) QueryRuns(ctx context.Context, rq RunQuery) ([]*orcheo.Run, int, error) {
-	q := url.Values{}
-	for name, v := range map[string]string{"workflow": rq.Workflow, "status": rq.Status, "trigger": rq.Trigger} {
-		if v != "" {
-			q.Set(name, v)
-		}
-	}
-	if rq.Limit > 0 {
-		q.Set("limit", strconv.Itoa(rq.Limit))
-	}
-	var out struct {
-		Runs  []*orcheo.Run `json:"runs"`
-		Total int           `json:"total"`
-	}
-	if _, err := c.do(ctx, request{method: http.MethodGet, path: "/api/runs", query: q}, &out); err != nil {
-		return nil, 0, err
-	}
-	return out.Runs, out.Total, nil
 }
 
 // CancelRun cancels a run. A pending run comes back cancelled; a running

@@ -51,6 +51,8 @@ var routeScopes = map[string][]server.Scope{
 	"GET /api/runs/{id}":             read,
 	"POST /api/runs/{id}/cancel":     admin,
 	"POST /api/runs/{id}/retry":      admin,
+	"POST /api/runs/retry":           admin,
+	"POST /api/runs/cancel":          admin,
 
 	"* /api/workflows/{ref}/triggers/webhook":                  public,
 	"GET /api/workflows/{ref}/triggers/webhook/config":         read,

@@ -12,6 +12,8 @@ import (
 func (s *Server) registerRunRoutes(r *mux.Router) {
 	r.HandleFunc("/api/workflows/{ref}/runs", s.handleRunCreate).Methods(http.MethodPost)
 	r.HandleFunc("/api/runs", s.handleRunList).Methods(http.MethodGet)
+	r.HandleFunc("/api/runs/retry", s.handleRunBulkRetry).Methods(http.MethodPost)
+	r.HandleFunc("/api/runs/cancel", s.handleRunBulkCancel).Methods(http.MethodPost)
 	r.HandleFunc("/api/runs/{id}", s.handleRunView).Methods(http.MethodGet)
 	r.HandleFunc("/api/runs/{id}/cancel", s.handleRunCancel).Methods(http.MethodPost)
 	r.HandleFunc("/api/runs/{id}/retry", s.handleRunRetry).Methods(http.MethodPost)
@@ -77,58 +79,6 @@ func (s *Server) startRun(r *http.Request, wf *orcheo.Workflow, trigger string, 
 	return s.Submitter.SubmitRun(r.Context(), wf, &orcheo.Run{TriggeredBy: trigger, Input: input, IdempotencyKey: key})
 }
 
-type runListResponse struct {
-	Runs  []*orcheo.Run `json:"runs"`
-	Total int           `json:"total"`
-}
-
-// handleRunList lists runs newest first, optionally of one workflow (id or
-// handle; unknown → 404), one status and one trigger (unknown → 400). limit
-// defaults to runsListLimitDefault.
-func (s *Server) handleRunList(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	var filter orcheo.RunFilter
-	var err error
-	if filter.Limit, filter.Offset, err = parsePage(q.Get("limit"), q.Get("offset"), runsListLimitDefault); err != nil {
-		Error(w, r, err)
-		return
-	}
-	if v := q.Get("status"); v != "" {
-		st := orcheo.RunStatus(v)
-		if !st.Valid() {
-			Error(w, r, orcheo.Errorf(orcheo.EINVALID, "status %q is not one of pending, running, succeeded, failed, cancelled, skipped", v))
-			return
-		}
-		filter.Status = &st
-	}
-	if v := q.Get("trigger"); v != "" {
-		switch v {
-		case orcheo.TriggerManual, orcheo.TriggerWebhook, orcheo.TriggerCron, orcheo.TriggerWorkflow:
-		default:
-			Error(w, r, orcheo.Errorf(orcheo.EINVALID, "trigger %q is not one of manual, webhook, cron, workflow", v))
-			return
-		}
-		filter.TriggeredBy = &v
-	}
-	if ref := q.Get("workflow"); ref != "" {
-		wf, err := s.Workflows.FindWorkflowByRef(r.Context(), ref)
-		if err != nil {
-			Error(w, r, err)
-			return
-		}
-		filter.WorkflowID = &wf.ID
-	}
-	runs, total, err := s.Runs.FindRuns(r.Context(), filter)
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	if runs == nil {
-		runs = []*orcheo.Run{}
-	}
-	encodeJSON(w, r, http.StatusOK, &runListResponse{Runs: runs, Total: total})
-}
-
 // runID returns the {id} route variable, or ENOTFOUND if it cannot be an id
 // (so the store never sees a malformed one).
 func runID(r *http.Request) (string, error) {
@@ -164,7 +114,7 @@ func (s *Server) handleRunCancel(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, err)
 		return
 	}
-	run, err := s.Runs.CancelRun(r.Context(), id)
+	run, err := s.cancelRun(r, id)
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -172,6 +122,17 @@ func (s *Server) handleRunCancel(w http.ResponseWriter, r *http.Request) {
 	if run.Status != orcheo.RunRunning {
 		encodeJSON(w, r, http.StatusOK, run)
 		return
+	}
+	encodeJSON(w, r, http.StatusAccepted, run)
+}
+
+// cancelRun cancels run id, as handleRunCancel and the bulk cancel do: the
+// run comes back cancelled if it was pending, or still running with
+// CancelRequested, its worker notified; ECONFLICT if it already ended.
+func (s *Server) cancelRun(r *http.Request, id string) (*orcheo.Run, error) {
+	run, err := s.Runs.CancelRun(r.Context(), id)
+	if err != nil || run.Status != orcheo.RunRunning {
+		return run, err
 	}
 	// The flag is stored, so a lost notice only delays the cancel until the
 	// worker's next heartbeat check.
@@ -182,7 +143,7 @@ func (s *Server) handleRunCancel(w http.ResponseWriter, r *http.Request) {
 			loggerFrom(r).WithError(err).WithField("run_id", run.ID).Warn("notify cancel; the worker finds it at its next check")
 		}
 	}
-	encodeJSON(w, r, http.StatusAccepted, run)
+	return run, nil
 }
 
 // handleRunRetry starts a new attempt of a failed or cancelled run: 202
@@ -194,13 +155,24 @@ func (s *Server) handleRunRetry(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, err)
 		return
 	}
-	run, err := s.Runs.RetryRun(r.Context(), id)
+	run, err := s.retryRun(r, id)
 	if err != nil {
 		Error(w, r, err)
 		return
 	}
+	encodeJSON(w, r, http.StatusAccepted, run)
+}
+
+// retryRun starts a new attempt of run id and publishes it, as
+// handleRunRetry and the bulk retry do; ECONFLICT unless it is failed or
+// cancelled.
+func (s *Server) retryRun(r *http.Request, id string) (*orcheo.Run, error) {
+	run, err := s.Runs.RetryRun(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
 	// RetryRun stamped it enqueued; a failed publish is marked for the
 	// requeuer by the submitter, and the run is still answered 202.
 	s.Submitter.PublishRuns(r.Context(), []*orcheo.Run{run}, orcheo.PublishOptions{})
-	encodeJSON(w, r, http.StatusAccepted, run)
+	return run, nil
 }
