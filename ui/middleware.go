@@ -3,6 +3,7 @@ package ui
 import (
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 
 	"github.com/orcheo/orcheo"
@@ -124,6 +125,9 @@ func localPath(next string) string {
 		strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") || strings.HasPrefix(u.Path, "/ui/login") ||
 		strings.HasPrefix(u.Path, "/ui/runs/events") {
 		return "/ui/runs"
+	}
+	if path.Clean(u.Path) != u.Path && path.Clean(u.Path)+"/" != u.Path {
+		return "/ui/runs" // "." or ".." segments, which http.Redirect would resolve
 	}
 	return u.RequestURI()
 }

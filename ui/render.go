@@ -23,8 +23,8 @@ type pages struct {
 var pageNames = []string{"login", "runs", "run", "error"}
 
 var funcs = template.FuncMap{
-	"statusClass": func(s orcheo.RunStatus) string { return "status-" + string(s) },
-	"stepClass":   func(s orcheo.StepStatus) string { return "status-" + string(s) },
+	// statusClass takes a run's or a step's status.
+	"statusClass": func(s any) string { return "status-" + fmt.Sprint(s) },
 	"time":        formatTime,
 	"timep": func(t *time.Time) string {
 		if t == nil {
