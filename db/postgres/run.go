@@ -13,7 +13,10 @@ import (
 )
 
 // RunService implements orcheo.RunService on PostgreSQL.
-type RunService struct{ db *DB }
+type RunService struct {
+	db     *DB
+	arrays bool // batches of one too use the array forms (rowForms, run_batch.go): benchmarks compare
+}
 
 var _ orcheo.RunService = (*RunService)(nil)
 

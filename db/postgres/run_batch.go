@@ -42,8 +42,12 @@ func (s *RunService) ClaimRuns(ctx context.Context, ids []string, workerID strin
 	// retryUnsent: run again after a cut only if it never reached the
 	// server, since a second run after a commit would find the runs
 	// running and report conflicts (retry.go).
-	rows, err := s.db.retryQuery(ctx, retryUnsent, claimRunsSQL,
-		valid, nullString(workerID), rules.Time(leaseUntil), now, rules.EventClaimed)
+	stmt, idArg := claimRunsSQL, any(valid)
+	if len(valid) == 1 && !s.arrays {
+		stmt, idArg = claimRunSQL, valid[0] // rowForms
+	}
+	rows, err := s.db.retryQuery(ctx, retryUnsent, stmt,
+		idArg, nullString(workerID), rules.Time(leaseUntil), now, rules.EventClaimed)
 	if err != nil {
 		return nil, fmt.Errorf("claim %d runs: %w", len(valid), err)
 	}
@@ -79,17 +83,35 @@ func (s *RunService) ClaimRuns(ctx context.Context, ids []string, workerID strin
 	return claims, nil
 }
 
+// rowForms: a batch of one (the common case below saturation, where
+// nothing queues behind a write) runs its batch statement in its row form,
+// the same statement with the one row's values as scalar parameters
+// instead of unnest over arrays of one, so PostgreSQL plans and executes
+// no function scan or join over the arrays. The statement text differs
+// only in where its rows come from; the fencing, ON CONFLICT and events
+// are the same SQL. RunService.arrays turns the row forms off (benchmarks
+// compare the two: BenchmarkStatementForms).
+
 // claimRunsSQL is ClaimRuns' statement: $1 the ids, $2 the worker, $3 the
-// lease's end, $4 now, $5 the claimed event's kind.
-var claimRunsSQL = `WITH r AS (
+// lease's end, $4 now, $5 the claimed event's kind. claimRunSQL is its
+// row form, $1 the one id.
+var (
+	claimRunsSQL = claimSQL(`id = ANY($1::uuid[])`)
+	claimRunSQL  = claimSQL(`id = $1::uuid`)
+)
+
+// claimSQL is ClaimRuns' statement over the runs that match ids.
+func claimSQL(ids string) string {
+	return `WITH r AS (
 			UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = $2,
 				lease_until = $3, started_at = COALESCE(started_at, $4)
-			WHERE id = ANY($1::uuid[]) AND status = 'pending' AND (not_before IS NULL OR not_before <= $4)
+			WHERE ` + ids + ` AND status = 'pending' AND (not_before IS NULL OR not_before <= $4)
 			RETURNING *),
 		ev AS (
 			INSERT INTO run_events (run_id, at, kind, message)
 			SELECT id, $4, $5::text, format('attempt %s by %s', attempt, $2::text) FROM r)
 		SELECT ` + runCols + ` FROM ` + runFrom("r")
+}
 
 // whyNotClaimed explains, by id, why the ids of valid missing from claimed
 // were not claimed: ENOTFOUND, or ClaimRun's ECONFLICT (not pending, not
@@ -244,10 +266,14 @@ func (s *RunService) completeRound(ctx context.Context, q, explain querier, item
 		kinds[i] = rules.CompletionEvent(it.c.Status)
 		st.add(it.id, it.steps)
 	}
-	rows, err := q.Query(ctx, completeRunsSQL,
-		ids, attempts, statuses, outputs, errs, retryAts, wantsRetry, messages, kinds, now,
+	stmt, args := completeRunsSQL, []any{ids, attempts, statuses, outputs, errs, retryAts, wantsRetry, messages, kinds}
+	if n == 1 && !s.arrays {
+		// rowForms
+		stmt, args = completeRunSQL, []any{ids[0], attempts[0], statuses[0], outputs[0], errs[0], retryAts[0], wantsRetry[0], messages[0], kinds[0]}
+	}
+	rows, err := q.Query(ctx, stmt, append(args, now,
 		st.runIDs, st.seqs, st.nodes, st.types, st.statuses, st.outputs, st.errs, st.started, st.completed, st.nodeAttempts, st.inputs,
-		rules.CompletionEvent(orcheo.RunPending), rules.CompletionEvent(orcheo.RunCancelled))
+		rules.CompletionEvent(orcheo.RunPending), rules.CompletionEvent(orcheo.RunCancelled))...)
 	if err != nil {
 		return fmt.Errorf("complete %d runs: %w", n, FormatError(err))
 	}
@@ -282,10 +308,20 @@ const completeRetryCond = `(c.wants_retry AND NOT runs.cancel_requested AND ` + 
 // completeRunsSQL is the statement of one round of CompleteRuns: $1-$9 the
 // completions column by column, $10 now, $11-$21 their steps column by
 // column, $22 and $23 the retry_scheduled and cancelled event kinds.
-var completeRunsSQL = `WITH c AS (
-			SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-				$7::boolean[], $8::text[], $9::text[])
-				AS c(id, want_attempt, status, output, error, retry_at, wants_retry, message, kind)),
+// completeRunSQL is its row form: $1-$9 the one completion's values (its
+// steps stay arrays: a run has any number).
+var (
+	completeRunsSQL = completeSQL(`SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
+				$6::timestamptz[], $7::boolean[], $8::text[], $9::text[])`)
+	completeRunSQL = completeSQL(`SELECT $1::uuid, $2::int, $3::text, $4::text, $5::text, $6::timestamptz,
+				$7::boolean, $8::text, $9::text`)
+)
+
+// completeSQL is a round's statement over the completions that source
+// yields, in completeRunsSQL's columns.
+func completeSQL(source string) string {
+	return `WITH c (id, want_attempt, status, output, error, retry_at, wants_retry, message, kind) AS (
+			` + source + `),
 		r AS (
 			UPDATE runs SET status = CASE WHEN ` + completeRetryCond + ` THEN 'pending'
 					WHEN c.status <> 'succeeded' AND runs.cancel_requested THEN 'cancelled' ELSE c.status END,
@@ -309,6 +345,7 @@ var completeRunsSQL = `WITH c AS (
 			SELECT id, $10, CASE status WHEN 'pending' THEN $22::text WHEN 'cancelled' THEN $23::text ELSE ev_kind END, ev_message
 			FROM r)
 		SELECT ` + runCols + ` FROM ` + runFrom("r")
+}
 
 // whyNotCompleted fills in the results of items whose fenced update
 // matched nothing: ENOTFOUND, or ECONFLICT naming the run's status or

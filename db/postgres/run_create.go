@@ -23,13 +23,25 @@ import (
 // row of the same batch, and a row whose own id exists (a retry of this
 // statement whose first try committed). RETURNING names the rows stored;
 // findExisting explains the others.
-const insertRunsSQL = `WITH input AS (
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+//
+// insertRunSQL is its row form (rowForms in run_batch.go): $1-$14 the one
+// run's values.
+var (
+	insertRunsSQL = insertSQL(`SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
 			$7::int[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::uuid[], $12::uuid[], $13::int[],
-			$14::text[])
-			WITH ORDINALITY AS u(id, workflow_id, version_id, queue, triggered_by, input,
-				max_attempts, idempotency_key, scheduled_for, not_before, parent_run_id, root_run_id, depth,
-				message, ord)),
+			$14::text[]) WITH ORDINALITY`)
+	insertRunSQL = insertSQL(`SELECT $1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text,
+			$7::int, $8::text, $9::timestamptz, $10::timestamptz, $11::uuid, $12::uuid, $13::int,
+			$14::text, 1::bigint`)
+)
+
+// insertSQL is CreateRuns' statement over the runs that source yields, in
+// insertRunsSQL's columns.
+func insertSQL(source string) string {
+	return `WITH input (id, workflow_id, version_id, queue, triggered_by, input,
+			max_attempts, idempotency_key, scheduled_for, not_before, parent_run_id, root_run_id, depth,
+			message, ord) AS (
+		` + source + `),
 	ins AS (
 		INSERT INTO runs (id, workflow_id, version_id, queue, status, triggered_by, input, max_attempts,
 			idempotency_key, scheduled_for, not_before, created_at, enqueued_at, parent_run_id, root_run_id, depth)
@@ -44,6 +56,7 @@ const insertRunsSQL = `WITH input AS (
 		INSERT INTO run_events (run_id, at, kind, message)
 		SELECT ins.id, $15, $16::text, u.message FROM ins JOIN input u ON u.id = ins.id)
 	SELECT ins.id, v.version, ins.max_attempts FROM ins JOIN workflow_versions v ON v.id = ins.version_id`
+}
 
 // CreateRuns stores runs in one statement, or explains with one more query
 // each run it did not store. A statement the database refuses (a row it
@@ -133,9 +146,14 @@ func (s *RunService) createRuns(ctx context.Context, ins []*orcheo.Run, now time
 		slots[j], notBefore[j] = in.ScheduledFor, in.NotBefore
 		byID[in.ID] = j
 	}
-	rows, err := s.db.pool.Query(ctx, insertRunsSQL, ids, workflows, versions, queues, triggers, inputs,
-		maxAttempts, keys, slots, notBefore, parents, roots, depths, messages, now,
-		rules.EventCreated)
+	stmt, args := insertRunsSQL, []any{ids, workflows, versions, queues, triggers, inputs,
+		maxAttempts, keys, slots, notBefore, parents, roots, depths, messages}
+	if n == 1 && !s.arrays {
+		// rowForms
+		stmt, args = insertRunSQL, []any{ids[0], workflows[0], versions[0], queues[0], triggers[0], inputs[0],
+			maxAttempts[0], keys[0], slots[0], notBefore[0], parents[0], roots[0], depths[0], messages[0]}
+	}
+	rows, err := s.db.pool.Query(ctx, stmt, append(args, now, rules.EventCreated)...)
 	if err != nil {
 		return nil, fmt.Errorf("create runs: %w", FormatError(err))
 	}
