@@ -13,7 +13,9 @@ func TestWebhooks(t *testing.T) {
 	m.Refused("replay")
 	m.Refused("replay")
 	m.Refused("something else")
-	want := map[string]float64{"required": 0, "verify": 1, "replay": 2, "rate_limit": 0, "rate_limit_ip": 0}
+	m.Refused("not_found")
+	want := map[string]float64{"not_found": 1, "disabled": 0, "archived": 0, "method": 0, "too_large": 0, "bad_request": 0,
+		"required": 0, "verify": 1, "replay": 2, "rate_limit": 0, "rate_limit_ip": 0, "unavailable": 0}
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
