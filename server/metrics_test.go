@@ -91,8 +91,12 @@ func TestMetrics(t *testing.T) {
 		wantValue(t, after, `orcheo_queue_messages{queue="default",state="ready"}`, 4)
 		wantValue(t, after, `orcheo_queue_messages{queue="default",state="delayed"}`, 1)
 		wantValue(t, after, `orcheo_worker_consumers_online`, 2)
-		if age, ok := promtext.Value(after, `orcheo_oldest_pending_run_age_seconds`); !ok || age < 0 || age > 600 {
-			t.Fatalf("oldest pending age = %v (present %v), want the webhook run's few seconds", age, ok)
+		// No worker runs here, so the run stays pending: a second later the
+		// gauge shows its age, which a gauge stuck at 0 would not.
+		time.Sleep(1100 * time.Millisecond)
+		_, later := scrape(t, e, testToken)
+		if age, ok := promtext.Value(later, `orcheo_oldest_pending_run_age_seconds`); !ok || age < 1 || age > 60 {
+			t.Fatalf("oldest pending age = %v (present %v), want the pending webhook run's age, over 1 s", age, ok)
 		}
 
 		// A cancel ends a pending run at once, so the API counts it.

@@ -215,6 +215,13 @@ func sameValue(got, want string) bool {
 // it. detail is safe to log: it never holds a secret.
 func (s *Server) webhookRefused(r *http.Request, wf *orcheo.Workflow, reason, detail string) {
 	loggerFrom(r).WithFields(logrus.Fields{"workflow": wf.Handle, "reason": reason, "detail": detail}).Warn("webhook refused")
+	s.countWebhookRefusal(reason)
+}
+
+// countWebhookRefusal tells OnWebhookRefused of a refused webhook request.
+// reason is one of a fixed set (metrics.WebhookRefusalReasons), never
+// anything the caller sent, so the metric's labels stay bounded.
+func (s *Server) countWebhookRefusal(reason string) {
 	if s.OnWebhookRefused != nil {
 		s.OnWebhookRefused(reason)
 	}

@@ -63,10 +63,14 @@ var errNoWebhook = orcheo.Errorf(orcheo.ENOTFOUND, "no webhook trigger here acce
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	wf, cfg, err := s.findWebhook(r)
 	if err != nil {
+		if orcheo.ErrorCode(err) == orcheo.EUNAVAILABLE {
+			s.countWebhookRefusal("unavailable")
+		}
 		Error(w, r, err)
 		return
 	}
 	if !cfg.AllowsMethod(r.Method) {
+		s.countWebhookRefusal("method")
 		allowed := cfg.Methods
 		if len(allowed) == 0 {
 			allowed = []string{http.MethodPost}
@@ -77,6 +81,11 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	raw, err := readBody(r)
 	if err != nil {
+		if orcheo.ErrorCode(err) == orcheo.ETOOLARGE {
+			s.countWebhookRefusal("too_large")
+		} else {
+			s.countWebhookRefusal("bad_request")
+		}
 		Error(w, r, err)
 		return
 	}
@@ -85,6 +94,9 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		answerRateLimited(w, r, rl)
 		return
 	} else if err != nil {
+		if orcheo.ErrorCode(err) == orcheo.EUNAVAILABLE { // the other refusals are counted where they are made
+			s.countWebhookRefusal("unavailable")
+		}
 		Error(w, r, err)
 		return
 	}
@@ -95,6 +107,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	in, err := newWebhookInput(r, raw, cfg)
 	if err != nil {
 		s.forget(r, check)
+		s.countWebhookRefusal("bad_request")
 		Error(w, r, err)
 		return
 	}
@@ -107,6 +120,9 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	run, created, err := s.startRun(r, wf, orcheo.TriggerWebhook, input, check.key)
 	if err != nil {
 		s.forget(r, check)
+		if orcheo.ErrorCode(err) == orcheo.EUNAVAILABLE {
+			s.countWebhookRefusal("unavailable")
+		}
 		Error(w, r, err)
 		return
 	}
@@ -118,25 +134,27 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 // logged at debug level for the operator. A ref that cannot be an id or a
 // handle is not looked up at all.
 func (s *Server) findWebhook(r *http.Request) (*orcheo.Workflow, *orcheo.WebhookConfig, error) {
-	refuse := func(reason string) (*orcheo.Workflow, *orcheo.WebhookConfig, error) {
+	// counted is the metric's reason: the caller sees one answer for all.
+	refuse := func(counted, reason string) (*orcheo.Workflow, *orcheo.WebhookConfig, error) {
 		loggerFrom(r).WithFields(logrus.Fields{"reason": reason, "path": r.URL.Path, "method": r.Method}).Debug("webhook refused")
+		s.countWebhookRefusal(counted)
 		return nil, nil, errNoWebhook
 	}
 	ref := pathVar(r, "ref")
 	if !validRef(ref) {
-		return refuse("not an id or handle")
+		return refuse("not_found", "not an id or handle")
 	}
 	wf, cfg, err := s.lookupWebhook(r.Context(), ref) // cache.go
 	if orcheo.ErrorCode(err) == orcheo.ENOTFOUND {
-		return refuse("unknown workflow")
+		return refuse("not_found", "unknown workflow")
 	} else if err != nil {
 		return nil, nil, err
 	}
 	switch {
 	case !cfg.Enabled:
-		return refuse("trigger disabled")
+		return refuse("disabled", "trigger disabled")
 	case wf.Archived():
-		return refuse("workflow archived")
+		return refuse("archived", "workflow archived")
 	}
 	return wf, cfg, nil
 }
