@@ -173,8 +173,13 @@ func Simple(line string) []string {
 // Tool is the program a simple command runs: its first word after any
 // leading NAME=value assignments and "sudo"; "" for a bare assignment.
 func Tool(simple string) string {
+	depth := 0 // inside an assignment's $( … ), whose commands are not this one's
 	for _, w := range strings.Fields(simple) {
-		if w == "sudo" || isAssignment(w) {
+		if depth > 0 || isAssignment(w) {
+			depth += strings.Count(w, "$(") - strings.Count(w, ")")
+			continue
+		}
+		if w == "sudo" {
 			continue
 		}
 		return w
