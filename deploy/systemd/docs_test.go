@@ -332,3 +332,29 @@ func checkSystemctl(t *testing.T, where, systemctl, root string, args []string) 
 		}
 	}
 }
+
+// TestScrapeTargets checks that docs/metrics.md's Prometheus example
+// scrapes the ports the env example and the runbook give the beat and the
+// workers.
+func TestScrapeTargets(t *testing.T) {
+	metrics := readDoc(t, "../../docs/metrics.md")
+	targets := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?s)job_name: (orcheo-\w+).*?targets: \[([^\]]*)\]`).FindAllStringSubmatch(metrics, -1) {
+		targets[m[1]] = m[2]
+	}
+	port := func(addr string) string { return addr[strings.LastIndex(addr, ":"):] }
+	_, values := envExample(t)
+	beat := values["ORCHEO_BEAT_HEALTH_ADDR"]
+	if beat == "" || !strings.Contains(targets["orcheo-beat"], port(beat)+`"`) {
+		t.Errorf("orcheo.env.example's ORCHEO_BEAT_HEALTH_ADDR=%s is not among docs/metrics.md's orcheo-beat targets %s", beat, targets["orcheo-beat"])
+	}
+	workers := regexp.MustCompile(`worker-\d\.env`).FindAllString(readDoc(t, "../../docs/runbook.md"), -1)
+	for _, m := range regexp.MustCompile(`ORCHEO_WORKER_METRICS_ADDR=(\S+) > /etc/orcheo/worker-[12]\.env`).FindAllStringSubmatch(readDoc(t, "../../docs/runbook.md"), -1) {
+		if !strings.Contains(targets["orcheo-worker"], port(m[1])+`"`) {
+			t.Errorf("the runbook's worker port %s is not among docs/metrics.md's orcheo-worker targets %s", m[1], targets["orcheo-worker"])
+		}
+	}
+	if len(workers) == 0 {
+		t.Error("the runbook gives the workers no metrics port")
+	}
+}
