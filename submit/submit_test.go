@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -432,6 +433,70 @@ func TestSubmitter_Refuses(t *testing.T) {
 		t.Fatalf("never started: %v", err)
 	}
 	idle.Stop()
+}
+
+// TestSubmitter_BadInputNeverStored: the submitter leaves validation to
+// the store, so the store's check must keep every kind of bad run out, in
+// a batch with good ones and alone: each bad run is refused EINVALID,
+// nothing of it is stored or published, and the good runs of its batch
+// commit. The store itself, called directly, refuses the same runs.
+func TestSubmitter_BadInputNeverStored(t *testing.T) {
+	t.Parallel()
+	bad := func() []*orcheo.Run {
+		return []*orcheo.Run{
+			{TriggeredBy: orcheo.TriggerWebhook, Input: json.RawMessage(`{"a":"\u0000"}`)},   // NUL, escaped
+			{TriggeredBy: orcheo.TriggerWebhook, Input: json.RawMessage("{\"a\":\"\xff\"}")}, // invalid UTF-8
+			{TriggeredBy: orcheo.TriggerWebhook, Input: json.RawMessage(`{"a":`)},            // not JSON
+			{TriggeredBy: orcheo.TriggerWebhook, Input: json.RawMessage(`{"a":"\ud800"}`)},   // lone surrogate
+			{TriggeredBy: orcheo.TriggerWebhook, Input: json.RawMessage(`{"n":1e100000}`)},   // number beyond numeric
+			{TriggeredBy: orcheo.TriggerWebhook, Input: json.RawMessage(strings.Repeat("[", orcheo.MaxJSONDepth+1) + strings.Repeat("]", orcheo.MaxJSONDepth+1))},
+			{TriggeredBy: orcheo.TriggerWebhook, Input: json.RawMessage(`{}`), IdempotencyKey: "k\x00"},
+			{TriggeredBy: orcheo.TriggerWebhook, Input: json.RawMessage(`{}`), IdempotencyKey: strings.Repeat("k", 256)},
+			{TriggeredBy: "carrier pigeon", Input: json.RawMessage(`{}`)},
+		}
+	}
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			store, _ := openStore(t, backend, "bad_input")
+			wf := mustWorkflow(t, store)
+			g := gated(store.Runs)
+			q := &recordingQueue{}
+			sub := startSubmitter(t, g, q)
+			ctx := context.Background()
+			runs := bad()
+			nBad := len(runs)
+			runs = append(runs, manual(1, ""), manual(2, "good"))
+			first, out := submitAll(t, sub, g, wf, manual(0, ""), runs)
+			if first.err != nil || !first.created {
+				t.Fatalf("first run: %+v", first)
+			}
+			for i, o := range out {
+				if i < nBad {
+					if orcheo.ErrorCode(o.err) != orcheo.EINVALID || o.run != nil {
+						t.Errorf("bad run %d: %+v, want EINVALID and no run", i, o)
+					}
+				} else if o.err != nil || !o.created {
+					t.Errorf("good run %d of the same batch: %+v", i, o)
+				}
+			}
+			// Alone, each bad run is refused too.
+			for i, run := range bad() {
+				if _, _, err := sub.SubmitRun(ctx, wf, run); orcheo.ErrorCode(err) != orcheo.EINVALID {
+					t.Errorf("bad run %d alone: %v, want EINVALID", i, err)
+				}
+			}
+			// And by the store, called without the submitter.
+			for i, res := range store.Runs.CreateRuns(ctx, bad()) {
+				if orcheo.ErrorCode(res.Err) != orcheo.EINVALID {
+					t.Errorf("CreateRuns of bad run %d: %+v, want EINVALID", i, res)
+				}
+			}
+			if _, total, err := store.Runs.FindRuns(ctx, orcheo.RunFilter{WorkflowID: &wf.ID}); err != nil || total != 3 || q.count() != 3 {
+				t.Fatalf("%d runs stored, %d published (%v); want only the 3 good ones", total, q.count(), err)
+			}
+		})
+	}
 }
 
 // TestSubmitter_PublishFailureMarksUnenqueued: with Redis down, a submitted
