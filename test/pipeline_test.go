@@ -168,13 +168,13 @@ func TestAPIAndWorker(t *testing.T) {
 			t.Fatalf("runs list: exit %d: %s", code, out)
 		}
 		var list struct {
-			Runs  []*orcheo.Run `json:"runs"`
-			Total int           `json:"total"`
+			Runs    []*orcheo.Run `json:"runs"`
+			HasMore bool          `json:"has_more"`
 		}
 		if err := json.Unmarshal([]byte(out), &list); err != nil {
 			t.Fatalf("runs list --json: %v\n%s", err, out)
 		}
-		if list.Total != 1 || list.Runs[0].ID != run.ID {
+		if len(list.Runs) != 1 || list.HasMore || list.Runs[0].ID != run.ID {
 			t.Fatalf("runs list = %+v, want the one run", list)
 		}
 	})

@@ -34,8 +34,11 @@ Client (talks to ORCHEO_URL with ORCHEO_TOKEN):
   workflows list | show REF | versions REF | archive REF
   workflows run REF [--input JSON] [--wait] [--timeout D]
   workflows validate -f FILE          check a definition offline
-  runs list [--workflow REF] [--status S] [--trigger T] [--limit N]
+  runs list [--workflow REF] [--status S] [--trigger T] [--queue Q] [--since T] [--until T]
+            [--id ID] [--idempotency-key K] [--limit N] [--cursor C]
   runs show ID | cancel ID [--wait] | retry ID
+  runs retry --status failed [--workflow REF] [--since 2h] [filters] [--dry-run] [--all]
+  runs cancel --status pending [--queue Q] [filters] [--dry-run] [--all]
   triggers webhook enable REF [--method M ...] [--verify TYPE] [--secret-file PATH | --secret-stdin]
                 [--header NAME --algorithm A --encoding E --prefix P --timestamp-header NAME
                  --signed body|timestamp_body --separator S] [--tolerance 5m]

@@ -22,55 +22,6 @@ func runCommands(e *env, cfg Config) map[string]command {
 	}
 }
 
-type runsList struct {
-	*env
-	cfg Config
-}
-
-func (c *runsList) Run(ctx context.Context, args []string) error {
-	fs := c.newFlagSet("runs list")
-	workflow := fs.String("workflow", "", "only runs of this workflow (id or handle)")
-	status := fs.String("status", "", "only runs with this status: "+statusList())
-	trigger := fs.String("trigger", "", "only runs created by this trigger: manual, webhook, cron, workflow")
-	limit := fs.Int("limit", 50, "at most this many runs (1-1000)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs("runs list [--workflow REF] [--status S] [--trigger T]", pos); err != nil {
-		return err
-	}
-	if *status != "" && !orcheo.RunStatus(*status).Valid() {
-		return orcheo.Errorf(orcheo.EINVALID, "--status %q is not one of %s", *status, statusList())
-	}
-	cl := c.cfg.newClient()
-	runs, total, err := cl.QueryRuns(ctx, client.RunQuery{Workflow: *workflow, Status: *status, Trigger: *trigger, Limit: *limit})
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return writeJSON(c.stdout, map[string]interface{}{"runs": runs, "total": total})
-	}
-	handles, err := workflowHandles(ctx, cl)
-	if err != nil {
-		return err
-	}
-	t := newTable(c.stdout, "ID", "WORKFLOW", "VERSION", "STATUS", "TRIGGER", "SCHEDULED", "ATTEMPT", "CREATED", "DURATION", "NOTE")
-	for _, r := range runs {
-		t.row(r.ID, handles.name(r.WorkflowID), strconv.Itoa(r.Version), string(r.Status), r.TriggeredBy,
-			formatTime(r.ScheduledFor), strconv.Itoa(attemptsUsed(r)), formatTime(&r.CreatedAt),
-			formatDuration(r.StartedAt, r.CompletedAt), runNote(r))
-	}
-	if err := t.flush(); err != nil {
-		return err
-	}
-	if total > len(runs) {
-		fmt.Fprintf(c.stdout, "(%d of %d runs; use --limit for more)\n", len(runs), total)
-	}
-	return nil
-}
-
 func statusList() string {
 	names := make([]string, len(orcheo.RunStatuses))
 	for i, s := range orcheo.RunStatuses {
@@ -244,13 +195,20 @@ func (c *runsCancel) Run(ctx context.Context, args []string) error {
 	wait := fs.Bool("wait", false, "wait until a running run has stopped")
 	timeout := fs.Duration("timeout", 5*time.Minute, "with --wait, give up after this long")
 	pos, err := parseArgs(fs, args)
+	bulk := addBulkFlags(fs)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs("runs cancel [--wait] ID", pos, "ID"); err != nil {
+	if len(pos) == 0 && bulk.given() {
+		return bulk.run(ctx, c.env, c.cfg, "cancel")
+	}
+	if err := wantArgs(cancelUsage, pos, "ID"); err != nil {
 		return err
 	}
 	cl := c.cfg.newClient()
+	if bulk.given() {
+		return orcheo.Errorf(orcheo.EINVALID, "runs cancel takes a run id or filters, not both")
+	}
 	run, err := cl.CancelRun(ctx, pos[0])
 	if err != nil {
 		return err
@@ -281,13 +239,20 @@ type runsRetry struct {
 func (c *runsRetry) Run(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("runs retry")
 	pos, err := parseArgs(fs, args)
+	bulk := addBulkFlags(fs)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs("runs retry ID", pos, "ID"); err != nil {
+	if len(pos) == 0 && bulk.given() {
+		return bulk.run(ctx, c.env, c.cfg, "retry")
+	}
+	if err := wantArgs(retryUsage, pos, "ID"); err != nil {
 		return err
 	}
 	run, err := c.cfg.newClient().RetryRun(ctx, pos[0])
+	if bulk.given() {
+		return orcheo.Errorf(orcheo.EINVALID, "runs retry takes a run id or filters, not both")
+	}
 	if err != nil {
 		return err
 	}
