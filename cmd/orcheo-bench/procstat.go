@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -84,14 +85,15 @@ func postgresCPU() map[int]float64 {
 }
 
 // ownPostgresCPU returns the CPU seconds of the PostgreSQL backends
-// connected to database name ("postgres: <user> <name> <client> ..."), by
-// pid: the bench's own statements, without the server's shared processes
-// (WAL writer, checkpointer, autovacuum) or other clients' backends.
+// connected to database name ("postgres: [<cluster>:] <user> <name>
+// <client> ..."), by pid: the bench's own statements, without the server's
+// shared processes (WAL writer, checkpointer, autovacuum) or other
+// clients' backends.
 func ownPostgresCPU(name string) map[int]float64 {
 	out := map[int]float64{}
 	for _, pid := range procs(func(cmdline, _ string) bool {
 		f := strings.Fields(cmdline)
-		return len(f) >= 3 && f[0] == "postgres:" && f[2] == name
+		return len(f) >= 4 && f[0] == "postgres:" && slices.Contains(f[2:4], name)
 	}) {
 		out[pid] = procCPU(pid)
 	}
