@@ -14,6 +14,7 @@ import (
 	machinery "github.com/RichardKnop/machinery/v2"
 	"github.com/RichardKnop/machinery/v2/brokers/errs"
 	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/internal/startstop"
 	"github.com/orcheo/orcheo/tasks/leadership"
 	"github.com/orcheo/orcheo/tasks/maintenance"
 	"github.com/redis/go-redis/v9"
@@ -53,6 +54,11 @@ type Worker struct {
 	// queue and elector, the cancel listener and the result backend all
 	// use it. Nil: Start opens one of its own and Stop closes it (tests).
 	Redis redis.UniversalClient
+	// LeaderServices run beside the rescuer, under its leadership: each
+	// starts when this worker gains it and stops before it is resigned, so
+	// one worker at a time runs them (the retention of finished runs,
+	// which cmd builds).
+	LeaderServices []startstop.Service
 
 	cfg      Config
 	rdb      *rdb // on Redis, from Start to Stop
@@ -270,7 +276,15 @@ func (w *Worker) startServices(log logrus.FieldLogger) {
 	w.leader = newRescuerElector(w.rdb.Leaders(), w.ID, w.cfg.RescueInterval, log)
 	// The rescuer makes a pass at once when this worker gains the
 	// leadership, then one every interval, until it loses it.
-	w.stopRescuer = leadership.RunWhileLeader(w.leader, w.rescuer)
+	stops := []func(){leadership.RunWhileLeader(w.leader, w.rescuer)}
+	for _, svc := range w.LeaderServices {
+		stops = append(stops, leadership.RunWhileLeader(w.leader, svc))
+	}
+	w.stopRescuer = func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}
 	w.leader.Start(context.Background())
 }
 

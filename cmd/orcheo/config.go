@@ -13,6 +13,7 @@ import (
 	"github.com/orcheo/orcheo/engine"
 	"github.com/orcheo/orcheo/server"
 	"github.com/orcheo/orcheo/tasks"
+	"github.com/orcheo/orcheo/tasks/maintenance"
 	"github.com/orcheo/orcheo/tasks/rdb"
 	"github.com/sirupsen/logrus"
 )
@@ -49,6 +50,9 @@ type Config struct {
 	RescueInterval    time.Duration // ORCHEO_RESCUE_INTERVAL
 	ReenqueueAfter    time.Duration // ORCHEO_REENQUEUE_AFTER
 	DrainTimeout      time.Duration // ORCHEO_WORKER_DRAIN_TIMEOUT
+	// RunRetention is how long finished runs are kept (the leader
+	// worker's maintenance.Retention); 0 keeps them forever.
+	RunRetention time.Duration // ORCHEO_RUN_RETENTION, a duration or days (30d)
 
 	// The API's connection timeouts and its cap on unauthenticated
 	// requests (issue 8); see server.Server.
@@ -96,6 +100,7 @@ func DefaultConfig() Config {
 		ResultBackend: "redis",
 		LeaseDuration: 30 * time.Second,
 		RequeueEvery:  5 * time.Second,
+		RunRetention:  maintenance.RetentionDefault,
 		LogLevel:      "info",
 		LogFormat:     "auto",
 		URL:           "http://127.0.0.1:8080",
@@ -171,6 +176,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	duration("ORCHEO_RESCUE_INTERVAL", &c.RescueInterval)
 	duration("ORCHEO_REENQUEUE_AFTER", &c.ReenqueueAfter)
 	duration("ORCHEO_WORKER_DRAIN_TIMEOUT", &c.DrainTimeout)
+	if v := strings.TrimSpace(getenv("ORCHEO_RUN_RETENTION")); v != "" {
+		d, err := orcheo.ParseAge(v, true)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("ORCHEO_RUN_RETENTION=%q: want 0 (keep every run) or an age such as 30d or 720h", v))
+		}
+		c.RunRetention = d
+	}
 	duration("ORCHEO_REQUEUE_INTERVAL", &c.RequeueEvery)
 	duration("ORCHEO_DELAY_SUSPEND_AFTER", &c.DelaySuspendAfter)
 	integer("ORCHEO_MAX_CHILD_DEPTH", &c.MaxChildDepth)

@@ -19,6 +19,7 @@ func runCommands(e *env, cfg Config) map[string]command {
 		"show":   &runsShow{env: e, cfg: cfg},
 		"cancel": &runsCancel{env: e, cfg: cfg},
 		"retry":  &runsRetry{env: e, cfg: cfg},
+		"purge":  &runsPurge{env: e, cfg: cfg},
 	}
 }
 

@@ -109,6 +109,10 @@ func startWorker(ctx context.Context, cfg Config, store *db.Store, client redis.
 	w.Engine = engine.New(cfg.engineOptions(log.WithField("component", "engine"), starter))
 	w.Logger = log.WithField("component", "worker")
 	w.DrainTimeout = cfg.DrainTimeout
+	// The retention of finished runs runs on the rescuer's leader only.
+	if r := newRetention(cfg, store, m, log); r != nil {
+		w.LeaderServices = append(w.LeaderServices, r)
+	}
 	if err := w.Start(ctx); err != nil {
 		return nil, err
 	}
