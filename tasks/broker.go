@@ -96,6 +96,9 @@ type reliableBroker struct {
 	// holdFull, if set (tests), is called each time the fetcher has a free
 	// slot but must wait for a hold: the consumer holds holdCapacity.
 	holdFull func()
+	// progress, if set, is told of the fetch loop's iterations and Redis
+	// calls, for the worker's health (health.go).
+	progress *fetchProgress
 
 	// ready is closed once the consumer is registered and about to fetch.
 	ready     chan struct{}
@@ -356,10 +359,12 @@ func (c *consumerLoop) run(concurrency int) {
 	backoff := backoffMin
 	failing := false
 	for {
+		b.progress.tick()
 		msgs, stopped, err := c.fetch(ctx)
 		if stopped {
 			break
 		}
+		b.progress.redisCall(err)
 		if err != nil {
 			if !failing {
 				c.log.WithError(err).Warn("redis unavailable; consumer retrying with backoff")
@@ -420,6 +425,9 @@ func holdCapacity(concurrency int) int { return 2 * concurrency }
 // stops.
 func (c *consumerLoop) fetch(ctx context.Context) (msgs []string, stopped bool, err error) {
 	b := c.b
+	// Waiting for a slot or a hold is not a stall: every slot is busy.
+	b.progress.waitCapacity(true)
+	defer b.progress.waitCapacity(false) // also when stopped
 	select {
 	case <-b.stop:
 		return nil, true, nil
@@ -438,6 +446,7 @@ func (c *consumerLoop) fetch(ctx context.Context) (msgs []string, stopped bool, 
 		case c.held <- struct{}{}:
 		}
 	}
+	b.progress.waitCapacity(false) // Redis calls below count: they may hang
 	free := 1
 fill:
 	for free < cap(c.slots) {
@@ -622,6 +631,7 @@ func (c *consumerLoop) maintain(ctx context.Context, stop <-chan struct{}) {
 // the reaper had forgotten it; it reports success.
 func (c *consumerLoop) reregister(ctx context.Context) bool {
 	added, err := c.b.rdb.Heartbeat(ctx, c.queue, c.id, c.b.now(), c.b.cfg.ConsumerTTL)
+	c.b.progress.redisCall(err)
 	if err != nil {
 		c.log.WithError(err).Warn("consumer heartbeat")
 		return false

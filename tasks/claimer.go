@@ -35,6 +35,9 @@ type claimer struct {
 	lease    time.Duration
 
 	wake chan struct{} // capacity 1: there are ids waiting
+	// claimed, if set, hears of every batch once its ClaimRuns returned
+	// (the worker's health and pickup metrics); it must be quick.
+	claimed func(claims []orcheo.RunClaim, err error, at time.Time)
 
 	mu      sync.Mutex
 	open    bool            // guarded by mu: claims are taken
@@ -119,6 +122,9 @@ func (c *claimer) flush(ctx context.Context) bool {
 	cancel()
 	if err == nil && len(claims) != n {
 		err = errors.New("claim runs: wrong number of results")
+	}
+	if c.claimed != nil {
+		c.claimed(claims, err, time.Now())
 	}
 	for i, req := range batch {
 		if err != nil {

@@ -59,9 +59,7 @@ func (m *beatMain) Run(ctx context.Context) error {
 	if m.cfg.Cron.HealthAddr != "" {
 		pm := newProcessMetrics()
 		pm.observeBeat(m.beat)
-		b := m.beat
-		status := func() any { return b.Status() }
-		if m.health, err = serveStatus(m.cfg.Cron.HealthAddr, pm, status, m.log.WithField("component", "beat")); err != nil {
+		if m.health, err = serveStatus(m.cfg.Cron.HealthAddr, pm, m.beatChecks(holder), m.log.WithField("component", "beat")); err != nil {
 			return err
 		}
 	}

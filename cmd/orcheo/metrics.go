@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -29,8 +28,8 @@ func newProcessMetrics() processMetrics {
 	return processMetrics{reg: reg, runs: metrics.NewRuns(reg)}
 }
 
-// observeWorker makes w count its attempts and exports its rescuer's
-// counters.
+// observeWorker makes w count its attempts and pickups and exports its
+// rescuer's counters and its health checks.
 func (m processMetrics) observeWorker(w *tasks.Worker) {
 	w.Observer = m.runs
 	metrics.RegisterRescuer(m.reg, func() metrics.RescuerCounts {
@@ -38,6 +37,7 @@ func (m processMetrics) observeWorker(w *tasks.Worker) {
 		return metrics.RescuerCounts{Passes: s.Passes, Rescued: s.Rescued, Failed: s.Failed,
 			Reenqueued: s.Reenqueued, EnqueueFailed: s.EnqueueFailed}
 	})
+	metrics.RegisterWorkerHealth(m.reg, func() []string { return w.Health().Failed })
 }
 
 // observeBeat exports b's state.
@@ -48,19 +48,18 @@ func (m processMetrics) observeBeat(b *beat.Scheduler) {
 	})
 }
 
-// serveStatus serves GET /healthz (health's JSON) and GET /metrics on addr,
-// for the processes without an API of their own: the worker and the beat.
-// It listens before returning, so a busy port fails the start.
-func serveStatus(addr string, m processMetrics, health func() any, log logrus.FieldLogger) (*http.Server, error) {
+// serveStatus serves GET /healthz, GET /readyz (checks, health.go) and
+// GET /metrics on addr, for the processes without an API of their own:
+// the worker and the beat. It listens before returning, so a busy port
+// fails the start.
+func serveStatus(addr string, m processMetrics, checks statusChecks, log logrus.FieldLogger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(health())
-	})
+	mux.HandleFunc("GET /healthz", checks.serve(checks.healthz))
+	mux.HandleFunc("GET /readyz", checks.serve(checks.readyz))
 	mux.Handle("GET /metrics", metrics.Handler(m.reg, log))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

@@ -26,9 +26,12 @@ func TestWorkerMain(t *testing.T) {
 			m.Close()
 			t.Fatal(err)
 		}
-		var health map[string]string
+		var health struct {
+			Status   string `json:"status"`
+			WorkerID string `json:"worker_id"`
+		}
 		getHealth(t, "http://"+cfg.WorkerMetricsAddr+"/healthz", &health)
-		if health["status"] != "ok" || health["worker_id"] != m.worker.ID {
+		if health.Status != "ok" || health.WorkerID != m.worker.ID {
 			t.Fatalf("healthz = %v, want ok and worker_id %s", health, m.worker.ID)
 		}
 		assertClosedTwice(t, m)
