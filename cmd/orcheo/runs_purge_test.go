@@ -158,3 +158,19 @@ func TestWorkerMain_Retention(t *testing.T) {
 		t.Fatalf("recent run: %v", err)
 	}
 }
+
+func TestConfig_RunRetention(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[string]time.Duration{"": 30 * 24 * time.Hour, "0": 0, "7d": 7 * 24 * time.Hour, "12h": 12 * time.Hour} {
+		cfg, err := ConfigFromEnv(func(k string) string { return map[string]string{"ORCHEO_RUN_RETENTION": v}[k] })
+		if err != nil || cfg.RunRetention != want {
+			t.Errorf("ORCHEO_RUN_RETENTION=%q: %s, %v; want %s", v, cfg.RunRetention, err, want)
+		}
+	}
+	for _, v := range []string{"-1h", "0d", "7 days", "1.5d", "x"} {
+		if _, err := ConfigFromEnv(func(k string) string { return map[string]string{"ORCHEO_RUN_RETENTION": v}[k] }); err == nil ||
+			!strings.Contains(err.Error(), "ORCHEO_RUN_RETENTION") {
+			t.Errorf("ORCHEO_RUN_RETENTION=%q: err %v, want one naming the variable", v, err)
+		}
+	}
+}
