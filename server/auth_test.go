@@ -64,6 +64,10 @@ var routeScopes = map[string][]server.Scope{
 	"DELETE /api/workflows/{ref}/triggers/cron/config": admin,
 	"GET /api/triggers/cron":                           cronList,
 	"POST /api/triggers/cron/dispatch":                 dispatch,
+
+	"GET /api/workers":           read,
+	"GET /api/inspect/scheduled": read,
+	"POST /api/control/shutdown": admin,
 }
 
 // scopedTokens are the tokens of scopedEnv, one per scope, plus the legacy

@@ -70,6 +70,12 @@ type Server struct {
 	Cron           orcheo.CronService
 	CronScheduler  orcheo.CronScheduler
 	CronDispatcher orcheo.CronDispatcher
+	// Workers serves the operators' routes (GET /api/workers, GET
+	// /api/inspect/scheduled, POST /api/control/shutdown: workers.go);
+	// while nil they answer 503. WorkerQueues are queues whose delayed
+	// sets /api/inspect/scheduled reads besides the online workers'.
+	Workers      orcheo.WorkerService
+	WorkerQueues []string
 	// Cancels tells workers at once of a cancel requested on a running run;
 	// nil leaves it to their periodic check of the database.
 	Cancels orcheo.CancelNotifier
@@ -191,6 +197,7 @@ func NewServer() *Server {
 	s.registerWebhookRoutes(s.router)
 	s.registerWebhookConfigRoutes(s.router)
 	s.registerCronRoutes(s.router)
+	s.registerWorkerRoutes(s.router)
 	s.registerRunPurgeRoutes(s.router)
 	s.router.Handle("/metrics", http.HandlerFunc(s.handleMetrics)).Methods(http.MethodGet)
 

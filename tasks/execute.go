@@ -112,6 +112,7 @@ func (w *Worker) complete(run *orcheo.Run, c orcheo.RunCompletion, start time.Ti
 	return func() time.Time {
 		stored := <-done
 		untrack()
+		w.countAttempt(stored, c.Status) // the registry's stats
 		if stored != nil && w.Observer != nil {
 			w.Observer.AttemptFinished(stored, c.Status, time.Since(start))
 		}

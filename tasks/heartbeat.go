@@ -3,6 +3,8 @@ package tasks
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +23,9 @@ var errLeaseLost = errors.New("lease lost")
 type leaseTracker struct {
 	mu   sync.Mutex
 	runs map[string]context.CancelCauseFunc // run id → cancels its execution
+	// active describes each tracked run for the worker registry
+	// (registry.go): workflow, attempt and since when.
+	active map[string]orcheo.ActiveRun
 }
 
 // track adds run and returns the context to execute it in, cancelled if
@@ -30,12 +35,16 @@ func (t *leaseTracker) track(ctx context.Context, run *orcheo.Run) (context.Cont
 	t.mu.Lock()
 	if t.runs == nil {
 		t.runs = make(map[string]context.CancelCauseFunc)
+		t.active = make(map[string]orcheo.ActiveRun)
 	}
 	t.runs[run.ID] = cancel
+	t.active[run.ID] = orcheo.ActiveRun{RunID: run.ID, WorkflowID: run.WorkflowID, Queue: run.Queue,
+		Attempt: run.Attempt, Since: time.Now().UTC()}
 	t.mu.Unlock()
 	return ctx, func() {
 		t.mu.Lock()
 		delete(t.runs, run.ID)
+		delete(t.active, run.ID)
 		t.mu.Unlock()
 		cancel(nil)
 	}
@@ -49,6 +58,23 @@ func (t *leaseTracker) ids() []string {
 	for id := range t.runs {
 		out = append(out, id)
 	}
+	return out
+}
+
+// snapshot returns the tracked runs, oldest claim first.
+func (t *leaseTracker) snapshot() []orcheo.ActiveRun {
+	t.mu.Lock()
+	out := make([]orcheo.ActiveRun, 0, len(t.active))
+	for _, a := range t.active {
+		out = append(out, a)
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b orcheo.ActiveRun) int {
+		if c := a.Since.Compare(b.Since); c != 0 {
+			return c
+		}
+		return strings.Compare(a.RunID, b.RunID)
+	})
 	return out
 }
 

@@ -40,6 +40,10 @@ type Worker struct {
 	Logger    logrus.FieldLogger
 	// ID names the worker in runs.worker_id; default hostname-pid-random.
 	ID string
+	// Name is the operator's name of the process in the worker registry
+	// (orcheo worker -n, orcheo control shutdown NAME), unique among live
+	// workers (orcheo.CheckWorkerName); default DefaultWorkerName().
+	Name string
 	// DrainTimeout bounds how long Stop waits for in-flight runs before
 	// cancelling their context; default WorkerDrainTimeoutDefault.
 	DrainTimeout time.Duration
@@ -59,6 +63,15 @@ type Worker struct {
 	// one worker at a time runs them (the retention of finished runs,
 	// which cmd builds).
 	LeaderServices []startstop.Service
+	// DB, if set, is the database the health probe pings (the store), so
+	// an idle worker knows whether it answers; claims count too.
+	DB orcheo.Pinger
+	// HealthGrace is how long Redis or the database may be unreachable
+	// before Health reports the worker unhealthy; default
+	// HealthGraceDefault. FetchStallAfter bounds a fetch loop's silence;
+	// default FetchStallAfterDefault (health.go).
+	HealthGrace     time.Duration
+	FetchStallAfter time.Duration
 
 	cfg      Config
 	rdb      *rdb // on Redis, from Start to Stop
@@ -71,7 +84,24 @@ type Worker struct {
 	// it the wait for a run's completion, which the broker settles the
 	// message after, off the slot (settleLater).
 	later sync.Map
-	stats struct{ handedBack atomic.Int64 }
+	stats struct {
+		handedBack                 atomic.Int64
+		processed, failed, retried atomic.Int64 // countAttempt (registry.go)
+	}
+	startedAt time.Time // the last Start, for the registry
+	// registry keeps this worker's record in Redis and hears operators'
+	// shutdown requests (registry.go, control.go).
+	registry     *registry
+	shutdown     chan struct{} // closed by requestShutdown
+	shutdownOnce sync.Once
+
+	// health is what Health and Readiness report, kept up by the
+	// consumers, the claimer and the probe (health.go).
+	health workerHealth
+	probe  *healthProbe
+	// draining is set from the start of Stop (SIGTERM, a control
+	// shutdown) until the next Start: Draining, Health, the registry.
+	draining atomic.Bool
 
 	claimer   *claimer   // group-commit claims (claimer.go)
 	completer *completer // batched completions (completer.go)
@@ -108,16 +138,24 @@ type AttemptObserver interface {
 	AttemptFinished(run *orcheo.Run, outcome orcheo.RunStatus, took time.Duration)
 }
 
+// ClaimObserver is an optional extension of AttemptObserver: told of each
+// run the worker claimed, at the time its claim batch returned (pickup
+// latency). Called on the claimer's goroutine, so it must be quick.
+type ClaimObserver interface {
+	RunClaimed(run *orcheo.Run, at time.Time)
+}
+
 // consumer is one machinery worker on one queue.
 type consumer struct {
 	queue  string
 	worker *machinery.Worker
-	done   chan struct{} // closed once machinery's consume loop has returned
+	broker *reliableBroker // what it holds, for the registry's "reserved"
+	done   chan struct{}   // closed once machinery's consume loop has returned
 }
 
 // NewWorker returns a worker for cfg. cfg is validated by Start.
 func NewWorker(cfg Config) *Worker {
-	return &Worker{cfg: cfg, ID: defaultWorkerID()}
+	return &Worker{cfg: cfg, ID: defaultWorkerID(), shutdown: make(chan struct{})}
 }
 
 // defaultWorkerID is hostname-pid-random, unique across restarts.
@@ -166,6 +204,15 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.ID == "" {
 		w.ID = defaultWorkerID()
 	}
+	if w.Name == "" {
+		w.Name = DefaultWorkerName()
+	}
+	if err := orcheo.CheckWorkerName(w.Name); err != nil {
+		return err
+	}
+	if w.shutdown == nil {
+		w.shutdown = make(chan struct{})
+	}
 	if w.DrainTimeout <= 0 {
 		w.DrainTimeout = WorkerDrainTimeoutDefault
 	}
@@ -180,6 +227,16 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err := w.rdb.Ping(ctx); err != nil {
 		_ = w.rdb.close()
 		return fmt.Errorf("start worker: ping redis: %w", err)
+	}
+	w.health.reset(time.Now())
+	w.draining.Store(false)
+	// The first record is written before anything is consumed, so a name
+	// another live worker holds is refused at once.
+	w.startedAt = time.Now().UTC()
+	w.registry = &registry{w: w, log: log.WithField("component", "registry")}
+	if err := w.registry.registerFirst(ctx); err != nil {
+		_ = w.rdb.close()
+		return err
 	}
 
 	w.runCtx, w.cancelRuns = context.WithCancel(context.Background())
@@ -197,6 +254,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.consumers = append(w.consumers, c)
 		started = append(started, consuming)
 	}
+	w.registry.watch(w.consumers)
 	timeout := time.NewTimer(workerStartTimeout)
 	defer timeout.Stop()
 	for i, ch := range started {
@@ -224,6 +282,7 @@ func (w *Worker) launch(queue string, concurrency int, log logrus.FieldLogger) (
 		return nil, nil, err
 	}
 	broker.handback, broker.later = &w.handback, &w.later
+	broker.progress = w.health.consumer(w.ID + ":" + queue)
 	if err := server.RegisterTask(TaskExecuteRun, w.executeRun); err != nil {
 		return nil, nil, fmt.Errorf("register %s: %w", TaskExecuteRun, err)
 	}
@@ -235,7 +294,7 @@ func (w *Worker) launch(queue string, concurrency int, log logrus.FieldLogger) (
 	mw.SetErrorHandler(func(err error) {
 		qlog.WithError(err).Error("machinery task error")
 	})
-	c := &consumer{queue: queue, worker: mw, done: make(chan struct{})}
+	c := &consumer{queue: queue, worker: mw, broker: broker, done: make(chan struct{})}
 	errc := make(chan error, 1)
 	mw.LaunchAsync(errc)
 	go func() {
@@ -256,6 +315,7 @@ func (w *Worker) launch(queue string, concurrency int, log logrus.FieldLogger) (
 // messages are taken before anything queued since.
 func (w *Worker) startServices(log logrus.FieldLogger) {
 	w.claimer = newClaimer(w.Runs, w.ID, w.cfg.LeaseDuration)
+	w.claimer.claimed = w.claimed
 	w.claimer.Start(context.Background())
 	w.completer = newCompleter(w.Runs, completeTimeout)
 	w.completer.Start(context.Background())
@@ -286,6 +346,9 @@ func (w *Worker) startServices(log logrus.FieldLogger) {
 		}
 	}
 	w.leader.Start(context.Background())
+	w.registry.Start(context.Background())
+	w.probe = newHealthProbe(w, log)
+	w.probe.Start(context.Background())
 }
 
 // newRescuerElector returns holder's (unstarted) candidacy for the
@@ -301,6 +364,9 @@ func newRescuerElector(store leadership.Store, holder string, rescueInterval tim
 // stopServices stops what startServices started, after the consumers: the
 // heartbeat must outlive the last run.
 func (w *Worker) stopServices() {
+	if w.probe != nil {
+		w.probe.Stop()
+	}
 	if w.leader != nil {
 		w.stopRescuer() // the rescuer stops before the lease is resigned
 		w.leader.Stop() // resigns: another worker's rescuer starts at once
@@ -320,6 +386,9 @@ func (w *Worker) stopServices() {
 	if w.reaper != nil {
 		w.reaper.Stop()
 		w.promoter.Stop()
+	}
+	if w.registry != nil {
+		w.registry.Stop() // removes the record: the worker has drained
 	}
 	if w.rdb != nil {
 		_ = w.rdb.close() // only a client Start opened
@@ -364,6 +433,7 @@ func (w *Worker) Stop() {
 	ch := make(chan struct{})
 	w.stopping = ch
 	w.mu.Unlock()
+	w.draining.Store(true) // Health, Readiness and the registry say so from now
 
 	log := w.Logger.WithFields(logrus.Fields{"component": "worker", "worker_id": w.ID})
 	log.Info("worker stopping")

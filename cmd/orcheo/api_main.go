@@ -124,6 +124,12 @@ func (a *apiMain) newServer(box *secrets.Box) (*server.Server, error) {
 	// hears of a change made through any of them on this feed.
 	s.Changes = tasks.NewChangeFeed(a.redis, a.cfg.RedisPrefix, a.log)
 	s.Verifier = webhook.Verifier{}
+	// The operators' routes read the workers' records on the same client.
+	inspector, err := tasks.NewInspector(a.cfg.tasksConfig(), a.redis, a.log.WithField("component", "inspect"))
+	if err != nil {
+		return nil, err
+	}
+	s.Workers, s.WorkerQueues = inspector, a.cfg.Queues
 	s.OnWebhookRefused = metrics.NewWebhooks(a.metrics.reg).Refused
 	if box != nil {
 		s.Secrets = box // a nil *Box would be a non-nil SecretBox

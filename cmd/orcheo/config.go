@@ -29,6 +29,7 @@ type Config struct {
 	APIToken      string        // ORCHEO_API_TOKEN
 	MaxBodyBytes  int64         // ORCHEO_MAX_BODY_BYTES
 	Concurrency   int           // ORCHEO_WORKER_CONCURRENCY
+	WorkerName    string        // ORCHEO_WORKER_NAME (orcheo worker -n; "%h" is the host)
 	Queues        []string      // ORCHEO_QUEUES
 	ResultBackend string        // ORCHEO_RESULT_BACKEND
 	LeaseDuration time.Duration // ORCHEO_LEASE_DURATION
@@ -53,6 +54,9 @@ type Config struct {
 	// RunRetention is how long finished runs are kept (the leader
 	// worker's maintenance.Retention); 0 keeps them forever.
 	RunRetention time.Duration // ORCHEO_RUN_RETENTION, a duration or days (30d)
+	// HealthGrace is how long a worker's Redis or database may be
+	// unreachable before its /healthz answers 503 (tasks.Worker.HealthGrace).
+	HealthGrace time.Duration // ORCHEO_HEALTH_GRACE
 
 	// The API's connection timeouts and its cap on unauthenticated
 	// requests (issue 8); see server.Server.
@@ -166,6 +170,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	integer("ORCHEO_MAX_BODY_BYTES", &maxBody)
 	c.MaxBodyBytes = int64(maxBody)
 	integer("ORCHEO_WORKER_CONCURRENCY", &c.Concurrency)
+	str("ORCHEO_WORKER_NAME", &c.WorkerName)
 	if v := strings.TrimSpace(getenv("ORCHEO_QUEUES")); v != "" {
 		c.Queues = splitList(v)
 	}
@@ -183,6 +188,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.RunRetention = d
 	}
+	duration("ORCHEO_HEALTH_GRACE", &c.HealthGrace)
 	duration("ORCHEO_REQUEUE_INTERVAL", &c.RequeueEvery)
 	duration("ORCHEO_DELAY_SUSPEND_AFTER", &c.DelaySuspendAfter)
 	integer("ORCHEO_MAX_CHILD_DEPTH", &c.MaxChildDepth)

@@ -21,8 +21,8 @@ Usage: orcheo <command> [arguments]
 
 Processes:
   api                      serve the HTTP API (PostgreSQL or SQLite + Redis)
-  worker                   execute runs from Redis [--concurrency N] [--queues q1,q2]
-                           [--metrics-addr ADDR]
+  worker                   execute runs from Redis [-c|--concurrency N] [-Q|--queues q1,q2]
+                           [-n|--name NAME (%h: the host)] [-l|--loglevel L] [--metrics-addr ADDR]
   beat                     fire cron triggers: POST the API's dispatch at each slot
                            [--health-addr ADDR]
   dev                      API + worker + beat in one process on embedded defaults
@@ -51,6 +51,16 @@ Client (talks to ORCHEO_URL with ORCHEO_TOKEN):
                 [--start-at T] [--end-at T] [--catchup none|latest|all] [--catchup-limit N]
   triggers cron show REF | delete REF
   status                   API health and readiness
+  workers                  workers online: name, state, queues, concurrency, runs in flight,
+                           started, last heartbeat (alias: inspect ping)
+  inspect active           runs executing now, per worker (run, workflow, attempt, since)
+  inspect reserved         messages a worker took and has not started
+  inspect scheduled [--limit N]  delayed retries and suspended runs with their due time
+  inspect stats            per worker: processed, failed, retried, pool, uptime
+  control shutdown [WORKER ...]  drain workers (all without a name) and exit, as SIGTERM
+
+Other:
+  version                  build information (also --version)
 
 Read commands accept --json. Configuration is read from the environment:
 see docs/configuration.md.
@@ -92,6 +102,9 @@ func (e *env) run(ctx context.Context, args []string) error {
 		fmt.Fprint(e.stdout, usage)
 		return nil
 	}
+	if args[0] == "version" || args[0] == "--version" { // needs no configuration
+		return (&versionCommand{env: e}).Run(ctx, args[1:])
+	}
 	cfg, err := ConfigFromEnv(e.getenv)
 	if err != nil {
 		return err
@@ -106,6 +119,9 @@ func (e *env) run(ctx context.Context, args []string) error {
 		"runs":      &group{name: "runs", cmds: runCommands(e, cfg)},
 		"triggers":  &group{name: "triggers", cmds: triggerCommands(e, cfg)},
 		"status":    &statusCommand{env: e, cfg: cfg},
+		"workers":   &workersCommand{env: e, cfg: cfg, name: "workers"},
+		"inspect":   &group{name: "inspect", cmds: inspectCommands(e, cfg)},
+		"control":   &group{name: "control", cmds: controlCommands(e, cfg)},
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/tasks"
 	"github.com/sirupsen/logrus"
 )
 
 // workerCommand executes runs from the queues, Celery-style:
-// orcheo worker --concurrency 8 --queues default,reports.
+// orcheo worker -c 8 -Q default,reports -n w1@%h --loglevel info.
 type workerCommand struct {
 	*env
 	cfg Config
@@ -21,8 +22,15 @@ type workerCommand struct {
 
 func (c *workerCommand) Run(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("worker")
+	// Celery's short and long forms, each pair on one variable.
 	fs.IntVar(&c.cfg.Concurrency, "concurrency", c.cfg.Concurrency, "runs executed at once (ORCHEO_WORKER_CONCURRENCY)")
+	fs.IntVar(&c.cfg.Concurrency, "c", c.cfg.Concurrency, "short for --concurrency")
 	queues := fs.String("queues", "", "comma-separated queues to consume (ORCHEO_QUEUES)")
+	fs.StringVar(queues, "Q", "", "short for --queues")
+	fs.StringVar(&c.cfg.WorkerName, "name", c.cfg.WorkerName, "the worker's name, %h is the host (ORCHEO_WORKER_NAME; default <host>-<pid>)")
+	fs.StringVar(&c.cfg.WorkerName, "n", c.cfg.WorkerName, "short for --name")
+	fs.StringVar(&c.cfg.LogLevel, "loglevel", c.cfg.LogLevel, "debug, info, warn or error (ORCHEO_LOG_LEVEL)")
+	fs.StringVar(&c.cfg.LogLevel, "l", c.cfg.LogLevel, "short for --loglevel")
 	fs.StringVar(&c.cfg.WorkerMetricsAddr, "metrics-addr", c.cfg.WorkerMetricsAddr, "serve /healthz and /metrics on this address (ORCHEO_WORKER_METRICS_ADDR)")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
@@ -32,6 +40,11 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 	}
 	if c.cfg.Concurrency < 1 {
 		return orcheo.Errorf(orcheo.EINVALID, "--concurrency must be at least 1")
+	}
+	if c.cfg.WorkerName != "" {
+		if err := orcheo.CheckWorkerName(tasks.ExpandWorkerName(c.cfg.WorkerName)); err != nil {
+			return err
+		}
 	}
 	if c.cfg.DatabaseURL == "" {
 		return orcheo.Errorf(orcheo.EINVALID, "ORCHEO_DATABASE_URL is not set (orcheo dev runs without it)")
@@ -45,8 +58,27 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 		m.Close()
 		return stoppedWaiting(ctx, log.WithField("component", "worker"), err)
 	}
+	// An operator's control shutdown drains the worker as SIGTERM does,
+	// and the process then exits 0 the same way.
+	ctx, stop := untilShutdownRequested(ctx, m.worker)
+	defer stop()
 	return waitAndClose(ctx, m, log.WithField("drain_timeout", m.worker.DrainTimeout.String()),
 		"worker stopping: finishing runs in flight; a second signal exits at once")
+}
+
+// untilShutdownRequested returns ctx, also done once an operator asked w
+// to shut down (orcheo control shutdown), and the function that releases
+// it.
+func untilShutdownRequested(ctx context.Context, w *tasks.Worker) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-w.ShutdownRequested():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // Backoff of a worker waiting at start for its database or Redis.

@@ -58,9 +58,7 @@ func (m *workerMain) Run(ctx context.Context) error {
 		return err
 	}
 	if m.api == nil && m.cfg.WorkerMetricsAddr != "" {
-		w := m.worker
-		health := func() any { return map[string]string{"status": "ok", "worker_id": w.ID} }
-		if m.status, err = serveStatus(m.cfg.WorkerMetricsAddr, m.metrics, health, m.log.WithField("component", "worker")); err != nil {
+		if m.status, err = serveStatus(m.cfg.WorkerMetricsAddr, m.metrics, workerChecks(m.worker), m.log.WithField("component", "worker")); err != nil {
 			return err
 		}
 	}
@@ -109,10 +107,14 @@ func startWorker(ctx context.Context, cfg Config, store *db.Store, client redis.
 	w.Engine = engine.New(cfg.engineOptions(log.WithField("component", "engine"), starter))
 	w.Logger = log.WithField("component", "worker")
 	w.DrainTimeout = cfg.DrainTimeout
+	if cfg.WorkerName != "" { // else tasks.DefaultWorkerName(): <host>-<pid>
+		w.Name = tasks.ExpandWorkerName(cfg.WorkerName)
+	}
 	// The retention of finished runs runs on the rescuer's leader only.
 	if r := newRetention(cfg, store, m, log); r != nil {
 		w.LeaderServices = append(w.LeaderServices, r)
 	}
+	w.DB, w.HealthGrace = store, cfg.HealthGrace // /healthz and /readyz (health.go)
 	if err := w.Start(ctx); err != nil {
 		return nil, err
 	}
