@@ -234,3 +234,46 @@ func TestWorkerName(t *testing.T) {
 		t.Errorf("ExpandWorkerName = %q", got)
 	}
 }
+
+// gatedClaims holds every ClaimRuns until release is closed.
+type gatedClaims struct {
+	orcheo.RunService
+	release chan struct{}
+}
+
+func (g *gatedClaims) ClaimRuns(ctx context.Context, ids []string, workerID string, leaseUntil time.Time) ([]orcheo.RunClaim, error) {
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.RunService.ClaimRuns(ctx, ids, workerID, leaseUntil)
+}
+
+// TestRegistry_Reserved: a message the worker took whose claim has not
+// come back is reserved, not active; once claimed it is active.
+func TestRegistry_Reserved(t *testing.T) {
+	t.Parallel()
+	store := openStore(t, db.BackendSQLite, "")
+	rs := testenv.StartRedis(t)
+	f := newFixture(t, store, rs.URL(), registryTimings)
+	gate := &gatedClaims{RunService: store.Runs, release: make(chan struct{})}
+	f.worker.Runs = gate
+	f.worker.Name = "gated"
+	f.start(t)
+	in := newInspector(t, f)
+	ctx := context.Background()
+
+	run := f.createRun(t, slowDefinition, `{}`)
+	must(t, f.queue.EnqueueRun(ctx, run))
+	ws := waitWorkers(t, in, "the reserved message", func(ws []*orcheo.WorkerInfo) bool {
+		return len(ws) == 1 && len(ws[0].Reserved) == 1
+	})
+	if r := ws[0].Reserved[0]; r.RunID != run.ID || r.Queue != "default" || len(ws[0].Active) != 0 {
+		t.Fatalf("reserved %+v, active %+v: want run %s reserved on default, none active", ws[0].Reserved, ws[0].Active, run.ID)
+	}
+	close(gate.release)
+	waitWorkers(t, in, "the run to become active", func(ws []*orcheo.WorkerInfo) bool {
+		return len(ws) == 1 && len(ws[0].Reserved) == 0 && len(ws[0].Active) == 1 && ws[0].Active[0].RunID == run.ID
+	})
+}
