@@ -98,7 +98,7 @@ func TestSignedWebhooks(t *testing.T) {
 	}
 	runsOf := func(handle string) int {
 		t.Helper()
-		_, total, err := s.client.FindRuns(ctx, handle, "", 1)
+		_, total, err := s.client.FindRuns(ctx, handle, "", 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,7 +300,7 @@ func TestWebhookRateLimitAcrossAPIs(t *testing.T) {
 	if accepted != 5 {
 		t.Errorf("%d accepted, want 5 (limit 5 per minute over both APIs)", accepted)
 	}
-	if _, total, err := s.client.FindRuns(ctx, "limited", "", 1); err != nil || total != 5 {
+	if _, total, err := s.client.FindRuns(ctx, "limited", "", 1000); err != nil || total != 5 {
 		t.Errorf("%d runs stored (%v), want 5", total, err)
 	}
 
@@ -325,7 +325,7 @@ func TestWebhookRateLimitAcrossAPIs(t *testing.T) {
 			t.Errorf("forged request %d: %d %s, want %d", i+1, code, body, want)
 		}
 	}
-	if _, total, err := s.client.FindRuns(ctx, "guarded", "", 1); err != nil || total != 0 {
+	if _, total, err := s.client.FindRuns(ctx, "guarded", "", 1000); err != nil || total != 0 {
 		t.Errorf("%d runs stored (%v) from refused requests, want 0", total, err)
 	}
 }
