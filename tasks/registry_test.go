@@ -157,6 +157,15 @@ func TestControl_ShutdownDrains(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the worker did not hear the shutdown")
 	}
+	// While it drains, its record says so and still lists its run.
+	waitWorkers(t, in, "the drain to show", func(ws []*orcheo.WorkerInfo) bool {
+		for _, w := range ws {
+			if w.Name == holder.worker.Name {
+				return w.State == orcheo.WorkerDraining && len(w.Active) == 1 && w.Active[0].RunID == slow.ID
+			}
+		}
+		return false
+	})
 	ws = waitWorkers(t, in, "the drain to finish", func(ws []*orcheo.WorkerInfo) bool {
 		return len(ws) == 1 && ws[0].Name == other.worker.Name
 	})
