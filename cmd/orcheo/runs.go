@@ -195,8 +195,8 @@ func (c *runsCancel) Run(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("runs cancel")
 	wait := fs.Bool("wait", false, "wait until a running run has stopped")
 	timeout := fs.Duration("timeout", 5*time.Minute, "with --wait, give up after this long")
-	pos, err := parseArgs(fs, args)
 	bulk := addBulkFlags(fs)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -206,10 +206,10 @@ func (c *runsCancel) Run(ctx context.Context, args []string) error {
 	if err := wantArgs(cancelUsage, pos, "ID"); err != nil {
 		return err
 	}
-	cl := c.cfg.newClient()
 	if bulk.given() {
 		return orcheo.Errorf(orcheo.EINVALID, "runs cancel takes a run id or filters, not both")
 	}
+	cl := c.cfg.newClient()
 	run, err := cl.CancelRun(ctx, pos[0])
 	if err != nil {
 		return err
@@ -239,8 +239,8 @@ type runsRetry struct {
 
 func (c *runsRetry) Run(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("runs retry")
-	pos, err := parseArgs(fs, args)
 	bulk := addBulkFlags(fs)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -250,10 +250,10 @@ func (c *runsRetry) Run(ctx context.Context, args []string) error {
 	if err := wantArgs(retryUsage, pos, "ID"); err != nil {
 		return err
 	}
-	run, err := c.cfg.newClient().RetryRun(ctx, pos[0])
 	if bulk.given() {
 		return orcheo.Errorf(orcheo.EINVALID, "runs retry takes a run id or filters, not both")
 	}
+	run, err := c.cfg.newClient().RetryRun(ctx, pos[0])
 	if err != nil {
 		return err
 	}
