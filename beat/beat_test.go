@@ -24,12 +24,26 @@ type fakeAPI struct {
 	triggers []*orcheo.CronTrigger
 	calls    []time.Time
 	failures int
+	finds    int // FindCronTriggers calls: reloads
 }
 
 func (a *fakeAPI) FindCronTriggers(ctx context.Context) ([]*orcheo.CronTrigger, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.finds++
 	return a.triggers, nil
+}
+
+func (a *fakeAPI) reloads() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.finds
+}
+
+func (a *fakeAPI) setTriggers(list ...*orcheo.CronTrigger) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.triggers = list
 }
 
 func (a *fakeAPI) DispatchCron(ctx context.Context, now *time.Time) (*orcheo.CronDispatch, error) {

@@ -3,7 +3,9 @@
 // slot, timed by robfig/cron v3, and every Interval as a safety net. The
 // dispatch itself is idempotent in the database, so the beat only decides
 // when to ask; a leadership (tasks/leadership, "beat") keeps a second beat
-// quiet while the first is alive.
+// quiet while the first is alive. The timers follow the trigger list,
+// reloaded when the change feed says a workflow changed and every
+// ReloadInterval in case a change was not heard.
 package beat
 
 import (
@@ -29,6 +31,15 @@ const (
 	ReloadIntervalDefault = 10 * time.Second
 	retryMin              = 500 * time.Millisecond
 	retryMax              = 30 * time.Second
+
+	// changeReloadDelay is how long a reload waits after the change that
+	// asked for it, so that a burst of changes (a trigger set, then its
+	// workflow's version) costs one reload.
+	changeReloadDelay = 20 * time.Millisecond
+	// changeReloadGap bounds the reloads changes cause: at most one per
+	// gap, whatever the rate of changes to workflows, since every change
+	// of any workflow is heard, not only of its cron trigger.
+	changeReloadGap = 250 * time.Millisecond
 )
 
 // API is what the beat needs of orcheo: implemented by client.Client over
@@ -47,8 +58,16 @@ type Config struct {
 	// Interval is the safety-net dispatch period (CRON_DISPATCH_INTERVAL).
 	Interval time.Duration
 	// ReloadInterval is how often the trigger list is fetched to reset the
-	// timers (ORCHEO_CRON_RELOAD_INTERVAL).
+	// timers (ORCHEO_CRON_RELOAD_INTERVAL); with Changes it is only the
+	// fallback for a change the feed lost.
 	ReloadInterval time.Duration
+	// Changes, if set, is the workflow change feed the API publishes on
+	// when a trigger is set or deleted (and on every other change of a
+	// workflow): the beat reloads its triggers soon after each change and
+	// on each (re)connection, when changes may have been missed, so a new
+	// or changed trigger's first slot fires on time. nil: only the
+	// periodic reload.
+	Changes orcheo.ChangeFeed
 	// Elector, if set, must lead for the beat to dispatch; nil means
 	// always active (a single beat, orcheo dev). The caller starts it
 	// before Start and stops it (which resigns) after Stop.
@@ -119,6 +138,10 @@ func (s *Scheduler) Start(ctx context.Context) {
 	c := cron.New(cron.WithLocation(time.UTC))
 	c.Schedule(cron.Every(s.cfg.Interval), cron.FuncJob(s.requestDispatch))
 	c.Start()
+	var changes <-chan orcheo.ChangeEvent
+	if s.cfg.Changes != nil {
+		changes = s.cfg.Changes.Subscribe(ctx) // ends with ctx
+	}
 	var sub *leadership.Subscription
 	if s.cfg.Elector == nil {
 		s.active.Store(true)
@@ -133,7 +156,7 @@ func (s *Scheduler) Start(ctx context.Context) {
 	}()
 	go func() {
 		defer wg.Done()
-		s.controlLoop(ctx, c, sub)
+		s.controlLoop(ctx, c, sub, changes)
 	}()
 	go func() {
 		defer stopped()
@@ -159,23 +182,48 @@ func (s *Scheduler) requestDispatch() {
 }
 
 // controlLoop follows the leadership (sub; nil without an elector) and
-// keeps the per-trigger timers current.
-func (s *Scheduler) controlLoop(ctx context.Context, c *cron.Cron, sub *leadership.Subscription) {
+// keeps the per-trigger timers current: it reloads them every
+// ReloadInterval and, through changes (nil without a feed), soon after a
+// workflow changed or the feed (re)connected.
+func (s *Scheduler) controlLoop(ctx context.Context, c *cron.Cron, sub *leadership.Subscription, changes <-chan orcheo.ChangeEvent) {
 	s.reload(ctx, c)
+	lastReload := time.Now()
 	var roles <-chan leadership.Notification
 	if sub != nil {
 		roles = sub.C()
 	}
 	reload := time.NewTicker(s.cfg.ReloadInterval)
 	defer reload.Stop()
+	// soon fires the reload a change asked for; nil while none is asked.
+	var soon <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case n := <-roles:
 			s.setActive(n.IsLeader)
+		case ev, ok := <-changes:
+			if !ok {
+				changes = nil // ctx is done
+				continue
+			}
+			if ev.Kind == orcheo.ChangeDisconnected {
+				// Changes are not heard until it is back; the periodic
+				// reload covers the gap, and the reconnection reloads.
+				continue
+			}
+			if soon == nil {
+				// ChangeWorkflow, or ChangeConnected: what changed while
+				// the feed was down is unknown, so reload either way.
+				soon = time.After(max(changeReloadDelay, time.Until(lastReload.Add(changeReloadGap))))
+			}
+		case <-soon:
+			soon = nil
+			s.reload(ctx, c)
+			lastReload = time.Now()
 		case <-reload.C:
 			s.reload(ctx, c)
+			lastReload = time.Now()
 		}
 	}
 }

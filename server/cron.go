@@ -119,6 +119,9 @@ func (s *Server) handleCronConfigUpdate(w http.ResponseWriter, r *http.Request) 
 		Error(w, r, err)
 		return
 	}
+	// The beats hear it on the change feed and set their timers now, so
+	// the first slot fires on time rather than at their next reload.
+	s.changed(r, wf.ID)
 	encodeJSON(w, r, http.StatusOK, s.withNext(t))
 }
 
@@ -134,6 +137,7 @@ func (s *Server) handleCronConfigDelete(w http.ResponseWriter, r *http.Request) 
 		Error(w, r, err)
 		return
 	}
+	s.changed(r, wf.ID) // the beats drop its timer now
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/beat"
 	"github.com/orcheo/orcheo/client"
+	"github.com/orcheo/orcheo/tasks"
 	"github.com/orcheo/orcheo/tasks/leadership"
 	"github.com/orcheo/orcheo/tasks/rdb"
 	"github.com/redis/go-redis/v9"
@@ -41,7 +42,7 @@ type beatMain struct {
 // Run starts the beat. On error the caller still calls Close.
 func (m *beatMain) Run(ctx context.Context) error {
 	if m.api != nil {
-		m.beat = m.newBeat(devBeatAPI{CronDispatcher: m.api.server.CronDispatcher, cron: m.api.store.Cron})
+		m.beat = m.newBeat(devBeatAPI{CronDispatcher: m.api.server.CronDispatcher, cron: m.api.store.Cron}, m.api.server.Changes)
 		m.api.metrics.observeBeat(m.beat)
 		m.beat.Start(ctx)
 		return nil
@@ -55,7 +56,9 @@ func (m *beatMain) Run(ctx context.Context) error {
 		Store: rdb.NewLeaders(m.redis, m.cfg.RedisPrefix), Name: "beat", Holder: holder,
 		Logger: m.log.WithField("component", "elector"),
 	})
-	m.beat = m.newBeat(client.New(m.cfg.URL, m.cfg.Token))
+	// The API publishes every change of a trigger on the change feed; the
+	// beat hears it on the elector's client and reloads at once.
+	m.beat = m.newBeat(client.New(m.cfg.URL, m.cfg.Token), tasks.NewChangeFeed(m.redis, m.cfg.RedisPrefix, m.log))
 	if m.cfg.Cron.HealthAddr != "" {
 		pm := newProcessMetrics()
 		pm.observeBeat(m.beat)
@@ -72,13 +75,14 @@ func (m *beatMain) Run(ctx context.Context) error {
 }
 
 // newBeat builds the beat on api; it follows m.elector (nil: always
-// active).
-func (m *beatMain) newBeat(api beat.API) *beat.Scheduler {
+// active) and reloads its triggers on each change heard on changes.
+func (m *beatMain) newBeat(api beat.API, changes orcheo.ChangeFeed) *beat.Scheduler {
 	return beat.New(beat.Config{
 		API:            api,
 		Scheduler:      m.cfg.Cron.scheduler(),
 		Interval:       m.cfg.Cron.Interval,
 		ReloadInterval: m.cfg.Cron.ReloadInterval,
+		Changes:        changes,
 		Elector:        m.elector,
 		Logger:         m.log.WithField("component", "beat"),
 	})
