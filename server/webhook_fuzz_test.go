@@ -82,6 +82,11 @@ func (f *fuzzRuns) reset() {
 func (f *fuzzRuns) create(_ context.Context, run *orcheo.Run) (*orcheo.Run, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// As every store does (db/internal/rules.NewRun): the run, its input
+	// included, is checked once, by the store, not before it.
+	if err := run.Validate(); err != nil {
+		return nil, false, err
+	}
 	if run.IdempotencyKey != "" {
 		if old, ok := f.keys[run.IdempotencyKey]; ok {
 			return old, false, nil
