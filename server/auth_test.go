@@ -53,6 +53,7 @@ var routeScopes = map[string][]server.Scope{
 	"POST /api/runs/{id}/retry":      admin,
 	"POST /api/runs/retry":           admin,
 	"POST /api/runs/cancel":          admin,
+	"POST /api/runs/purge":           admin,
 
 	"* /api/workflows/{ref}/triggers/webhook":                  public,
 	"GET /api/workflows/{ref}/triggers/webhook/config":         read,

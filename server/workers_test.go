@@ -23,7 +23,9 @@ type fakeWorkers struct {
 	shutdown [][]string
 }
 
-func (f *fakeWorkers) Workers(ctx context.Context) ([]*orcheo.WorkerInfo, error) { return f.workers, nil }
+func (f *fakeWorkers) Workers(ctx context.Context) ([]*orcheo.WorkerInfo, error) {
+	return f.workers, nil
+}
 
 func (f *fakeWorkers) Delayed(ctx context.Context, queues []string, limit int) ([]orcheo.DelayedMessage, error) {
 	f.queues = queues

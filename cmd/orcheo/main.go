@@ -39,6 +39,7 @@ Client (talks to ORCHEO_URL with ORCHEO_TOKEN):
   runs show ID | cancel ID [--wait] | retry ID
   runs retry --status failed [--workflow REF] [--since 2h] [filters] [--dry-run] [--all]
   runs cancel --status pending [--queue Q] [filters] [--dry-run] [--all]
+  runs purge --older-than AGE [--status S ...] [--dry-run]   delete finished runs by hand
   triggers webhook enable REF [--method M ...] [--verify TYPE] [--secret-file PATH | --secret-stdin]
                 [--header NAME --algorithm A --encoding E --prefix P --timestamp-header NAME
                  --signed body|timestamp_body --separator S] [--tolerance 5m]
@@ -61,6 +62,8 @@ Client (talks to ORCHEO_URL with ORCHEO_TOKEN):
 
 Other:
   version                  build information (also --version)
+  config                   the configuration the daemons would use here: each variable,
+                           its value and source (env or default); secrets as ****
 
 Read commands accept --json. Configuration is read from the environment:
 see docs/configuration.md.
@@ -122,6 +125,7 @@ func (e *env) run(ctx context.Context, args []string) error {
 		"workers":   &workersCommand{env: e, cfg: cfg, name: "workers"},
 		"inspect":   &group{name: "inspect", cmds: inspectCommands(e, cfg)},
 		"control":   &group{name: "control", cmds: controlCommands(e, cfg)},
+		"config":    &configCommand{env: e, cfg: cfg},
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
