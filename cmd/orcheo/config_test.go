@@ -225,23 +225,42 @@ func TestIsLoopback(t *testing.T) {
 
 // TestConfig_MatchesDocs keeps docs/configuration.md and ConfigFromEnv in
 // step: every variable a table documents is read, and every variable read
-// is documented (the Tests table is for the test suite, not the program).
+// is documented. Two tables are not orcheo's: Tests (for the test suite)
+// and the PG* variables pgx reads (checked here to be only PG* names that
+// orcheo itself never reads).
 func TestConfig_MatchesDocs(t *testing.T) {
 	t.Parallel()
 	doc, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	documented := map[string]bool{}
+	const (
+		testsSection = "## Tests"
+		pgxSection   = "### PostgreSQL settings outside the URL"
+	)
+	documented, byPgx := map[string]bool{}, map[string]bool{}
 	row := regexp.MustCompile("^\\| `([A-Z][A-Z0-9_]*)` \\|")
+	name := regexp.MustCompile("`([A-Z][A-Z0-9_]*)`")
 	section := ""
 	for _, line := range strings.Split(string(doc), "\n") {
-		if strings.HasPrefix(line, "## ") {
+		if strings.HasPrefix(line, "## ") || strings.HasPrefix(line, "### ") {
 			section = line
 		}
-		if m := row.FindStringSubmatch(line); m != nil && section != "## Tests" {
-			documented[m[1]] = true
+		switch {
+		case section == pgxSection && strings.HasPrefix(line, "| `"):
+			cell, _, _ := strings.Cut(strings.TrimPrefix(line, "| "), " |")
+			for _, m := range name.FindAllStringSubmatch(cell, -1) {
+				byPgx[m[1]] = true
+			}
+		case section == testsSection || section == pgxSection:
+		default:
+			if m := row.FindStringSubmatch(line); m != nil {
+				documented[m[1]] = true
+			}
 		}
+	}
+	if len(byPgx) < 10 {
+		t.Fatalf("found only %d PG* variables under %q; did the section change?", len(byPgx), pgxSection)
 	}
 	if len(documented) < 20 {
 		t.Fatalf("found only %d documented variables; did the table format change?", len(documented))
@@ -260,6 +279,11 @@ func TestConfig_MatchesDocs(t *testing.T) {
 	for name := range documented {
 		if !read[name] {
 			unread = append(unread, name)
+		}
+	}
+	for name := range byPgx {
+		if !strings.HasPrefix(name, "PG") || read[name] || documented[name] {
+			t.Errorf("%s is in the table of what pgx reads: want only PG* variables orcheo itself does not read", name)
 		}
 	}
 	slices.Sort(undocumented)
