@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 
@@ -126,24 +125,22 @@ func (s *Server) handleRunCancel(w http.ResponseWriter, r *http.Request) {
 	encodeJSON(w, r, http.StatusAccepted, run)
 }
 
-// cancelRun cancels run id, as handleRunCancel and the bulk cancel do: the
-// run comes back cancelled if it was pending, or still running with
-// CancelRequested, its worker notified; ECONFLICT if it already ended.
+// cancelRun cancels run id, as handleRunCancel and the bulk cancel do,
+// through orcheo.RunControl (which the web UI calls too): the run comes
+// back cancelled if it was pending, or still running with CancelRequested,
+// its worker notified; ECONFLICT if it already ended.
 func (s *Server) cancelRun(r *http.Request, id string) (*orcheo.Run, error) {
-	run, err := s.Runs.CancelRun(r.Context(), id)
-	if err != nil || run.Status != orcheo.RunRunning {
-		return run, err
-	}
-	// The flag is stored, so a lost notice only delays the cancel until the
-	// worker's next heartbeat check.
-	if s.Cancels != nil {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), enqueueTimeout)
-		defer cancel()
-		if err := s.Cancels.NotifyCancel(ctx, run.ID); err != nil {
-			loggerFrom(r).WithError(err).WithField("run_id", run.ID).Warn("notify cancel; the worker finds it at its next check")
-		}
-	}
-	return run, nil
+	return s.runControl(r).Cancel(r.Context(), id)
+}
+
+// runControl is the one way runs are cancelled and retried by hand, with
+// a failed cancel notice logged on the request's logger. The stored flag
+// makes a lost notice only a delay until the worker's next check.
+func (s *Server) runControl(r *http.Request) orcheo.RunControl {
+	return orcheo.RunControl{Runs: s.Runs, Submitter: s.Submitter, Cancels: s.Cancels,
+		NotifyFailed: func(id string, err error) {
+			loggerFrom(r).WithError(err).WithField("run_id", id).Warn("notify cancel; the worker finds it at its next check")
+		}}
 }
 
 // handleRunRetry starts a new attempt of a failed or cancelled run: 202
@@ -164,15 +161,9 @@ func (s *Server) handleRunRetry(w http.ResponseWriter, r *http.Request) {
 }
 
 // retryRun starts a new attempt of run id and publishes it, as
-// handleRunRetry and the bulk retry do; ECONFLICT unless it is failed or
-// cancelled.
+// handleRunRetry and the bulk retry do, through orcheo.RunControl: a
+// failed publish is marked for the requeuer and the run is still answered
+// 202; ECONFLICT unless it is failed or cancelled.
 func (s *Server) retryRun(r *http.Request, id string) (*orcheo.Run, error) {
-	run, err := s.Runs.RetryRun(r.Context(), id)
-	if err != nil {
-		return nil, err
-	}
-	// RetryRun stamped it enqueued; a failed publish is marked for the
-	// requeuer by the submitter, and the run is still answered 202.
-	s.Submitter.PublishRuns(r.Context(), []*orcheo.Run{run}, orcheo.PublishOptions{})
-	return run, nil
+	return s.runControl(r).Retry(r.Context(), id)
 }

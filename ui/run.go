@@ -5,14 +5,10 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/orcheo/orcheo"
 )
-
-// notifyTimeout bounds telling a worker of a cancel, as the API does.
-const notifyTimeout = 10 * time.Second
 
 // attemptView is one attempt's steps, newest attempt first on the page.
 type attemptView struct {
@@ -108,16 +104,24 @@ func (h *Handler) handleRun(w http.ResponseWriter, r *http.Request, s *session) 
 	h.render(w, r, http.StatusOK, "run", s, "Run "+id[:8], v)
 }
 
-// handleRunCancel cancels a run as POST /api/runs/{id}/cancel does: the
-// store's CancelRun, then the worker holding a running run is told at once
-// (the stored flag makes a lost notice only a delay).
+// control is the one way runs are cancelled and retried by hand, shared
+// with the API (orcheo.RunControl): a retried run is published through the
+// process's RunSubmitter, a cancelled running run's worker is told.
+func (h *Handler) control() orcheo.RunControl {
+	return orcheo.RunControl{Runs: h.cfg.Runs, Submitter: h.cfg.Submitter, Cancels: h.cfg.Cancels,
+		NotifyFailed: func(id string, err error) {
+			h.cfg.Logger.WithError(err).WithField("run_id", id).Warn("notify cancel; the worker finds it at its next check")
+		}}
+}
+
+// handleRunCancel cancels a run as POST /api/runs/{id}/cancel does.
 func (h *Handler) handleRunCancel(w http.ResponseWriter, r *http.Request, s *session) {
 	id, err := runPathID(r)
 	if err != nil {
 		h.renderError(w, r, s, err)
 		return
 	}
-	run, err := h.cfg.Runs.CancelRun(r.Context(), id)
+	run, err := h.control().Cancel(r.Context(), id)
 	if err != nil {
 		h.actionFailed(w, r, s, id, err)
 		return
@@ -125,33 +129,23 @@ func (h *Handler) handleRunCancel(w http.ResponseWriter, r *http.Request, s *ses
 	done := "cancelled"
 	if run.Status == orcheo.RunRunning {
 		done = "cancel-requested"
-		if h.cfg.Cancels != nil {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), notifyTimeout)
-			defer cancel()
-			if err := h.cfg.Cancels.NotifyCancel(ctx, run.ID); err != nil {
-				h.cfg.Logger.WithError(err).WithField("run_id", run.ID).Warn("notify cancel; the worker finds it at its next check")
-			}
-		}
 	}
 	h.cfg.Logger.WithFields(map[string]any{"run_id": run.ID, "token": s.name}).Info("ui cancel")
 	http.Redirect(w, r, "/ui/runs/"+run.ID+"?done="+done, http.StatusSeeOther)
 }
 
-// handleRunRetry starts a new attempt as POST /api/runs/{id}/retry does:
-// the store's RetryRun, then the process's RunSubmitter publishes it (or
-// marks it for the requeuer), which keeps the promise that it executes.
+// handleRunRetry starts a new attempt as POST /api/runs/{id}/retry does.
 func (h *Handler) handleRunRetry(w http.ResponseWriter, r *http.Request, s *session) {
 	id, err := runPathID(r)
 	if err != nil {
 		h.renderError(w, r, s, err)
 		return
 	}
-	run, err := h.cfg.Runs.RetryRun(r.Context(), id)
+	run, err := h.control().Retry(r.Context(), id)
 	if err != nil {
 		h.actionFailed(w, r, s, id, err)
 		return
 	}
-	h.cfg.Submitter.PublishRuns(r.Context(), []*orcheo.Run{run}, orcheo.PublishOptions{})
 	h.cfg.Logger.WithFields(map[string]any{"run_id": run.ID, "token": s.name}).Info("ui retry")
 	http.Redirect(w, r, "/ui/runs/"+run.ID+"?done=retried", http.StatusSeeOther)
 }
