@@ -24,3 +24,29 @@ type RunStatsService interface {
 	// pending run due at now.
 	RunStats(ctx context.Context, now time.Time) (*RunStats, error)
 }
+
+// RunCounts counts runs by status, for the web UI's chart of the last
+// day. The stores implement it beside RunService.
+type RunCounts interface {
+	// CountRunsByStatus counts the runs created in [since, until) by their
+	// status now, in one GROUP BY over the created_at index's range. A
+	// status with no run is absent. Returns EINVALID unless since is
+	// before until and the range is at most RunCountsRangeMax.
+	CountRunsByStatus(ctx context.Context, since, until time.Time) (map[RunStatus]int64, error)
+}
+
+// RunCountsRangeMax bounds the range CountRunsByStatus reads, so the
+// query stays a bounded index range.
+const RunCountsRangeMax = 7 * 24 * time.Hour
+
+// CheckRunCountsRange returns EINVALID unless [since, until) is a range
+// CountRunsByStatus reads.
+func CheckRunCountsRange(since, until time.Time) error {
+	if !since.Before(until) {
+		return Errorf(EINVALID, "since must be before until")
+	}
+	if until.Sub(since) > RunCountsRangeMax {
+		return Errorf(EINVALID, "a run count covers at most %s", RunCountsRangeMax)
+	}
+	return nil
+}

@@ -64,3 +64,56 @@ func exerciseStats(t *testing.T, backend Backend) {
 		}
 	})
 }
+
+// exerciseRunCounts checks CountRunsByStatus on a database of its own,
+// since it counts every run in its range.
+func exerciseRunCounts(t *testing.T, backend Backend) {
+	ctx := context.Background()
+	s := openFresh(t, backend)
+	rc, ok := s.Runs.(orcheo.RunCounts)
+	if !ok {
+		t.Fatalf("%T does not implement orcheo.RunCounts", s.Runs)
+	}
+	now := time.Now()
+	if got, err := rc.CountRunsByStatus(ctx, now.Add(-24*time.Hour), now); err != nil || len(got) != 0 {
+		t.Fatalf("empty: %v, %v; want no counts", got, err)
+	}
+	wf, _ := MustWorkflow(t, s)
+	MustRun(t, s, wf)
+	MustRun(t, s, wf)
+	MustClaim(t, s, MustRun(t, s, wf).ID)
+	done := MustClaim(t, s, MustRun(t, s, wf).ID)
+	if _, err := s.Runs.CompleteRun(ctx, done.ID, done.Attempt, orcheo.RunCompletion{Status: orcheo.RunSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now().Add(time.Second)
+	got, err := rc.CountRunsByStatus(ctx, now.Add(-time.Hour), after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[orcheo.RunStatus]int64{orcheo.RunPending: 2, orcheo.RunRunning: 1, orcheo.RunSucceeded: 1}
+	if len(got) != len(want) {
+		t.Fatalf("counts = %v, want %v", got, want)
+	}
+	for st, n := range want {
+		if got[st] != n {
+			t.Fatalf("counts = %v, want %v", got, want)
+		}
+	}
+	// The range is half open and bounds what is counted.
+	if got, err := rc.CountRunsByStatus(ctx, after, after.Add(time.Hour)); err != nil || len(got) != 0 {
+		t.Fatalf("a later range: %v, %v; want no counts", got, err)
+	}
+	if got, err := rc.CountRunsByStatus(ctx, now.Add(-2*time.Hour), now.Add(-time.Hour)); err != nil || len(got) != 0 {
+		t.Fatalf("an earlier range: %v, %v; want no counts", got, err)
+	}
+	for name, r := range map[string][2]time.Time{
+		"Empty":    {now, now},
+		"Reversed": {now, now.Add(-time.Hour)},
+		"TooLong":  {now.Add(-orcheo.RunCountsRangeMax - time.Hour), now},
+	} {
+		if _, err := rc.CountRunsByStatus(ctx, r[0], r[1]); orcheo.ErrorCode(err) != orcheo.EINVALID {
+			t.Errorf("%s range: %v, want EINVALID", name, err)
+		}
+	}
+}

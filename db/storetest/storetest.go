@@ -43,6 +43,7 @@ func Exercise(t *testing.T, backend Backend) {
 	t.Run("Cron", func(t *testing.T) { exerciseCron(t, backend) })
 	t.Run("Migrate", func(t *testing.T) { exerciseMigrate(t, backend) })
 	t.Run("Stats", func(t *testing.T) { exerciseStats(t, backend) })
+	t.Run("RunCounts", func(t *testing.T) { exerciseRunCounts(t, backend) })
 	t.Run("Hostile", func(t *testing.T) { exerciseHostile(t, backend) })
 	t.Run("Tree", func(t *testing.T) { exerciseTree(t, backend) })
 	t.Run("Events", func(t *testing.T) { exerciseEvents(t, backend) })
