@@ -86,7 +86,7 @@ func (h *Handler) handleEvents(w http.ResponseWriter, r *http.Request, s *sessio
 			http.Error(w, orcheo.ErrorMessage(err), http.StatusBadRequest)
 			return
 		}
-		poll = func(ctx context.Context, s *session) (string, any, error) { return h.pollRuns(ctx, rq) }
+		poll = func(ctx context.Context, s *session) (string, any, error) { return h.pollRuns(ctx, rq, s) }
 	}
 	key := string(s.mac)
 	replaced, ok := h.streams.open(key)
@@ -194,12 +194,12 @@ type rowsEvent struct {
 	Count string `json:"count"`
 }
 
-func (h *Handler) pollRuns(ctx context.Context, rq runsQuery) (string, any, error) {
+func (h *Handler) pollRuns(ctx context.Context, rq runsQuery, s *session) (string, any, error) {
 	res, err := h.findRuns(ctx, rq)
 	if err != nil {
 		return "", nil, err
 	}
-	rows, err := h.fragment("rows", h.rows(ctx, res.Runs))
+	rows, err := h.fragment("rows", h.rows(ctx, res.Runs, s.canAct()))
 	if err != nil {
 		return "", nil, err
 	}

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"path"
@@ -56,6 +57,12 @@ const maxFormBytes = 16 << 10
 // form without a session). A read token's POST is refused here even though
 // its pages show no buttons.
 func (h *Handler) action(f pageFunc, admin bool) http.Handler {
+	return h.actionSized(f, admin, maxFormBytes)
+}
+
+// actionSized is action with a body of at most limit bytes (the run-now
+// form carries a run's input).
+func (h *Handler) actionSized(f pageFunc, admin bool, limit int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !sameOrigin(r) {
 			h.renderError(w, r, nil, orcheo.Errorf(orcheo.EFORBIDDEN, "This request did not come from an orcheo page; go back and try again."))
@@ -66,8 +73,13 @@ func (h *Handler) action(f pageFunc, admin bool) http.Handler {
 			http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		if err := r.ParseForm(); err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				h.renderError(w, r, s, orcheo.Errorf(orcheo.ETOOLARGE, "The form is larger than %d KiB.", limit>>10))
+				return
+			}
 			h.renderError(w, r, s, orcheo.Errorf(orcheo.EINVALID, "The form could not be read."))
 			return
 		}

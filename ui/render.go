@@ -20,7 +20,7 @@ type pages struct {
 }
 
 // pageNames are the page templates; each defines "content".
-var pageNames = []string{"login", "runs", "run", "error"}
+var pageNames = []string{"login", "runs", "run", "error", "workflows", "workflow", "system", "bulk"}
 
 var funcs = template.FuncMap{
 	// statusClass takes a run's or a step's status.

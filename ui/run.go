@@ -86,6 +86,8 @@ var notices = map[string]string{
 	"cancelled":        "The run was cancelled.",
 	"cancel-requested": "Cancel requested: the worker running it stops at the next node.",
 	"retried":          "A new attempt was queued.",
+	"started":          "The run was started.",
+	"existing":         "A run with that idempotency key already exists; this is it.",
 }
 
 // handleRun is the run detail page.

@@ -150,6 +150,8 @@ type runRow struct {
 	*orcheo.Run
 	Workflow string
 	Duration string
+	// Select shows the row's checkbox for the bulk actions (admin only).
+	Select bool
 }
 
 // runsView is the runs page.
@@ -164,6 +166,9 @@ type runsView struct {
 	Newest    string // link to the first page, "" on it
 	Events    string // the live stream's URL
 	Message   string
+	CanAct    bool // the bulk actions are shown
+	CSRF      string
+	Back      string // this page, where the bulk action's results link back to
 }
 
 // handleRuns is the runs page: a table newest first, filtered by the query.
@@ -187,7 +192,8 @@ func (h *Handler) handleRuns(w http.ResponseWriter, r *http.Request, s *session)
 		h.renderError(w, r, s, err)
 		return
 	}
-	view.Rows = h.rows(r.Context(), res.Runs)
+	view.Rows = h.rows(r.Context(), res.Runs, s.canAct())
+	view.CanAct, view.CSRF, view.Back = s.canAct(), s.csrfToken(), "/ui/runs?"+rq.values(rq.Before).Encode()
 	view.Count = countText(rq, res)
 	if res.More && len(res.Runs) > 0 {
 		view.Older = "/ui/runs?" + rq.values(cursorOf(res.Runs[len(res.Runs)-1])).Encode()
@@ -199,8 +205,9 @@ func (h *Handler) handleRuns(w http.ResponseWriter, r *http.Request, s *session)
 	h.render(w, r, http.StatusOK, "runs", s, "Runs", view)
 }
 
-// rows turns runs into table rows, naming their workflows.
-func (h *Handler) rows(ctx context.Context, runs []*orcheo.Run) []runRow {
+// rows turns runs into table rows, naming their workflows; selectable
+// rows have a checkbox for the bulk actions.
+func (h *Handler) rows(ctx context.Context, runs []*orcheo.Run, selectable bool) []runRow {
 	names := h.names.byID(ctx, h)
 	now := h.now()
 	out := make([]runRow, len(runs))
@@ -209,7 +216,7 @@ func (h *Handler) rows(ctx context.Context, runs []*orcheo.Run) []runRow {
 		if name == "" {
 			name = run.WorkflowID
 		}
-		out[i] = runRow{Run: run, Workflow: name, Duration: duration(run.StartedAt, run.CompletedAt, now)}
+		out[i] = runRow{Run: run, Workflow: name, Duration: duration(run.StartedAt, run.CompletedAt, now), Select: selectable}
 	}
 	return out
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/db"
 	"github.com/orcheo/orcheo/engine"
+	"github.com/orcheo/orcheo/schedule"
 	"github.com/orcheo/orcheo/server"
 	"github.com/orcheo/orcheo/submit"
 	"github.com/orcheo/orcheo/ui"
@@ -87,6 +88,42 @@ type env struct {
 	queue  *recordingQueue
 	cancel *recordingCancels
 	wf     *orcheo.Workflow
+	// workers and depths stand in for tasks.Inspector and tasks.Queue,
+	// which read Redis (test/ui_workflows_test.go reads the real ones).
+	workers *fakeWorkers
+	depths  *fakeDepths
+}
+
+type fakeWorkers struct {
+	mu      sync.Mutex
+	workers []*orcheo.WorkerInfo
+	err     error
+}
+
+func (f *fakeWorkers) Workers(context.Context) ([]*orcheo.WorkerInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.workers, f.err
+}
+
+func (f *fakeWorkers) Delayed(context.Context, []string, int) ([]orcheo.DelayedMessage, error) {
+	return nil, nil
+}
+
+func (f *fakeWorkers) Shutdown(context.Context, []string) ([]string, error) { return nil, nil }
+
+type fakeDepths struct {
+	mu     sync.Mutex
+	asked  []string
+	ready  int64
+	failed error
+}
+
+func (f *fakeDepths) QueueDepth(_ context.Context, q string) (int64, int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, q)
+	return f.ready, 1, f.failed
 }
 
 type recordingCancels struct {
@@ -135,8 +172,13 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 			t.Fatal(err)
 		}
 	}
+	s.Cron, s.CronScheduler = st.Cron, schedule.Scheduler{}
+	e.workers, e.depths = &fakeWorkers{}, &fakeDepths{}
 	cfg := ui.Config{Runs: s.Runs, Workflows: s.Workflows, Submitter: s.Submitter, Cancels: s.Cancels,
-		Tokens: uiTokens{s}, Logger: logger, PollInterval: 50 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond}
+		Tokens: uiTokens{s}, Logger: logger, PollInterval: 50 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond,
+		Triggers: st.Triggers, Cron: st.Cron, CronScheduler: schedule.Scheduler{}, Workers: e.workers, Queues: e.depths,
+		QueueNames: []string{"default"}, RunStats: st.Runs.(orcheo.RunStatsService), RunCounts: st.Runs.(orcheo.RunCounts),
+		BeatLeader: func(context.Context) (string, error) { return "beat-host-1", nil }}
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}

@@ -12,6 +12,7 @@
 package ui
 
 import (
+	"context"
 	"crypto/rand"
 	"embed"
 	"io/fs"
@@ -50,6 +51,11 @@ type Tokens interface {
 	SessionKey(name string) ([]byte, Token, bool)
 }
 
+// QueueDepths reads how many messages wait on a queue (tasks.Queue).
+type QueueDepths interface {
+	QueueDepth(ctx context.Context, queue string) (ready, delayed int64, err error)
+}
+
 // Defaults for the zero fields of Config.
 const (
 	// SessionLifetimeDefault bounds a session: a copied cookie works at
@@ -80,6 +86,24 @@ type Config struct {
 	Cancels   orcheo.CancelNotifier
 	Tokens    Tokens
 	Logger    logrus.FieldLogger
+
+	// What the workflow and system pages read besides the runs; while one
+	// is nil its part of the page says it is not available here.
+	Triggers      orcheo.TriggerService // webhook configs
+	Cron          orcheo.CronService    // cron triggers and their last dispatch
+	CronScheduler orcheo.CronScheduler  // the schedule package's next-slot maths
+	// Workers are the workers online and what each runs (orcheo inspect
+	// active): tasks.Inspector, passed in so the UI imports no tasks.
+	Workers   orcheo.WorkerService
+	Queues    QueueDepths
+	RunStats  orcheo.RunStatsService
+	RunCounts orcheo.RunCounts
+	// QueueNames are the configured queues whose depths the system page
+	// shows, besides the workers' and the workflows' queues.
+	QueueNames []string
+	// BeatLeader returns the holder of the beat's leadership, "" when no
+	// beat holds it.
+	BeatLeader func(ctx context.Context) (string, error)
 
 	SessionLifetime   time.Duration
 	PollInterval      time.Duration
@@ -153,9 +177,14 @@ func New(cfg Config) *Handler {
 	h.router.Handle("/ui/", h.page(h.handleHome)).Methods(http.MethodGet, http.MethodHead)
 	h.router.Handle("/ui/runs", h.page(h.handleRuns)).Methods(http.MethodGet, http.MethodHead)
 	h.router.Handle("/ui/runs/events", h.page(h.handleEvents)).Methods(http.MethodGet)
+	h.router.Handle("/ui/runs/bulk", h.action(h.handleRunsBulk, true)).Methods(http.MethodPost)
 	h.router.Handle("/ui/runs/{id}", h.page(h.handleRun)).Methods(http.MethodGet, http.MethodHead)
 	h.router.Handle("/ui/runs/{id}/cancel", h.action(h.handleRunCancel, true)).Methods(http.MethodPost)
 	h.router.Handle("/ui/runs/{id}/retry", h.action(h.handleRunRetry, true)).Methods(http.MethodPost)
+	h.router.Handle("/ui/workflows", h.page(h.handleWorkflows)).Methods(http.MethodGet, http.MethodHead)
+	h.router.Handle("/ui/workflows/{ref}", h.page(h.handleWorkflow)).Methods(http.MethodGet, http.MethodHead)
+	h.router.Handle("/ui/workflows/{ref}/run", h.actionSized(h.handleWorkflowRun, true, maxRunFormBytes)).Methods(http.MethodPost)
+	h.router.Handle("/ui/system", h.page(h.handleSystem)).Methods(http.MethodGet, http.MethodHead)
 	return h
 }
 

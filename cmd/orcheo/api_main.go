@@ -134,8 +134,15 @@ func (a *apiMain) newServer(box *secrets.Box) (*server.Server, error) {
 	if box != nil {
 		s.Secrets = box // a nil *Box would be a non-nil SecretBox
 	}
-	// The web UI at /ui/, on the same services and tokens.
-	s.UI = newUI(s)
+	// The web UI at /ui/, on the same services and tokens; its system
+	// page reads the queues, the store's counts and the beat's lease.
+	sys := uiSystem{queues: a.queue, queueNames: a.cfg.Queues,
+		beatLeader: func(ctx context.Context) (string, error) {
+			return rdb.NewLeaders(a.redis, a.cfg.RedisPrefix).Leader(ctx, "beat")
+		}}
+	sys.stats, _ = a.store.Runs.(orcheo.RunStatsService)
+	sys.counts, _ = a.store.Runs.(orcheo.RunCounts)
+	s.UI = newUI(s, sys)
 	return s, nil
 }
 

@@ -59,11 +59,42 @@
     });
   }
 
+  // Bulk actions: select-all on the page, a count of the selection, and
+  // the selection kept while the live stream replaces the rows.
+  function boxes() {
+    return Array.prototype.slice.call(document.querySelectorAll('#runs-body input[name="id"]'));
+  }
+  function counted() {
+    var n = boxes().filter(function (b) { return b.checked; }).length;
+    var c = document.getElementById("bulk-count");
+    if (c) c.textContent = n ? n + (n === 1 ? " run selected." : " runs selected.") : "Select runs to act on them.";
+    var all = document.getElementById("select-all");
+    if (all) {
+      var total = boxes().length;
+      all.checked = total > 0 && n === total;
+      all.indeterminate = n > 0 && n < total;
+    }
+  }
+  var selectAll = document.getElementById("select-all");
+  if (selectAll) {
+    selectAll.addEventListener("change", function () {
+      boxes().forEach(function (b) { b.checked = selectAll.checked; });
+      counted();
+    });
+  }
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches('#runs-body input[name="id"]')) counted();
+  });
+
   var table = document.querySelector("table.runs[data-events]");
   if (table) {
     live(table.getAttribute("data-events"), {
       rows: function (d) {
+        var picked = {};
+        boxes().forEach(function (b) { if (b.checked) picked[b.value] = true; });
         replace("runs-body", d.rows);
+        boxes().forEach(function (b) { if (picked[b.value]) b.checked = true; });
+        counted();
         var c = document.getElementById("runs-count");
         if (c) c.textContent = d.count;
       }
