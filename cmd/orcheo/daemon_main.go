@@ -24,20 +24,41 @@ type daemon interface {
 // leases until they expire, and the rescuer and the reaper give them to
 // other workers.
 func waitAndClose(ctx context.Context, m daemon, log logrus.FieldLogger, msg string) error {
-	<-ctx.Done()
+	return closeWhenDone(ctx, ctx, m, log, msg)
+}
+
+// closeWhenDone is waitAndClose for a daemon that may also be stopped
+// without a signal (a worker's control shutdown): stop ends the wait,
+// signals is the first SIGTERM or SIGINT. A drain that no signal started
+// is not ended by the first signal during it, only by a second, so an
+// operator's `systemctl stop` after `orcheo control shutdown` still lets
+// the runs finish.
+func closeWhenDone(stop, signals context.Context, m daemon, log logrus.FieldLogger, msg string) error {
+	<-stop.Done()
 	log.Info(msg)
-	again := make(chan os.Signal, 1)
+	again := make(chan os.Signal, 2)
 	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(again)
+	allowed := 0 // signals that may come during Close before one exits
+	if signals.Err() == nil {
+		allowed = 1
+	}
 	closed := make(chan error, 1)
 	go func() { closed <- m.Close() }()
-	select {
-	case err := <-closed:
-		return err
-	case sig := <-again:
-		log.WithField("signal", sig.String()).Warn("second signal: exiting now; unfinished runs are recovered when their leases expire")
-		os.Exit(1)
-		return nil
+	for {
+		select {
+		case err := <-closed:
+			return err
+		case sig := <-again:
+			if allowed > 0 {
+				allowed--
+				log.WithField("signal", sig.String()).Info("signal during a drain: still finishing runs in flight; another signal exits at once")
+				continue
+			}
+			log.WithField("signal", sig.String()).Warn("second signal: exiting now; unfinished runs are recovered when their leases expire")
+			os.Exit(1)
+			return nil
+		}
 	}
 }
 

@@ -107,7 +107,7 @@ func TestWaitAndCloseSecondSignal(t *testing.T) {
 // TestWaitAndCloseChild is the child of TestWaitAndCloseSecondSignal; it
 // does nothing in a normal test run.
 func TestWaitAndCloseChild(t *testing.T) {
-	if os.Getenv("ORCHEO_TEST_WAIT_AND_CLOSE_CHILD") != "1" {
+	if c := os.Getenv("ORCHEO_TEST_WAIT_AND_CLOSE_CHILD"); c != "1" && c != "control" {
 		t.Skip("the child of TestWaitAndCloseSecondSignal")
 	}
 	// As main does.
@@ -121,6 +121,64 @@ func TestWaitAndCloseChild(t *testing.T) {
 	log := logrus.New()
 	log.SetOutput(os.Stderr)
 	fmt.Println("ready")
-	_ = waitAndClose(ctx, d, log, "stopping")
+	if os.Getenv("ORCHEO_TEST_WAIT_AND_CLOSE_CHILD") == "control" {
+		// As a worker's control shutdown: the drain starts with no signal.
+		stopped, stopNow := context.WithCancel(ctx)
+		stopNow()
+		_ = closeWhenDone(stopped, ctx, d, log, "stopping")
+	} else {
+		_ = waitAndClose(ctx, d, log, "stopping")
+	}
 	t.Fatal("waitAndClose returned though Close never ends")
+}
+
+// TestCloseWhenDoneControlThenSignals: a drain started without a signal (a
+// worker's control shutdown) goes on through the first SIGTERM, as
+// `systemctl stop` after `orcheo control shutdown` sends, and the second
+// exits 1. Before, that first SIGTERM counted as the second signal and
+// killed the drain.
+func TestCloseWhenDoneControlThenSignals(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWaitAndCloseChild$")
+	cmd.Env = append(os.Environ(), "ORCHEO_TEST_WAIT_AND_CLOSE_CHILD=control")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	for _, want := range []string{"ready", "closing"} {
+		for lines.Scan() && lines.Text() != want {
+		}
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("the first signal during a control drain ended it: %v; stderr:\n%s", err, stderr.String())
+	case <-time.After(time.Second):
+	}
+	if !strings.Contains(stderr.String(), "still finishing runs in flight") {
+		t.Fatalf("the child did not say it goes on; stderr:\n%s", stderr.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err = <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the child still runs 10s after the second signal; stderr:\n%s", stderr.String())
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("child ended with %v, want exit status 1; stderr:\n%s", err, stderr.String())
+	}
 }

@@ -60,9 +60,9 @@ func (c *workerCommand) Run(ctx context.Context, args []string) error {
 	}
 	// An operator's control shutdown drains the worker as SIGTERM does,
 	// and the process then exits 0 the same way.
-	ctx, stop := untilShutdownRequested(ctx, m.worker)
+	stopCtx, stop := untilShutdownRequested(ctx, m.worker)
 	defer stop()
-	return waitAndClose(ctx, m, log.WithField("drain_timeout", m.worker.DrainTimeout.String()),
+	return closeWhenDone(stopCtx, ctx, m, log.WithField("drain_timeout", m.worker.DrainTimeout.String()),
 		"worker stopping: finishing runs in flight; a second signal exits at once")
 }
 
