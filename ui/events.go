@@ -151,15 +151,17 @@ func (h *Handler) handleEvents(w http.ResponseWriter, r *http.Request, s *sessio
 			h.cfg.Logger.WithError(err).Error("live stream: encode")
 			return
 		}
+		// The first read is sent too: the run may have changed between the
+		// page's render and this stream's start (a retry's redirect lands
+		// on a run that ends a few ms later), and a stream that took that
+		// state as its baseline would never show it.
 		if sum := sha256.Sum256(data); sum != last || first {
 			last = sum
-			if !first { // the page was rendered with this already
-				writeEventData(w, event, data)
-				if rc.Flush() != nil {
-					return
-				}
-				lastSent = time.Now()
+			writeEventData(w, event, data)
+			if rc.Flush() != nil {
+				return
 			}
+			lastSent = time.Now()
 			continue
 		}
 		if time.Since(lastSent) >= h.cfg.HeartbeatInterval {
