@@ -33,12 +33,7 @@ var funcs = template.FuncMap{
 		return formatTime(*t)
 	},
 	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"shortID": func(id string) string {
-		if len(id) > 8 {
-			return id[:8]
-		}
-		return id
-	},
+	"shortID": shortID,
 	"prettyJSON": prettyJSON,
 }
 
@@ -152,6 +147,16 @@ func (h *Handler) handleNotFound(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	s, _ := h.readSession(r)
 	h.renderError(w, r, s, orcheo.Errorf(orcheo.EMETHOD, "%s is not allowed here.", r.Method))
+}
+
+// shortID is the end of an id: ids are UUIDv7, whose first characters are
+// the creation time's and so the same for runs made together, while the
+// last are random.
+func shortID(id string) string {
+	if len(id) > 8 {
+		return "…" + id[len(id)-8:]
+	}
+	return id
 }
 
 func formatTime(t time.Time) string {

@@ -103,7 +103,7 @@ func (h *Handler) handleRun(w http.ResponseWriter, r *http.Request, s *session) 
 		return
 	}
 	v.Notice = notices[r.URL.Query().Get("done")]
-	h.render(w, r, http.StatusOK, "run", s, "Run "+id[:8], v)
+	h.render(w, r, http.StatusOK, "run", s, "Run "+shortID(id), v)
 }
 
 // control is the one way runs are cancelled and retried by hand, shared
@@ -166,5 +166,5 @@ func (h *Handler) actionFailed(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	v.Message = orcheo.ErrorMessage(err)
-	h.render(w, r, statusOf(code), "run", s, "Run "+id[:8], v)
+	h.render(w, r, statusOf(code), "run", s, "Run "+shortID(id), v)
 }

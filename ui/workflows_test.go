@@ -175,6 +175,16 @@ func TestWorkflowPage_Graph(t *testing.T) {
 		t.Errorf("taken edges = %v, want the path start, check, big, end", takenEdges)
 	}
 
+	// Without edges the nodes run in list order, and are drawn so.
+	e.newWorkflow(t, "chain", `{"nodes":[{"id":"a","type":"log","message":"1"},{"id":"b","type":"log","message":"2"},{"id":"c","type":"log","message":"3"}]}`)
+	chain := map[string]bool{}
+	for _, m := range edgeRE.FindAllStringSubmatch(b.get("/ui/workflows/chain").body, -1) {
+		chain[m[2]+"->"+m[3]] = true
+	}
+	if len(chain) != 2 || !chain["a->b"] || !chain["b->c"] {
+		t.Errorf("a definition without edges is drawn with %v, want a->b->c", chain)
+	}
+
 	// A run of another workflow, or no run, is a 404; so is a bad ref.
 	other := e.newRun(t, `{}`)
 	for _, path := range []string{"/ui/workflows/branchy?run=" + other.ID, "/ui/workflows/branchy?run=" + orcheo.NewID(),
