@@ -32,8 +32,8 @@ var funcs = template.FuncMap{
 		}
 		return formatTime(*t)
 	},
-	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"shortID": shortID,
+	"iso":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"shortID":    shortID,
 	"prettyJSON": prettyJSON,
 }
 
