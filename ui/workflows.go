@@ -20,6 +20,8 @@ const (
 	workflowsOffsetMax = 1_000_000
 	// recentRunsShown is how many of a workflow's runs its page lists.
 	recentRunsShown = 10
+	// versionsShown bounds the versions the page lists, newest first.
+	versionsShown = 50
 	// cronSlotsShown is how many next cron slots the page lists.
 	cronSlotsShown = 5
 	// maxRunFormBytes bounds the run-now form: a run's input, as JSON.
@@ -90,6 +92,8 @@ type workflowView struct {
 	GraphRun   *orcheo.Run // the run whose path is highlighted
 	GraphError string
 	Versions   []*orcheo.WorkflowVersion
+	// OlderVersions counts the versions not listed.
+	OlderVersions int
 
 	Webhook        *orcheo.WebhookConfigView
 	WebhookURL     string
@@ -165,7 +169,7 @@ func (h *Handler) workflowView(r *http.Request, ref, runID string, s *session) (
 		return nil, err
 	}
 	sort.Slice(versions, func(i, j int) bool { return versions[i].Version > versions[j].Version })
-	v.Versions = versions
+	v.Versions, v.OlderVersions = versions[:min(len(versions), versionsShown)], max(len(versions)-versionsShown, 0)
 	versionID := wf.LatestVersionID
 	steps := map[string]orcheo.StepStatus{}
 	if runID != "" {
