@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/internal/startstop"
@@ -95,29 +94,12 @@ func (l *cancelListener) Start(ctx context.Context) {
 	if !shouldStart {
 		return
 	}
-	sub := l.w.rdb.client.Subscribe(ctx, l.w.rdb.CancelChannel())
-	go func() {
-		defer stopped()
-		defer sub.Close()
-		notices := sub.Channel()
-		ticker := time.NewTicker(l.w.cfg.HeartbeatInterval)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case msg, ok := <-notices:
-				if !ok {
-					return
-				}
-				if l.w.cancelRun(msg.Payload) {
-					l.log.WithField("run_id", msg.Payload).Info("run cancelled by operator")
-				}
-			case <-ticker.C:
-				l.checkOnce(ctx)
+	heedNotices(ctx, l.w.rdb.client, l.w.rdb.CancelChannel(), l.w.cfg.HeartbeatInterval,
+		func(runID string) {
+			if l.w.cancelRun(runID) {
+				l.log.WithField("run_id", runID).Info("run cancelled by operator")
 			}
-		}
-	}()
+		}, l.checkOnce, stopped)
 }
 
 // checkOnce cancels the runs this worker executes whose cancel_requested

@@ -127,31 +127,17 @@ func (g *registry) Start(ctx context.Context) {
 	if !shouldStart {
 		return
 	}
-	sub := g.w.rdb.client.Subscribe(ctx, g.w.rdb.ControlChannel())
-	go func() {
-		defer stopped()
-		defer sub.Close()
-		notices := sub.Channel()
-		ticker := time.NewTicker(g.w.cfg.HeartbeatInterval)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case msg, ok := <-notices:
-				if !ok {
-					return
-				}
-				if msg.Payload == g.w.ID {
-					g.w.requestShutdown("control channel")
-				}
-			case <-ticker.C:
-				if err := g.beat(ctx); err != nil && ctx.Err() == nil {
-					g.log.WithError(err).Warn("write worker record; retrying at the next heartbeat")
-				}
+	heedNotices(ctx, g.w.rdb.client, g.w.rdb.ControlChannel(), g.w.cfg.HeartbeatInterval,
+		func(payload string) {
+			if payload == g.w.ID {
+				g.w.requestShutdown("control channel")
 			}
-		}
-	}()
+		},
+		func(ctx context.Context) {
+			if err := g.beat(ctx); err != nil && ctx.Err() == nil {
+				g.log.WithError(err).Warn("write worker record; retrying at the next heartbeat")
+			}
+		}, stopped)
 }
 
 // Stop ends the goroutine and removes the record (a clean stop).
