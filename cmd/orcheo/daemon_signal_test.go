@@ -58,19 +58,7 @@ func TestWaitAndClose(t *testing.T) {
 // Close that never ends, and the second makes the process exit 1 at once.
 func TestWaitAndCloseSecondSignal(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestWaitAndCloseChild$")
-	cmd.Env = append(os.Environ(), "ORCHEO_TEST_WAIT_AND_CLOSE_CHILD=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	lines := bufio.NewScanner(stdout)
+	cmd, stderr, lines := startCloseChild(t, "1")
 	next := func(want string) {
 		t.Helper()
 		for lines.Scan() {
@@ -90,6 +78,37 @@ func TestWaitAndCloseSecondSignal(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	exitsWith1(t, exited, stderr)
+	if !strings.Contains(stderr.String(), "second signal: exiting now") {
+		t.Fatalf("the child did not say why it exited; stderr:\n%s", stderr.String())
+	}
+}
+
+// startCloseChild starts TestWaitAndCloseChild in a child process in mode
+// ("1": stopped by its first signal; "control": stopped without one) and
+// returns it, its stderr and its stdout's lines.
+func startCloseChild(t *testing.T, mode string) (*exec.Cmd, *lockedBuffer, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWaitAndCloseChild$")
+	cmd.Env = append(os.Environ(), "ORCHEO_TEST_WAIT_AND_CLOSE_CHILD="+mode)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, stderr, bufio.NewScanner(stdout)
+}
+
+// exitsWith1 waits for the child's end (exited) after its second signal:
+// within 10 s, with exit status 1.
+func exitsWith1(t *testing.T, exited <-chan error, stderr *lockedBuffer) {
+	t.Helper()
+	var err error
 	select {
 	case err = <-exited:
 	case <-time.After(10 * time.Second):
@@ -98,9 +117,6 @@ func TestWaitAndCloseSecondSignal(t *testing.T) {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
 		t.Fatalf("child ended with %v, want exit status 1; stderr:\n%s", err, stderr.String())
-	}
-	if !strings.Contains(stderr.String(), "second signal: exiting now") {
-		t.Fatalf("the child did not say why it exited; stderr:\n%s", stderr.String())
 	}
 }
 
@@ -139,19 +155,7 @@ func TestWaitAndCloseChild(t *testing.T) {
 // killed the drain.
 func TestCloseWhenDoneControlThenSignals(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestWaitAndCloseChild$")
-	cmd.Env = append(os.Environ(), "ORCHEO_TEST_WAIT_AND_CLOSE_CHILD=control")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	lines := bufio.NewScanner(stdout)
+	cmd, stderr, lines := startCloseChild(t, "control")
 	for _, want := range []string{"ready", "closing"} {
 		for lines.Scan() && lines.Text() != want {
 		}
@@ -172,13 +176,5 @@ func TestCloseWhenDoneControlThenSignals(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err = <-exited:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the child still runs 10s after the second signal; stderr:\n%s", stderr.String())
-	}
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Fatalf("child ended with %v, want exit status 1; stderr:\n%s", err, stderr.String())
-	}
+	exitsWith1(t, exited, stderr)
 }
