@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	backendsiface "github.com/RichardKnop/machinery/v2/backends/iface"
 	mtasks "github.com/RichardKnop/machinery/v2/tasks"
+	trdb "github.com/orcheo/orcheo/tasks/rdb"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -23,11 +25,26 @@ import (
 // orcheo sends no groups or chords: InitGroup is a no-op (machinery calls
 // it only when sending a group) and the other group methods fail with
 // errNoGroups.
+//
+// The terminal state of a task the reliable broker delivered is not
+// written by machinery's goroutine, on the slot's path: the broker holds
+// it (hold, take) and writes it with the message's ack, in the ack's round
+// trip (trdb.Ack), so a run costs one Redis round trip fewer, and its
+// state appears once its completion has committed.
 type resultBackend struct {
 	client   redis.UniversalClient
 	prefix   string // key of a task's state: prefix + task UUID
 	expireIn time.Duration
 	timeout  time.Duration // bounds each command: machinery passes no context
+
+	held sync.Map // *mtasks.Signature → *heldState: states kept for the ack
+}
+
+// heldState is the encoded terminal state of a held task, once machinery
+// set it.
+type heldState struct {
+	uuid    string
+	encoded []byte // nil until set
 }
 
 var _ backendsiface.Backend = (*resultBackend)(nil)
@@ -61,20 +78,59 @@ func (b *resultBackend) SetStateReceived(*mtasks.Signature) error { return nil }
 func (b *resultBackend) SetStateStarted(*mtasks.Signature) error  { return nil }
 func (b *resultBackend) SetStateRetry(*mtasks.Signature) error    { return nil }
 
-// SetStateSuccess keeps the success state of signature's task: one SET.
+// SetStateSuccess keeps the success state of signature's task: one SET,
+// or none of its own when the task is held (then the ack writes it).
 func (b *resultBackend) SetStateSuccess(signature *mtasks.Signature, results []*mtasks.TaskResult) error {
-	return b.set(mtasks.NewSuccessTaskState(signature, results))
+	return b.set(signature, mtasks.NewSuccessTaskState(signature, results))
 }
 
-// SetStateFailure keeps the failure state of signature's task: one SET.
+// SetStateFailure keeps the failure state of signature's task, as
+// SetStateSuccess does.
 func (b *resultBackend) SetStateFailure(signature *mtasks.Signature, err string) error {
-	return b.set(mtasks.NewFailureTaskState(signature, err))
+	return b.set(signature, mtasks.NewFailureTaskState(signature, err))
 }
 
-func (b *resultBackend) set(state *mtasks.TaskState) error {
+// hold makes the terminal state machinery sets for sig's task (the same
+// signature: machinery passes the broker's through) wait for take instead
+// of being written. The broker calls it before it processes sig.
+func (b *resultBackend) hold(sig *mtasks.Signature) {
+	b.held.Store(sig, &heldState{uuid: sig.UUID})
+}
+
+// take stops holding sig's task and returns its state as the ack writes
+// it, or nil when machinery set none (a retry, a task that failed before
+// it ran).
+func (b *resultBackend) take(sig *mtasks.Signature) *trdb.TaskResult {
+	v, ok := b.held.LoadAndDelete(sig)
+	if !ok || v.(*heldState).encoded == nil {
+		return nil
+	}
+	h := v.(*heldState)
+	return &trdb.TaskResult{TaskUUID: h.uuid, State: h.encoded, TTL: b.expireIn}
+}
+
+// write writes a state take returned by itself, when its message is not
+// acked (handed back or delayed) and so the ack does not carry it.
+func (b *resultBackend) write(res *trdb.TaskResult) error {
+	if res == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	defer cancel()
+	if err := b.client.Set(ctx, b.prefix+res.TaskUUID, res.State, res.TTL).Err(); err != nil {
+		return fmt.Errorf("set state of task %s: %w", res.TaskUUID, err)
+	}
+	return nil
+}
+
+func (b *resultBackend) set(sig *mtasks.Signature, state *mtasks.TaskState) error {
 	encoded, err := json.Marshal(state)
 	if err != nil {
 		return fmt.Errorf("encode state of task %s: %w", state.TaskUUID, err)
+	}
+	if v, ok := b.held.Load(sig); ok {
+		v.(*heldState).encoded = encoded // machinery's goroutine, before take
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
 	defer cancel()

@@ -3,6 +3,7 @@ package tasks
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"regexp"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/db"
 	"github.com/orcheo/orcheo/internal/testenv"
+	"github.com/redis/go-redis/v9"
 )
 
 // monitor records every command a redis-server executes (MONITOR), until
@@ -154,5 +156,109 @@ func TestResultBackend_OneWritePerRun(t *testing.T) {
 	}
 	if _, err := b.GroupCompleted("g", 1); err == nil {
 		t.Fatal("GroupCompleted succeeded on a backend without groups")
+	}
+}
+
+// resultSetSpy is a go-redis hook counting the result backend's SETs:
+// those sent alone, and those sent in a pipeline with an ack script.
+type resultSetSpy struct {
+	prefix         string
+	mu             sync.Mutex
+	alone, withAck int
+}
+
+func (s *resultSetSpy) isResultSet(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	return len(args) > 1 && strings.EqualFold(fmt.Sprint(args[0]), "set") && strings.HasPrefix(fmt.Sprint(args[1]), s.prefix)
+}
+
+func (s *resultSetSpy) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (s *resultSetSpy) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if s.isResultSet(cmd) {
+			s.mu.Lock()
+			s.alone++
+			s.mu.Unlock()
+		}
+		return next(ctx, cmd)
+	}
+}
+func (s *resultSetSpy) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		sets, ack := 0, false
+		for _, cmd := range cmds {
+			keys := scriptKeys(cmd)
+			ack = ack || len(keys) == 2 && strings.Contains(keys[0], ":processing:") && strings.HasSuffix(keys[1], ":messages")
+			if s.isResultSet(cmd) {
+				sets++
+			}
+		}
+		s.mu.Lock()
+		if ack {
+			s.withAck += sets
+		} else {
+			s.alone += sets
+		}
+		s.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+// TestResultBackend_StateWrittenWithTheAck: the worker writes each run's
+// task state in its ack's round trip (a pipeline with the ack script),
+// never in a round trip of its own on the task's slot.
+func TestResultBackend_StateWrittenWithTheAck(t *testing.T) {
+	t.Parallel()
+	store := openStore(t, db.BackendSQLite, "")
+	rs := testenv.StartRedis(t)
+	f := newFixture(t, store, rs.URL())
+	f.worker.cfg.ResultBackend = ResultBackendRedis
+	f.worker.cfg.ResultsExpireIn = time.Hour
+	spy := &resultSetSpy{prefix: f.cfg.Prefix + ":result:"}
+	f.worker.Redis.AddHook(spy)
+	f.start(t)
+	ctx := context.Background()
+	runs := []*orcheo.Run{f.createRun(t, okDefinition, `{"n":1}`), f.createRun(t, failDefinition, `{"n":1}`)}
+	for range 8 {
+		runs = append(runs, f.createRun(t, okDefinition, `{"n":2}`))
+	}
+	for _, r := range runs {
+		if err := f.queue.EnqueueRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range runs {
+		f.waitTerminal(t, r.ID)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		spy.mu.Lock()
+		alone, withAck := spy.alone, spy.withAck
+		spy.mu.Unlock()
+		if alone != 0 {
+			t.Fatalf("%d result SETs in a round trip of their own, want none (%d with an ack)", alone, withAck)
+		}
+		if withAck == len(runs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d result SETs with an ack for %d runs", withAck, len(runs))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Each state is readable, and expires.
+	keys, err := f.worker.Redis.Keys(ctx, spy.prefix+"*").Result()
+	if err != nil || len(keys) != len(runs) {
+		t.Fatalf("%d state keys (%v), want %d", len(keys), err, len(runs))
+	}
+	b := newResultBackend(f.worker.Redis, spy.prefix, time.Hour)
+	for _, key := range keys {
+		state, err := b.GetState(strings.TrimPrefix(key, spy.prefix))
+		if err != nil || !state.IsSuccess() {
+			t.Fatalf("state of %s = %+v, %v; want a success", key, state, err)
+		}
+		if ttl := f.worker.Redis.PTTL(ctx, key).Val(); ttl <= 0 || ttl > time.Hour {
+			t.Fatalf("ttl of %s = %s", key, ttl)
+		}
 	}
 }

@@ -99,6 +99,10 @@ type reliableBroker struct {
 	// progress, if set, is told of the fetch loop's iterations and Redis
 	// calls, for the worker's health (health.go).
 	progress *fetchProgress
+	// results, if set, is the machinery server's result backend: the
+	// terminal state of each task processed here is held and written with
+	// the message's ack, in its round trip, not on the task's slot.
+	results *resultBackend
 
 	// ready is closed once the consumer is registered and about to fetch.
 	ready     chan struct{}
@@ -520,7 +524,7 @@ func (c *consumerLoop) process(ctx context.Context, msg string, acks *acker) {
 		// It can never be processed: drop it rather than loop on it.
 		c.freeSlots(1)
 		c.log.WithError(err).Error("undecodable message dropped")
-		acks.add(msg, "")
+		acks.add(msg, "", nil)
 		return
 	}
 	runID := runIDOf(sig)
@@ -531,9 +535,17 @@ func (c *consumerLoop) process(ctx context.Context, msg string, acks *acker) {
 		c.requeue(ctx, msg, b.now().Add(processErrorDelay))
 		return
 	}
+	if b.results != nil {
+		b.results.hold(sig)
+	}
 	perr := c.p.Process(sig)
 	c.freeSlots(1) // the next message may run while this one is settled
+	var result *trdb.TaskResult
+	if b.results != nil {
+		result = b.results.take(sig)
+	}
 	if _, ok := b.handback.LoadAndDelete(sig); ok {
+		c.writeResult(result)
 		c.requeue(ctx, msg, time.Time{})
 		return
 	}
@@ -546,6 +558,7 @@ func (c *consumerLoop) process(ctx context.Context, msg string, acks *acker) {
 			if !eta.After(b.now()) {
 				eta = time.Time{} // due already: the front of the queue
 			}
+			c.writeResult(result)
 			c.requeue(ctx, msg, eta)
 			return
 		}
@@ -554,10 +567,23 @@ func (c *consumerLoop) process(ctx context.Context, msg string, acks *acker) {
 		// machinery failed before or after the task (its result backend);
 		// the claim makes a second delivery harmless.
 		log.WithError(perr).Warn("processing failed outside the task; message comes back shortly")
+		c.writeResult(result)
 		c.requeue(ctx, msg, b.now().Add(processErrorDelay))
 		return
 	}
-	acks.add(msg, runID)
+	acks.add(msg, runID, result)
+}
+
+// writeResult writes a held task state whose message is not acked (so no
+// ack carries it), as machinery's own write would have; a failure is
+// logged only: states are informational.
+func (c *consumerLoop) writeResult(result *trdb.TaskResult) {
+	if result == nil {
+		return
+	}
+	if err := c.b.results.write(result); err != nil {
+		c.log.WithError(err).Warn("result backend: task state not kept")
+	}
 }
 
 // requeue hands msg back (at the front of the queue, or delayed until eta)

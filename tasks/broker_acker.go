@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	trdb "github.com/orcheo/orcheo/tasks/rdb"
@@ -32,11 +33,12 @@ func newAcker(c *consumerLoop, max int) *acker {
 	return &acker{c: c, max: max, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
-// add queues the ack of msg (runID "" when not counted). It does not wait
-// for the write.
-func (a *acker) add(msg, runID string) {
+// add queues the ack of msg (runID "" when not counted), with its task's
+// terminal state when result is not nil (written in the ack's round trip).
+// It does not wait for the write.
+func (a *acker) add(msg, runID string, result *trdb.TaskResult) {
 	a.mu.Lock()
-	a.pending = append(a.pending, trdb.Ack{Body: msg, RunID: runID})
+	a.pending = append(a.pending, trdb.Ack{Body: msg, RunID: runID, Result: result})
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
@@ -85,6 +87,11 @@ func (a *acker) flush(ctx context.Context, batch []trdb.Ack) {
 	c := a.c
 	c.retryFor(ctx, settleTimeout, "ack", func() error {
 		_, err := c.b.rdb.Ack(ctx, c.queue, c.id, batch...)
+		if errors.Is(err, trdb.ErrResultsNotWritten) {
+			// Acked: acking again could remove another copy of a message.
+			c.log.WithError(err).Warn("result backend: task states not kept")
+			return nil
+		}
 		return err
 	})
 	for _, ack := range batch {

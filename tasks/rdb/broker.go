@@ -175,7 +175,24 @@ func (r *RDB) Wait(ctx context.Context, queue string, timeout time.Duration) (bo
 type Ack struct {
 	Body  string // the message
 	RunID string // its run ("" when not counted)
+	// Result, if set, is its task's terminal state for the result
+	// backend, written in the ack's round trip (see Ack).
+	Result *TaskResult
 }
+
+// TaskResult is a task's terminal state as the result backend keeps it:
+// under ResultKeyPrefix + TaskUUID, expiring after TTL (0: never).
+type TaskResult struct {
+	TaskUUID string
+	State    []byte
+	TTL      time.Duration
+}
+
+// ErrResultsNotWritten wraps Ack's error when the messages were acked but
+// a task state of the batch could not be written. States are
+// informational (a run's status lives in the database), so the acker
+// logs it and does not ack again.
+var ErrResultsNotWritten = errors.New("task states not written")
 
 // ackCmd removes processed messages from a consumer's processing list and
 // uncounts them. A message already gone (Redis restarted, or the reaper
@@ -199,19 +216,49 @@ end
 return n`)
 
 // Ack removes acks' messages from consumer's processing list of queue in
-// one script call, and returns how many were there.
+// one script call, and returns how many were there. The task states of
+// acks that carry one are SET in the same round trip (a pipeline: the
+// states' keys are outside the queue's hash slot, so not in the script),
+// which saves the result backend's own round trip per run. An error
+// wrapping ErrResultsNotWritten means the acks were written and only some
+// states were not.
 func (r *RDB) Ack(ctx context.Context, queue, consumer string, acks ...Ack) (int, error) {
 	if len(acks) == 0 {
 		return 0, nil
 	}
 	args := make([]any, 0, 2*len(acks))
+	states := 0
 	for _, a := range acks {
 		args = append(args, a.Body, a.RunID)
+		if a.Result != nil {
+			states++
+		}
 	}
 	keys := []string{r.ProcessingKey(queue, consumer), r.MessagesKey(queue)}
-	n, err := ackCmd.Run(ctx, r.client, keys, args...).Int()
+	if states == 0 {
+		n, err := ackCmd.Run(ctx, r.client, keys, args...).Int()
+		if err != nil {
+			return 0, fmt.Errorf("ack on queue %s: %w", queue, err)
+		}
+		return n, nil
+	}
+	call := &scriptCall{script: ackCmd, keys: keys, args: args}
+	sets := make([]*redis.StatusCmd, 0, states)
+	r.runPipelined(ctx, []*scriptCall{call}, func(p redis.Pipeliner) {
+		for _, a := range acks {
+			if a.Result != nil {
+				sets = append(sets, p.Set(ctx, r.ResultKeyPrefix()+a.Result.TaskUUID, a.Result.State, a.Result.TTL))
+			}
+		}
+	})
+	n, err := call.cmd.Int()
 	if err != nil {
 		return 0, fmt.Errorf("ack on queue %s: %w", queue, err)
+	}
+	for _, set := range sets {
+		if err := set.Err(); err != nil {
+			return n, fmt.Errorf("ack on queue %s: %w: %w", queue, ErrResultsNotWritten, err)
+		}
 	}
 	return n, nil
 }

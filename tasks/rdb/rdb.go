@@ -77,9 +77,11 @@ type scriptCall struct {
 // pipeline; go-redis's Cluster client splits a pipeline by slot). A script
 // Redis does not know yet (NOSCRIPT: the first call after a Redis restart)
 // is sent again in full with EVAL, in a second round trip. Each call's
-// reply or error is in its cmd.
-func (r *RDB) runPipelined(ctx context.Context, calls []*scriptCall) {
-	exec := func(calls []*scriptCall, full bool) {
+// reply or error is in its cmd. Each of also, if any, adds plain commands
+// to the first round trip, after the scripts; their replies are in the
+// commands they made.
+func (r *RDB) runPipelined(ctx context.Context, calls []*scriptCall, also ...func(redis.Pipeliner)) {
+	exec := func(calls []*scriptCall, full bool, also []func(redis.Pipeliner)) {
 		pipe := r.client.Pipeline()
 		for _, c := range calls {
 			if full {
@@ -87,6 +89,9 @@ func (r *RDB) runPipelined(ctx context.Context, calls []*scriptCall) {
 			} else {
 				c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
 			}
+		}
+		for _, add := range also {
+			add(pipe)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			// A script's own error is in its cmd. Any other (no
@@ -100,7 +105,7 @@ func (r *RDB) runPipelined(ctx context.Context, calls []*scriptCall) {
 			}
 		}
 	}
-	exec(calls, false)
+	exec(calls, false, also)
 	var again []*scriptCall
 	for _, c := range calls {
 		if err := c.cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
@@ -108,6 +113,6 @@ func (r *RDB) runPipelined(ctx context.Context, calls []*scriptCall) {
 		}
 	}
 	if len(again) > 0 {
-		exec(again, true)
+		exec(again, true, nil)
 	}
 }

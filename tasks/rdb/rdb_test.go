@@ -130,6 +130,7 @@ var scenarios = []struct {
 	{"TakeAckRequeue", testTakeAckRequeue},
 	{"TakeNeverMoreThanAsked", testTakeBatch},
 	{"AckBatch", testAckBatch},
+	{"AckWritesTaskStates", testAckWithResults},
 	{"PromoteDueInBatches", testPromote},
 	{"ReapKilledConsumersBatch", testReap},
 	{"MessageCountsPerQueue", testMessageCounts},
@@ -256,6 +257,38 @@ func testAckBatch(t *testing.T, r *RDB) {
 	}
 	if n, err := r.Ack(ctx, "q", "c1"); err != nil || n != 0 {
 		t.Fatalf("ack of none = %d, %v", n, err)
+	}
+}
+
+// testAckWithResults: an ack carrying task states writes them, with their
+// expiry, in the ack's round trip (one pipeline: the states' keys are in
+// other slots than the queue's, so on a Cluster the pipeline is split).
+func testAckWithResults(t *testing.T, r *RDB) {
+	ctx := context.Background()
+	register(t, r, "q", "c1", time.Now(), time.Minute)
+	publish(t, r, "q", false, time.Time{}, "m1", "m2", "m3")
+	take(t, r, "q", "c1", 3, "m1", "m2", "m3")
+	uuids := []string{"task_" + testPrefix(), "task_" + testPrefix()}
+	n, err := r.Ack(ctx, "q", "c1",
+		Ack{Body: "m1", RunID: "run-m1", Result: &TaskResult{TaskUUID: uuids[0], State: []byte(`{"State":"SUCCESS"}`), TTL: time.Hour}},
+		Ack{Body: "m2", RunID: "run-m2"},
+		Ack{Body: "m3", RunID: "run-m3", Result: &TaskResult{TaskUUID: uuids[1], State: []byte(`{"State":"FAILURE"}`)}})
+	if err != nil || n != 3 {
+		t.Fatalf("ack of 3 with 2 states = %d, %v", n, err)
+	}
+	wantList(t, r, r.ProcessingKey("q", "c1"))
+	wantCounts(t, r, "q", []string{"run-m1", "run-m2", "run-m3"}, 0, 0, 0)
+	for i, want := range []string{`{"State":"SUCCESS"}`, `{"State":"FAILURE"}`} {
+		key := r.ResultKeyPrefix() + uuids[i]
+		if got, err := r.client.Get(ctx, key).Result(); err != nil || got != want {
+			t.Fatalf("state of %s = %q, %v; want %q", key, got, err, want)
+		}
+	}
+	if ttl := r.client.PTTL(ctx, r.ResultKeyPrefix()+uuids[0]).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("ttl of the first state = %s, want at most 1h", ttl)
+	}
+	if ttl := r.client.PTTL(ctx, r.ResultKeyPrefix()+uuids[1]).Val(); ttl != -1 {
+		t.Fatalf("ttl of a state with TTL 0 = %s, want none (-1)", ttl)
 	}
 }
 
@@ -713,5 +746,68 @@ func TestPublish_ManyInOneRoundTrip(t *testing.T) {
 	}
 	if ready, _, _ := r.QueueDepth(ctx, "a"); ready != 100 {
 		t.Fatalf("queue a holds %d after the second publish, want 100", ready)
+	}
+}
+
+// TestAck_StatesInTheAcksRoundTrip acks 10 messages, 8 with task states,
+// on a private server: one round trip of one EVALSHA and 8 SETs; a server
+// that lost its scripts costs one more round trip, of the EVAL alone, and
+// the states are written once.
+func TestAck_StatesInTheAcksRoundTrip(t *testing.T) {
+	t.Parallel()
+	rs := testenv.StartRedis(t)
+	c, err := Open(rs.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	r := New(c, "p")
+	ctx := context.Background()
+	must(t, ackCmd.Load(ctx, c).Err())
+	trips := &roundTrips{}
+	c.AddHook(trips)
+	for round, flush := range []bool{false, true} {
+		register(t, r, "q", "c1", time.Now(), time.Minute)
+		var bodies []string
+		for i := range 10 {
+			bodies = append(bodies, fmt.Sprint("m", round, "-", i))
+		}
+		publish(t, r, "q", false, time.Time{}, bodies...)
+		take(t, r, "q", "c1", 10, bodies...)
+		acks := make([]Ack, len(bodies))
+		for i, b := range bodies {
+			acks[i] = Ack{Body: b, RunID: "run-" + b}
+			if i < 8 {
+				acks[i].Result = &TaskResult{TaskUUID: b, State: []byte("state-" + b), TTL: time.Minute}
+			}
+		}
+		if flush {
+			must(t, c.ScriptFlush(ctx).Err())
+		}
+		must(t, c.ConfigResetStat(ctx).Err())
+		trips.mu.Lock()
+		trips.n = 0
+		trips.mu.Unlock()
+		if n, err := r.Ack(ctx, "q", "c1", acks...); err != nil || n != 10 {
+			t.Fatalf("ack of 10 = %d, %v", n, err)
+		}
+		trips.mu.Lock()
+		n := trips.n
+		trips.mu.Unlock()
+		calls := commandCalls(t, c)
+		wantTrips, script := 1, "evalsha"
+		if flush {
+			wantTrips, script = 2, "eval"
+		}
+		if n != wantTrips || calls[script] != 1 || calls["set"] != 8 || calls["lrem"] != 10 {
+			t.Fatalf("ack of 10 with 8 states (scripts flushed: %v): %d round trips, commands %v; want %d round trips, one %s, 8 SET",
+				flush, n, calls, wantTrips, script)
+		}
+		for _, b := range bodies[:8] {
+			if got := c.Get(ctx, r.ResultKeyPrefix()+b).Val(); got != "state-"+b {
+				t.Fatalf("state of %s = %q", b, got)
+			}
+		}
+		wantList(t, r, r.ProcessingKey("q", "c1"))
 	}
 }
