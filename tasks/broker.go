@@ -103,6 +103,10 @@ type reliableBroker struct {
 	// terminal state of each task processed here is held and written with
 	// the message's ack, in its round trip, not on the task's slot.
 	results *resultBackend
+	// claims, if set, is the worker's claimer: it hears of each run's
+	// message as soon as it is taken (expect), so the runs of one take are
+	// claimed in one batch, and once its task has returned (forget).
+	claims *claimer
 
 	// ready is closed once the consumer is registered and about to fetch.
 	ready     chan struct{}
@@ -386,12 +390,23 @@ func (c *consumerLoop) run(concurrency int) {
 			failing = false
 		}
 		backoff = backoffMin
-		for _, msg := range msgs {
+		// Every run of the take is announced to the claimer before any
+		// task starts, so the first task to claim claims them all.
+		sigs, errs := make([]*mtasks.Signature, len(msgs)), make([]error, len(msgs))
+		for i, msg := range msgs {
 			c.track(msg, 1)
+			sigs[i], errs[i] = decodeMessage(msg)
+			if errs[i] == nil && b.claims != nil && b.IsTaskRegistered(sigs[i].Name) {
+				if id := runIDOf(sigs[i]); id != "" {
+					b.claims.expect(sigs[i], id)
+				}
+			}
+		}
+		for i, msg := range msgs {
 			tasks.Add(1)
 			go func() {
 				defer tasks.Done()
-				c.process(ctx, msg, acks)
+				c.process(ctx, msg, sigs[i], errs[i], acks)
 			}()
 		}
 	}
@@ -511,16 +526,15 @@ func (c *consumerLoop) track(msg string, delta int) {
 	}
 }
 
-// process runs one message's task, frees its slot and settles the
-// message: an ack for the acker to write, or a hand-back when the task
-// asked for it or machinery failed around it. When the task left the
-// message to be settled later (settleLater), process waits for that here,
-// off the slot, and then acks it, or delays it until the retry the wait
-// reported.
-func (c *consumerLoop) process(ctx context.Context, msg string, acks *acker) {
+// process runs one message's task (sig, or err when msg could not be
+// decoded), frees its slot and settles the message: an ack for the acker
+// to write, or a hand-back when the task asked for it or machinery failed
+// around it. When the task left the message to be settled later
+// (settleLater), process waits for that here, off the slot, and then acks
+// it, or delays it until the retry the wait reported.
+func (c *consumerLoop) process(ctx context.Context, msg string, sig *mtasks.Signature, err error, acks *acker) {
 	b := c.b
-	sig, err := decodeMessage(msg)
-	if err != nil {
+	if err != nil { // decodeMessage's
 		// It can never be processed: drop it rather than loop on it.
 		c.freeSlots(1)
 		c.log.WithError(err).Error("undecodable message dropped")
@@ -539,6 +553,9 @@ func (c *consumerLoop) process(ctx context.Context, msg string, acks *acker) {
 		b.results.hold(sig)
 	}
 	perr := c.p.Process(sig)
+	if b.claims != nil {
+		b.claims.forget(sig) // a claim expected for a task that never asked
+	}
 	c.freeSlots(1) // the next message may run while this one is settled
 	var result *trdb.TaskResult
 	if b.results != nil {

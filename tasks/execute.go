@@ -43,7 +43,7 @@ func (w *Worker) executeRun(mctx context.Context, runID string) error {
 
 	// The claimer claims this run together with those other slots asked
 	// for meanwhile (claimer.go); the lease starts when the batch does.
-	run, err := w.claimer.claim(runID)
+	run, err := w.claimer.claimFor(mtasks.SignatureFromContext(mctx), runID)
 	switch orcheo.ErrorCode(err) {
 	case "":
 	case orcheo.ECONFLICT:

@@ -284,6 +284,7 @@ func (w *Worker) launch(queue string, concurrency int, log logrus.FieldLogger) (
 	broker.handback, broker.later = &w.handback, &w.later
 	broker.progress = w.health.consumer(w.ID + ":" + queue)
 	broker.results, _ = server.GetBackend().(*resultBackend) // states go with the acks
+	broker.claims = w.claimer                                // a take's runs claimed in one batch
 	if err := server.RegisterTask(TaskExecuteRun, w.executeRun); err != nil {
 		return nil, nil, fmt.Errorf("register %s: %w", TaskExecuteRun, err)
 	}
