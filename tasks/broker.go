@@ -360,8 +360,7 @@ func (c *consumerLoop) run(concurrency int) {
 
 	c.slots = make(chan struct{}, concurrency)
 	c.held = make(chan struct{}, holdCapacity(concurrency))
-	acks := newAcker(c, cap(c.held))
-	go acks.run(ctx)
+	acks := newAcker(ctx, c, cap(c.held))
 
 	var tasks sync.WaitGroup
 	backoff := backoffMin

@@ -13,72 +13,62 @@ import (
 // previous write is in flight and goes with every other ack that came
 // meanwhile in the next script call, so under load one call acks many
 // messages and at low load an ack is written at once, without a delay.
+// The write is made by the goroutine that settles a message and finds no
+// write in flight (leader-based group commit, off the task's slot): it
+// writes until nothing is pending, so an ack alone costs no hand-off to
+// another goroutine.
 // The task's slot is already free (process frees it when the task
 // returns); the message's hold is freed only once its ack is written (or
 // given up after settleTimeout, the message staying in the processing
 // list for the reaper or the next deregister), so the processing list
 // never holds more messages than the consumer's hold capacity.
 type acker struct {
+	ctx context.Context
 	c   *consumerLoop
 	max int // most acks per call: the hold capacity
 
 	mu      sync.Mutex
 	pending []trdb.Ack
-	wake    chan struct{} // signalled when pending grows; capacity 1
-	closed  bool
-	done    chan struct{} // closed when run has written the last acks
+	busy    bool // a goroutine is writing pending
 }
 
-func newAcker(c *consumerLoop, max int) *acker {
-	return &acker{c: c, max: max, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newAcker(ctx context.Context, c *consumerLoop, max int) *acker {
+	return &acker{ctx: ctx, c: c, max: max}
 }
 
 // add queues the ack of msg (runID "" when not counted), with its task's
-// terminal state when result is not nil (written in the ack's round trip).
-// It does not wait for the write.
+// terminal state when result is not nil (written in the ack's round trip),
+// and writes what is pending unless another goroutine is writing it.
 func (a *acker) add(msg, runID string, result *trdb.TaskResult) {
 	a.mu.Lock()
 	a.pending = append(a.pending, trdb.Ack{Body: msg, RunID: runID, Result: result})
 	a.mu.Unlock()
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
+	a.lead()
 }
 
-// close writes the acks queued so far and returns once they are written.
-// No add may follow.
-func (a *acker) close() {
+// close writes the acks queued so far. No add may follow, nor be running:
+// the consumer calls it once its tasks have returned.
+func (a *acker) close() { a.lead() }
+
+// lead writes pending acks until none is left, unless a write is in
+// flight (its writer then writes these too).
+func (a *acker) lead() {
 	a.mu.Lock()
-	a.closed = true
+	if a.busy {
+		a.mu.Unlock()
+		return
+	}
+	a.busy = true
+	for len(a.pending) > 0 {
+		n := min(len(a.pending), a.max)
+		batch := append([]trdb.Ack(nil), a.pending[:n]...)
+		a.pending = a.pending[n:]
+		a.mu.Unlock()
+		a.flush(a.ctx, batch)
+		a.mu.Lock()
+	}
+	a.busy = false
 	a.mu.Unlock()
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
-	<-a.done
-}
-
-// run writes queued acks until close.
-func (a *acker) run(ctx context.Context) {
-	defer close(a.done)
-	for range a.wake {
-		for {
-			a.mu.Lock()
-			n := min(len(a.pending), a.max)
-			batch := append([]trdb.Ack(nil), a.pending[:n]...)
-			a.pending = a.pending[n:]
-			closed := a.closed
-			a.mu.Unlock()
-			if n == 0 {
-				if closed {
-					return
-				}
-				break
-			}
-			a.flush(ctx, batch)
-		}
-	}
 }
 
 // flush writes batch in one script call, retrying through a Redis outage

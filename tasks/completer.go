@@ -45,9 +45,10 @@ type completer struct {
 
 	mu      sync.Mutex
 	open    bool          // guarded by mu: completions are taken
+	busy    bool          // guarded by mu: a batch is being written
 	waiting []*completion // guarded by mu
 
-	backoff time.Duration // only the goroutine touches it
+	backoff time.Duration // only the writer of a batch (busy) touches it
 }
 
 // completion is one attempt's result waiting to be written; done receives
@@ -87,6 +88,40 @@ func (c *completer) Start(ctx context.Context) {
 	}()
 }
 
+// hand hands rc to the next batch like submit, but starts no write: the
+// returned wait writes the batch on its caller's goroutine if no batch is
+// being written (leader-based group commit: a completion alone costs no
+// hand-off to the completer's goroutine and back), then returns what
+// complete would. The caller must call wait.
+func (c *completer) hand(run *orcheo.Run, rc orcheo.RunCompletion, log logrus.FieldLogger) (wait func() *orcheo.Run) {
+	done := c.queue(run, rc, log)
+	return func() *orcheo.Run {
+		c.lead()
+		return <-done
+	}
+}
+
+// lead writes batches on the caller's goroutine while no other batch is
+// being written, and leaves what queued meanwhile to the completer's
+// goroutine, or writes it too once the completer has stopped.
+func (c *completer) lead() {
+	for c.flush() {
+		c.mu.Lock()
+		more, open := len(c.waiting) > 0, c.open
+		c.mu.Unlock()
+		if !more {
+			return
+		}
+		if open {
+			select {
+			case c.wake <- struct{}{}:
+			default: // already woken
+			}
+			return
+		}
+	}
+}
+
 // complete records rc for attempt run.Attempt of run and returns the run
 // as stored (pending when the store granted a retry), or nil if it could
 // not be recorded: fenced, refused twice, or the database unreachable for
@@ -103,6 +138,16 @@ func (c *completer) complete(run *orcheo.Run, rc orcheo.RunCompletion, log logru
 // at most concurrency plus backlog messages, each at most one completion),
 // not here.
 func (c *completer) submit(run *orcheo.Run, rc orcheo.RunCompletion, log logrus.FieldLogger) <-chan *orcheo.Run {
+	done := c.queue(run, rc, log)
+	select {
+	case c.wake <- struct{}{}:
+	default: // already woken
+	}
+	return done
+}
+
+// queue is submit without waking the writing goroutine.
+func (c *completer) queue(run *orcheo.Run, rc orcheo.RunCompletion, log logrus.FieldLogger) <-chan *orcheo.Run {
 	req := &completion{
 		item:     orcheo.AttemptCompletion{RunID: run.ID, Attempt: run.Attempt, Completion: rc},
 		log:      log.WithField("status", string(rc.Status)),
@@ -118,10 +163,6 @@ func (c *completer) submit(run *orcheo.Run, rc orcheo.RunCompletion, log logrus.
 	c.waiting = append(c.waiting, req)
 	c.mu.Unlock()
 	req.log.Debug("result handed to the completer")
-	select {
-	case c.wake <- struct{}{}:
-	default: // already woken
-	}
 	return req.done
 }
 
@@ -142,9 +183,15 @@ func (c *completer) alone(req *completion) {
 }
 
 // flush writes one batch of waiting completions, puts back at the front
-// those to try again, and reports whether there was anything to write.
+// those to try again, and reports whether there was anything to write; it
+// writes nothing while another batch is being written (whose writer looks
+// again after it).
 func (c *completer) flush() bool {
 	c.mu.Lock()
+	if c.busy {
+		c.mu.Unlock()
+		return false
+	}
 	n := min(len(c.waiting), completeBatchMax)
 	if n > 0 && c.waiting[0].alone {
 		n = 1
@@ -157,22 +204,26 @@ func (c *completer) flush() bool {
 		batch = append(batch, req)
 	}
 	c.waiting = append(c.waiting[:0], c.waiting[len(batch):]...)
-	c.mu.Unlock()
 	if len(batch) == 0 {
+		c.mu.Unlock()
 		return false
 	}
+	c.busy = true
+	c.mu.Unlock()
 	again, failed := c.write(batch)
-	if len(again) > 0 {
-		c.mu.Lock()
-		c.waiting = append(again, c.waiting...)
-		c.mu.Unlock()
-	}
 	if failed {
+		// The backoff holds busy: the next try is this writer's.
 		c.backoff = min(max(c.backoff*2, completeBackoffMin), completeBackoffMax)
 		time.Sleep(c.backoff)
 	} else {
 		c.backoff = 0
 	}
+	c.mu.Lock()
+	if len(again) > 0 {
+		c.waiting = append(again, c.waiting...)
+	}
+	c.busy = false
+	c.mu.Unlock()
 	return true
 }
 

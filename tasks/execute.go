@@ -108,9 +108,10 @@ func (w *Worker) executeRun(mctx context.Context, runID string) error {
 // due; zero means ack the message (the run ended, or its completion was
 // fenced or given up, as executeRun always acked those).
 func (w *Worker) complete(run *orcheo.Run, c orcheo.RunCompletion, start time.Time, untrack func(), log logrus.FieldLogger) func() time.Time {
-	done := w.completer.submit(run, c, log.WithField("duration", time.Since(start).String()))
+	// The waiter writes the batch if none is being written (hand).
+	wait := w.completer.hand(run, c, log.WithField("duration", time.Since(start).String()))
 	return func() time.Time {
-		stored := <-done
+		stored := wait()
 		untrack()
 		w.countAttempt(stored, c.Status) // the registry's stats
 		if stored != nil && w.Observer != nil {
