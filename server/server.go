@@ -134,10 +134,11 @@ type Server struct {
 	// to verify requests (secrets.Box under ORCHEO_SECRETS_KEY). While nil,
 	// a config that brings a secret answers 503 saying to set the key.
 	Secrets orcheo.SecretBox
-	// OnWebhookRefused, if set, is told of every webhook request refused
-	// after its trigger was found, with a short reason from a fixed set
-	// ("required", "verify", "replay", "rate_limit", "rate_limit_ip"),
-	// for the metrics.
+	// OnWebhookRefused, if set, is told of every webhook request the
+	// route refuses, with a short reason from a fixed set
+	// (metrics.WebhookRefusalReasons: not_found, disabled, archived,
+	// method, too_large, bad_request, required, verify, replay,
+	// rate_limit, rate_limit_ip, unavailable), for the metrics.
 	OnWebhookRefused func(reason string)
 
 	// Changes, if set, carries the news of changed workflows between the
