@@ -24,3 +24,13 @@ func every(ctx context.Context, interval time.Duration, passNow bool, pass func(
 		pass(ctx)
 	}
 }
+
+// orDefault sets *field to def when it is the zero value: the defaults of
+// every service's config (interval, batch size, logger, clock) are filled
+// the same way.
+func orDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}

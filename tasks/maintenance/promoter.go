@@ -58,15 +58,9 @@ var _ startstop.Service = (*Promoter)(nil)
 // NewPromoter fills zero fields of cfg with defaults. It panics if RDB is
 // nil, Queues is empty or a field is negative: programmer errors.
 func NewPromoter(cfg PromoterConfig) *Promoter {
-	if cfg.Interval == 0 {
-		cfg.Interval = PromoterIntervalDefault
-	}
-	if cfg.BatchSize == 0 {
-		cfg.BatchSize = PromoterBatchSizeDefault
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = logrus.StandardLogger()
-	}
+	orDefault(&cfg.Interval, PromoterIntervalDefault)
+	orDefault(&cfg.BatchSize, PromoterBatchSizeDefault)
+	orDefault[logrus.FieldLogger](&cfg.Logger, logrus.StandardLogger())
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -88,15 +88,9 @@ var _ startstop.Service = (*Reaper)(nil)
 // NewReaper fills zero fields of cfg with defaults. It panics if RDB is
 // nil, Queues is empty or a field is negative: programmer errors.
 func NewReaper(cfg ReaperConfig) *Reaper {
-	if cfg.Interval == 0 {
-		cfg.Interval = ReaperIntervalDefault
-	}
-	if cfg.BatchSize == 0 {
-		cfg.BatchSize = ReaperBatchSizeDefault
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = logrus.StandardLogger()
-	}
+	orDefault(&cfg.Interval, ReaperIntervalDefault)
+	orDefault(&cfg.BatchSize, ReaperBatchSizeDefault)
+	orDefault[logrus.FieldLogger](&cfg.Logger, logrus.StandardLogger())
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -59,15 +59,9 @@ type requeueResult struct {
 // NewRequeuer fills zero fields of cfg with defaults. It panics if Runs or
 // Submitter is nil or a field is negative: those are programmer errors.
 func NewRequeuer(cfg RequeuerConfig) *Requeuer {
-	if cfg.Interval == 0 {
-		cfg.Interval = RequeuerIntervalDefault
-	}
-	if cfg.BatchSize == 0 {
-		cfg.BatchSize = RequeuerBatchSizeDefault
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = logrus.StandardLogger()
-	}
+	orDefault(&cfg.Interval, RequeuerIntervalDefault)
+	orDefault(&cfg.BatchSize, RequeuerBatchSizeDefault)
+	orDefault[logrus.FieldLogger](&cfg.Logger, logrus.StandardLogger())
 	cfg.mustValidate()
 	return &Requeuer{cfg: cfg, logger: cfg.Logger.WithField("component", "requeuer")}
 }

@@ -104,18 +104,10 @@ var _ startstop.Service = (*Rescuer)(nil)
 // NewRescuer fills zero fields of cfg with defaults. It panics if a
 // required field is nil or a field is negative: programmer errors.
 func NewRescuer(cfg RescuerConfig) *Rescuer {
-	if cfg.Interval == 0 {
-		cfg.Interval = RescuerIntervalDefault
-	}
-	if cfg.ReenqueueAfter == 0 {
-		cfg.ReenqueueAfter = RescuerReenqueueAfterDefault
-	}
-	if cfg.BatchSize == 0 {
-		cfg.BatchSize = RescuerBatchSizeDefault
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = logrus.StandardLogger()
-	}
+	orDefault(&cfg.Interval, RescuerIntervalDefault)
+	orDefault(&cfg.ReenqueueAfter, RescuerReenqueueAfterDefault)
+	orDefault(&cfg.BatchSize, RescuerBatchSizeDefault)
+	orDefault[logrus.FieldLogger](&cfg.Logger, logrus.StandardLogger())
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -85,18 +85,10 @@ var _ startstop.Service = (*Retention)(nil)
 // is nil, Retention is not positive, a field is negative or a status is
 // not terminal: programmer errors (cmd/orcheo checks the configuration).
 func NewRetention(cfg RetentionConfig) *Retention {
-	if cfg.Interval == 0 {
-		cfg.Interval = RetentionIntervalDefault
-	}
-	if cfg.BatchSize == 0 {
-		cfg.BatchSize = RetentionBatchSizeDefault
-	}
-	if cfg.BatchPause == 0 {
-		cfg.BatchPause = RetentionBatchPauseDefault
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = logrus.StandardLogger()
-	}
+	orDefault(&cfg.Interval, RetentionIntervalDefault)
+	orDefault(&cfg.BatchSize, RetentionBatchSizeDefault)
+	orDefault(&cfg.BatchPause, RetentionBatchPauseDefault)
+	orDefault[logrus.FieldLogger](&cfg.Logger, logrus.StandardLogger())
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
