@@ -118,12 +118,16 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 }
 
 // limitBody caps every request body at MaxBodyBytes: a declared
-// Content-Length above it is refused at once with 413, and a body that grows
-// past it fails the read, which the JSON and webhook readers turn into 413.
+// Content-Length above it is refused at once with 413 (counted as a webhook
+// refusal, too_large, on the webhook route), and a body that grows past it
+// fails the read, which the JSON and webhook readers turn into 413.
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := s.maxBodyBytes()
 		if r.ContentLength > limit {
+			if isWebhookPath(r.URL.EscapedPath()) {
+				s.countWebhookRefusal("too_large")
+			}
 			Error(w, r, orcheo.Errorf(orcheo.ETOOLARGE, "request body is larger than %d bytes", limit))
 			return
 		}

@@ -61,4 +61,39 @@ func TestWebhookRefusalReasons(t *testing.T) {
 			t.Fatalf("%s counted %d times, want once (all: %v)", tc.reason, got, counted)
 		}
 	}
+
+	// A declared Content-Length over the limit is refused before the
+	// route, by limitBody, and still counted; on any other route it is no
+	// webhook refusal.
+	mu.Lock()
+	before := counted["too_large"]
+	mu.Unlock()
+	big := `{"pad":"` + strings.Repeat("x", 8192) + `"}`
+	resp, body := webhook(t, e, "PUT", "on", "", http.Header{"Content-Type": {"application/json"}}, big)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("declared too large: %d %s, want 413", resp.StatusCode, body)
+	}
+	mu.Lock()
+	got := counted["too_large"] - before
+	mu.Unlock()
+	if got != 1 {
+		t.Fatalf("a declared Content-Length over the limit counted %d times as too_large, want once (all: %v)", got, counted)
+	}
+	for _, path := range []string{"/api/workflows", "/api/workflows/on/triggers/webhook/config"} {
+		req, _ := http.NewRequest("POST", e.http.URL+path, strings.NewReader(big))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("POST %s declared too large: %d, want 413", path, resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := counted["too_large"] - before; got != 1 {
+		t.Fatalf("too_large counted %d times in all, want once: routes other than the webhook's counted (all: %v)", got, counted)
+	}
 }
