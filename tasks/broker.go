@@ -277,15 +277,36 @@ func (b *reliableBroker) settleLater(sig *mtasks.Signature, wait func() time.Tim
 // (in-flight tasks finished, their acks written and unacked messages handed
 // back). Safe to call twice, concurrently, or without StartConsuming.
 func (b *reliableBroker) StopConsuming() {
+	b.stopFetching()
 	b.mu.Lock()
-	if !b.stopped {
-		b.stopped = true
-		close(b.stop)
-	}
 	started := b.started
 	b.mu.Unlock()
 	if started {
 		<-b.consumed
+	}
+}
+
+// stopFetching is StopConsuming without the wait: from its return the
+// consumer takes no message (a take already in flight is handed back).
+// The Worker calls it before it reports draining.
+func (b *reliableBroker) stopFetching() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.stopped {
+		b.stopped = true
+		close(b.stop)
+	}
+}
+
+// stopping reports whether StopConsuming was called. A select between the
+// stop and a free slot picks either when both are ready, so the fetch asks
+// this before each take, and again after it.
+func (b *reliableBroker) stopping() bool {
+	select {
+	case <-b.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -389,6 +410,10 @@ func (c *consumerLoop) run(concurrency int) {
 			failing = false
 		}
 		backoff = backoffMin
+		if b.stopping() && len(msgs) > 0 {
+			c.handBackUnstarted(ctx, msgs) // the stop came during the take
+			break
+		}
 		// Every run of the take is announced to the claimer before any
 		// task starts, so the first task to claim claims them all.
 		sigs, errs := make([]*mtasks.Signature, len(msgs)), make([]error, len(msgs))
@@ -409,8 +434,6 @@ func (c *consumerLoop) run(concurrency int) {
 			}()
 		}
 	}
-	// A message taken after the stop stays in the processing list, and
-	// deregister hands it back with the others.
 	tasks.Wait()
 	acks.close() // writes the last acks
 	close(maintStop)
@@ -481,6 +504,14 @@ fill:
 			break fill
 		}
 	}
+	// The selects above may have taken a slot over a stop that was ready
+	// too: a draining consumer takes nothing more (orcheo control
+	// shutdown, SIGTERM), so what is published now goes to other workers.
+	if b.stopping() {
+		c.freeSlots(free)
+		c.unhold(free)
+		return nil, true, nil
+	}
 	msgs, err = b.rdb.Take(ctx, c.queue, c.id, free)
 	c.freeSlots(free - len(msgs))
 	c.unhold(free - len(msgs))
@@ -497,6 +528,20 @@ fill:
 		return nil, false, err
 	}
 	return nil, false, nil
+}
+
+// handBackUnstarted returns msgs, which a take moved as the consumer was
+// being stopped, to the front of the queue in their order, before any of
+// their tasks started, so another consumer runs them now rather than
+// after this one's drain (as deregister would). Each holds a slot and a
+// hold, which are freed.
+func (c *consumerLoop) handBackUnstarted(ctx context.Context, msgs []string) {
+	c.freeSlots(len(msgs))
+	for i := len(msgs) - 1; i >= 0; i-- { // each goes to the front: the last first
+		c.track(msgs[i], 1)
+		c.requeue(ctx, msgs[i], time.Time{})
+	}
+	c.log.WithField("messages", len(msgs)).Info("stopping: handed messages taken as the stop came back to the queue")
 }
 
 // freeSlots frees n execution slots.

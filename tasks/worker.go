@@ -435,6 +435,11 @@ func (w *Worker) Stop() {
 	ch := make(chan struct{})
 	w.stopping = ch
 	w.mu.Unlock()
+	// No consumer takes a message from here on, before anyone is told the
+	// worker drains: what is published after that goes to other workers.
+	for _, c := range w.consumers {
+		c.broker.stopFetching()
+	}
 	w.draining.Store(true) // Health, Readiness and the registry say so from now
 
 	log := w.Logger.WithFields(logrus.Fields{"component": "worker", "worker_id": w.ID})
