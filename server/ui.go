@@ -11,16 +11,23 @@ import (
 // wired by cmd/orcheo; the server never imports it).
 type UIHandler interface {
 	http.Handler
+	// Authenticated reports whether r carries a session that verifies now
+	// (signature, expiry, token still present), never merely a cookie:
+	// only such a request skips the cap on unauthenticated requests.
+	Authenticated(r *http.Request) bool
 	// Shutdown ends the UI's long-lived answers (its live streams), so
 	// that Close does not wait ShutdownTimeout for them.
 	Shutdown()
 }
 
 // routeUI sends /ui and everything under /ui/ to UI, before the bearer
-// check and the cap on unauthenticated requests: the UI authenticates its
-// own requests with session cookies checked against the same tokens, and
-// bounds its own logins and live streams, which would otherwise each hold
-// one of the unauthenticated slots for as long as a page stays open.
+// check: the UI authenticates its own requests with session cookies checked
+// against the same tokens. A request with a session that verifies is not
+// counted under the cap on unauthenticated requests, so a signed-in page's
+// live stream does not hold a slot for as long as the page stays open;
+// every other one (the login form and its POST, static files, any path
+// without a session) is, as for the API, so a flood of slow requests on
+// /ui/ cannot take what the cap protects.
 func (s *Server) routeUI(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.EscapedPath()
@@ -28,16 +35,26 @@ func (s *Server) routeUI(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if s.UI == nil {
-			s.handleNotFound(w, r)
+		if s.UI != nil && path != "/ui" && s.UI.Authenticated(r) {
+			s.UI.ServeHTTP(w, r)
 			return
 		}
-		if path == "/ui" {
-			http.Redirect(w, r, "/ui/", http.StatusFound)
-			return
-		}
-		s.UI.ServeHTTP(w, r)
+		s.limitUnauthenticated(http.HandlerFunc(s.serveUI)).ServeHTTP(w, r)
 	})
+}
+
+// serveUI answers a request under /ui: 404 without a UI, /ui itself by a
+// redirect to /ui/.
+func (s *Server) serveUI(w http.ResponseWriter, r *http.Request) {
+	if s.UI == nil {
+		s.handleNotFound(w, r)
+		return
+	}
+	if r.URL.EscapedPath() == "/ui" {
+		http.Redirect(w, r, "/ui/", http.StatusFound)
+		return
+	}
+	s.UI.ServeHTTP(w, r)
 }
 
 // AuthEnabled reports whether the API asks for tokens; the web UI asks for

@@ -60,6 +60,16 @@ func (s *streams) count() int {
 	return len(s.bySession)
 }
 
+// Authenticated reports whether r carries a session that verifies now
+// (readSession: signature, expiry, token still present), never merely a
+// cookie. The server counts every other /ui/ request under its cap on
+// unauthenticated requests; a signed-in request, a live stream above all,
+// holds no slot however long it stays open.
+func (h *Handler) Authenticated(r *http.Request) bool {
+	_, ok := h.readSession(r)
+	return ok
+}
+
 // streamRetryMillis is how long a page's EventSource waits before it
 // reconnects a stream that ended.
 const streamRetryMillis = 2000
