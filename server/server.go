@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -112,9 +113,16 @@ type Server struct {
 	// (one /64 for IPv6). A request over either cap is answered 503 with
 	// Retry-After at once, without reading its body. Zero or less turns a
 	// cap off. Behind a reverse proxy every request comes from the proxy's
-	// address, so the per-address cap becomes a second global one.
+	// address, so the per-address cap becomes a second global one, unless
+	// the proxy is in TrustedProxies.
 	MaxUnauthenticated      int
 	MaxUnauthenticatedPerIP int
+
+	// TrustedProxies are the reverse proxies (ORCHEO_HTTP_TRUSTED_PROXIES)
+	// whose X-Forwarded-For names the client and whose X-Forwarded-Proto
+	// says https: from a peer in one, resolveClient (client_addr.go) gives
+	// the request its client's address. Empty: those headers are ignored.
+	TrustedProxies []netip.Prefix
 
 	// ReadyChecks are pinged by /readyz, by name ("database", "redis").
 	ReadyChecks map[string]orcheo.Pinger
@@ -202,11 +210,13 @@ func NewServer() *Server {
 	s.registerRunPurgeRoutes(s.router)
 	s.router.Handle("/metrics", http.HandlerFunc(s.handleMetrics)).Methods(http.MethodGet)
 
+	// resolveClient comes first, so every later one (the log, the caps,
+	// the UI) sees the client's address behind a trusted proxy.
 	// Outermost first: a panic anywhere is recovered inside the request log,
 	// so the log line shows the 500. The cap on unauthenticated requests
 	// comes after authentication, which tells them apart. The web UI
 	// checks its own sessions (routeUI).
-	s.handler = s.logRequests(s.recoverPanics(s.limitBody(s.routeUI(s.authenticate(s.limitUnauthenticated(s.router))))))
+	s.handler = s.resolveClient(s.logRequests(s.recoverPanics(s.limitBody(s.routeUI(s.authenticate(s.limitUnauthenticated(s.router)))))))
 	return s
 }
 

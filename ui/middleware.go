@@ -99,12 +99,21 @@ func (h *Handler) actionSized(f pageFunc, admin bool, limit int64) http.Handler 
 	})
 }
 
+// servedOverHTTPS reports whether the browser reached us over https: this
+// server's own TLS, or a TLS proxy in ORCHEO_HTTP_TRUSTED_PROXIES that says
+// so in X-Forwarded-Proto (the server marks the request; from any other
+// peer the header counts for nothing).
+func servedOverHTTPS(r *http.Request) bool {
+	return r.TLS != nil || orcheo.ForwardedHTTPS(r.Context())
+}
+
 // sameOrigin reports whether a POST came from a page of this origin: the
 // browser's Sec-Fetch-Site, when sent, says same-origin, and the Origin
 // (or, without one, the Referer) names this host, over https when this
-// server speaks TLS. A plain-http server accepts an https origin of its own
-// host: a TLS proxy in front. "null" origins (sandboxed frames, some
-// redirects) and requests naming neither are refused.
+// server speaks TLS or a trusted proxy says it served https. Otherwise a
+// plain-http server accepts an https origin of its own host too: a TLS
+// proxy in front. "null" origins (sandboxed frames, some redirects) and
+// requests naming neither are refused.
 func sameOrigin(r *http.Request) bool {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
 		return false
@@ -124,7 +133,7 @@ func sameOrigin(r *http.Request) bool {
 	case "https":
 		return true
 	case "http":
-		return r.TLS == nil
+		return !servedOverHTTPS(r)
 	}
 	return false
 }

@@ -154,11 +154,12 @@ func (h *Handler) sessionKey(name string) ([]byte, string, bool) {
 }
 
 // secureRequest reports whether the browser reached us over TLS: this
-// server's own TLS, or an https Origin on the login form's POST (a TLS
-// proxy in front). A Secure cookie set on a plain-http page would never
-// come back, so the flag follows what the browser used.
+// server's own TLS or a trusted proxy's (servedOverHTTPS), or an https
+// Origin on the login form's POST (a TLS proxy in front). A Secure cookie
+// set on a plain-http page would never come back, so the flag follows what
+// the browser used.
 func secureRequest(r *http.Request) bool {
-	if r.TLS != nil {
+	if servedOverHTTPS(r) {
 		return true
 	}
 	return strings.HasPrefix(strings.ToLower(r.Header.Get("Origin")), "https://")

@@ -115,6 +115,7 @@ func (a *apiMain) newServer(box *secrets.Box) (*server.Server, error) {
 	s.ReadHeaderTimeout, s.ReadTimeout = a.cfg.HTTPReadHeaderTimeout, a.cfg.HTTPReadTimeout
 	s.WriteTimeout, s.IdleTimeout = a.cfg.HTTPWriteTimeout, a.cfg.HTTPIdleTimeout
 	s.MaxUnauthenticated, s.MaxUnauthenticatedPerIP = a.cfg.HTTPMaxUnauthenticated, a.cfg.HTTPMaxUnauthenticatedPerIP
+	s.TrustedProxies = a.cfg.HTTPTrustedProxies
 	s.Logger = a.log.WithField("component", "http")
 	s.ReadyChecks = map[string]orcheo.Pinger{"database": a.store, "redis": a.queue}
 	s.Cron, s.CronScheduler, s.CronDispatcher = a.store.Cron, a.cfg.Cron.scheduler(), a.dispatcher()

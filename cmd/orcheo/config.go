@@ -66,6 +66,9 @@ type Config struct {
 	HTTPIdleTimeout             time.Duration // ORCHEO_HTTP_IDLE_TIMEOUT
 	HTTPMaxUnauthenticated      int           // ORCHEO_HTTP_MAX_UNAUTHENTICATED, 0 = no cap
 	HTTPMaxUnauthenticatedPerIP int           // ORCHEO_HTTP_MAX_UNAUTHENTICATED_PER_IP, 0 = no cap
+	// The reverse proxies whose X-Forwarded-For and X-Forwarded-Proto the
+	// API believes (server.Server.TrustedProxies); none by default.
+	HTTPTrustedProxies []netip.Prefix // ORCHEO_HTTP_TRUSTED_PROXIES
 
 	// WorkerMetricsAddr is where orcheo worker serves /healthz and
 	// /metrics; "" (the default) serves nothing, since several workers on
@@ -201,6 +204,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	limit := func(name string, dst *int) { wholeNumber(name, dst, 0, "a whole number, 0 for no cap") }
 	limit("ORCHEO_HTTP_MAX_UNAUTHENTICATED", &c.HTTPMaxUnauthenticated)
 	limit("ORCHEO_HTTP_MAX_UNAUTHENTICATED_PER_IP", &c.HTTPMaxUnauthenticatedPerIP)
+	if proxies, err := server.ParseTrustedProxies(getenv("ORCHEO_HTTP_TRUSTED_PROXIES")); err != nil {
+		errs = append(errs, "ORCHEO_HTTP_TRUSTED_PROXIES: "+err.Error())
+	} else {
+		c.HTTPTrustedProxies = proxies
+	}
 	if c.HTTPWriteTimeout <= c.HTTPReadTimeout {
 		// The write deadline counts from the end of the headers, so it
 		// covers reading the body too.
@@ -252,6 +260,16 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
 	}
 	return c, nil
+}
+
+// prefixList is prefixes as a comma-separated list, as orcheo config
+// shows them.
+func prefixList(prefixes []netip.Prefix) string {
+	out := make([]string, len(prefixes))
+	for i, p := range prefixes {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ",")
 }
 
 // redisFromEnv turns ORCHEO_REDIS_SENTINELS (comma-separated host:port)

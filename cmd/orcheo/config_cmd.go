@@ -120,6 +120,7 @@ func configSettings(cfg Config, getenv func(string) string) []configSetting {
 	add("ORCHEO_HTTP_IDLE_TIMEOUT", cfg.HTTPIdleTimeout.String())
 	add("ORCHEO_HTTP_MAX_UNAUTHENTICATED", itoa(cfg.HTTPMaxUnauthenticated))
 	add("ORCHEO_HTTP_MAX_UNAUTHENTICATED_PER_IP", itoa(cfg.HTTPMaxUnauthenticatedPerIP))
+	add("ORCHEO_HTTP_TRUSTED_PROXIES", prefixList(cfg.HTTPTrustedProxies))
 	add("ORCHEO_WORKER_CONCURRENCY", itoa(cfg.Concurrency))
 	workerName := cfg.WorkerName
 	if workerName == "" {

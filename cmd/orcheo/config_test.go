@@ -91,6 +91,7 @@ func TestConfigFromEnv(t *testing.T) {
 			"ORCHEO_HTTP_IDLE_TIMEOUT":               "30s",
 			"ORCHEO_HTTP_MAX_UNAUTHENTICATED":        "0",
 			"ORCHEO_HTTP_MAX_UNAUTHENTICATED_PER_IP": "7",
+			"ORCHEO_HTTP_TRUSTED_PROXIES":            "10.0.0.0/8, 127.0.0.1,::1",
 			"ORCHEO_MAX_CHILD_DEPTH":                 "3",
 			"ORCHEO_MAX_CHILD_RUNS":                  "4",
 			"ORCHEO_MAX_RUN_TREE":                    "50",
@@ -104,15 +105,27 @@ func TestConfigFromEnv(t *testing.T) {
 			got.MaxChildDepth != 3 || got.MaxChildRuns != 4 || got.MaxRunTree != 50 {
 			t.Fatalf("got %+v", got)
 		}
+		if got := prefixList(got.HTTPTrustedProxies); got != "10.0.0.0/8,127.0.0.1/32,::1/128" {
+			t.Fatalf("trusted proxies %s", got)
+		}
 		for _, bad := range []map[string]string{
 			{"ORCHEO_HTTP_MAX_UNAUTHENTICATED": "-1"},
 			{"ORCHEO_HTTP_READ_TIMEOUT": "30s", "ORCHEO_HTTP_WRITE_TIMEOUT": "30s"},
 			{"ORCHEO_MAX_CHILD_DEPTH": "0"},
 			{"ORCHEO_MAX_RUN_TREE": "many"},
+			{"ORCHEO_HTTP_TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"},
 		} {
 			if _, err := ConfigFromEnv(env(bad)); err == nil {
 				t.Errorf("%v: accepted", bad)
 			}
+		}
+		// The daemon refuses to start naming the entry it cannot read.
+		if _, err := ConfigFromEnv(env(map[string]string{"ORCHEO_HTTP_TRUSTED_PROXIES": "10.0.0.1, 10.0.0.0/33"})); err == nil ||
+			!strings.Contains(err.Error(), `ORCHEO_HTTP_TRUSTED_PROXIES: "10.0.0.0/33" is not an IP address or a CIDR`) {
+			t.Errorf("invalid trusted proxy: %v", err)
+		}
+		if got := DefaultConfig(); got.HTTPTrustedProxies != nil {
+			t.Errorf("trusted proxies by default: %v", got.HTTPTrustedProxies)
 		}
 	})
 	t.Run("DeliveryDefaultsLeftToTasks", func(t *testing.T) {
