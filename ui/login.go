@@ -13,13 +13,16 @@ import (
 // Failed logins are bounded per client address: a token is long and
 // random, so guessing is hopeless anyway; the bound keeps a guesser from
 // costing anything. Behind a proxy every client shares the proxy's
-// address, and so its budget.
+// address, and so its budget, unless the proxy is in
+// ORCHEO_HTTP_TRUSTED_PROXIES (the server then gives each request its
+// client's address).
 const (
 	loginFailuresMax    = 10
 	loginFailuresWindow = time.Minute
 	// loginClientsMax bounds the addresses remembered; when it is full
-	// of addresses still inside their window, new failing clients are
-	// refused until one ages out (fail closed).
+	// of addresses still inside their window, a new failing address
+	// evicts the oldest window (loginLimiter), never locking out one
+	// that has not failed.
 	loginClientsMax = 10000
 	maxTokenLength  = 4096
 )
@@ -106,12 +109,23 @@ func (h *Handler) handleLogout(w http.ResponseWriter, r *http.Request, s *sessio
 
 // loginLimiter counts failed logins per client address in fixed windows.
 // Safe for concurrent use.
+//
+// A full table never refuses anyone: an address with no failures of its
+// own is always let try, and its first failure evicts the window that
+// started earliest. Refusing new addresses instead would let a guesser
+// with many (an IPv6 /48 holds 65,536 /64s) lock every real user out; an
+// evicted guesser only gets a fresh budget of loginFailuresMax.
 type loginLimiter struct {
 	mu      sync.Mutex
 	clients map[string]*loginWindow
+	// order holds the windows in the order they started, oldest first,
+	// so a full table evicts in constant time. A window no longer in
+	// clients (ended, replaced) is skipped when it comes to the front.
+	order []*loginWindow
 }
 
 type loginWindow struct {
+	client   string
 	start    time.Time
 	failures int
 }
@@ -125,12 +139,6 @@ func (l *loginLimiter) allowed(client string, now time.Time) (time.Duration, boo
 	defer l.mu.Unlock()
 	w := l.clients[client]
 	if w == nil {
-		if len(l.clients) >= loginClientsMax {
-			l.prune(now)
-			if len(l.clients) >= loginClientsMax {
-				return loginFailuresWindow, false
-			}
-		}
 		return 0, true
 	}
 	if now.Sub(w.start) >= loginFailuresWindow {
@@ -147,27 +155,68 @@ func (l *loginLimiter) allowed(client string, now time.Time) (time.Duration, boo
 func (l *loginLimiter) failed(client string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	w := l.clients[client]
-	if w == nil || now.Sub(w.start) >= loginFailuresWindow {
-		if w == nil && len(l.clients) >= loginClientsMax {
-			l.prune(now)
-			if len(l.clients) >= loginClientsMax {
-				return
-			}
-		}
-		w = &loginWindow{start: now}
-		l.clients[client] = w
+	if w := l.clients[client]; w != nil && now.Sub(w.start) < loginFailuresWindow {
+		w.failures++
+		return
 	}
-	w.failures++
+	l.dropEnded(now)
+	for len(l.clients) >= loginClientsMax && l.evictOldest() {
+	}
+	w := &loginWindow{client: client, start: now, failures: 1}
+	l.clients[client] = w
+	l.order = append(l.order, w)
+	if len(l.order) > 2*loginClientsMax {
+		l.compact() // only if the clock went back; see dropEnded
+	}
 }
 
-// prune drops the windows that have ended.
-func (l *loginLimiter) prune(now time.Time) {
-	for k, w := range l.clients {
-		if now.Sub(w.start) >= loginFailuresWindow {
-			delete(l.clients, k)
+// live reports whether w is still client's window in the table.
+func (l *loginLimiter) live(w *loginWindow) bool { return l.clients[w.client] == w }
+
+// dropEnded drops the windows at the front of order that have ended or
+// left the table. Windows start in order while the clock runs forward, so
+// this drops every ended one.
+func (l *loginLimiter) dropEnded(now time.Time) {
+	for len(l.order) > 0 {
+		w := l.order[0]
+		if l.live(w) {
+			if now.Sub(w.start) < loginFailuresWindow {
+				return
+			}
+			delete(l.clients, w.client)
+		}
+		l.popFront()
+	}
+}
+
+// evictOldest removes the live window that started earliest, reporting
+// whether there was one.
+func (l *loginLimiter) evictOldest() bool {
+	for len(l.order) > 0 {
+		w := l.order[0]
+		l.popFront()
+		if l.live(w) {
+			delete(l.clients, w.client)
+			return true
 		}
 	}
+	return false
+}
+
+func (l *loginLimiter) popFront() {
+	l.order[0] = nil
+	l.order = l.order[1:]
+}
+
+// compact keeps only the live windows in order, in their order.
+func (l *loginLimiter) compact() {
+	kept := make([]*loginWindow, 0, len(l.clients))
+	for _, w := range l.order {
+		if l.live(w) {
+			kept = append(kept, w)
+		}
+	}
+	l.order = kept
 }
 
 // clientKey is the address failures count under: the peer's IP, or its
