@@ -104,3 +104,39 @@ func TestLogin_FailuresPerClientBehindProxy(t *testing.T) {
 		t.Fatalf("an untrusted peer with a new X-Forwarded-For: %d, want 429", code)
 	}
 }
+
+// TestWorkflowPage_WebhookURLThroughTrustedProxy: the webhook URL a
+// workflow page shows has the scheme the browser used, so behind a trusted
+// TLS proxy it is https (what a sender must be given), and an untrusted
+// peer saying https changes nothing.
+func TestWorkflowPage_WebhookURLThroughTrustedProxy(t *testing.T) {
+	e := trustingEnv(t)
+	const proxy, untrusted = "10.0.0.2:40000", "198.51.100.1:40000"
+	rec := proxied(t, e, proxy, url.Values{"token": {adminToken}, "next": {"/ui/runs"}},
+		"X-Forwarded-Proto", "https", "Origin", "https://orcheo.example")
+	cookies := (&http.Response{Header: rec.Header()}).Cookies()
+	if rec.Code != http.StatusSeeOther || len(cookies) == 0 {
+		t.Fatalf("sign-in: %d, cookies %v", rec.Code, cookies)
+	}
+	page := func(peer string) string {
+		req := httptest.NewRequest(http.MethodGet, "http://orcheo.example/ui/workflows/greet", nil)
+		req.RemoteAddr = peer
+		req.Header.Set("X-Forwarded-Proto", "https")
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		rec := httptest.NewRecorder()
+		e.srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("workflow page from %s: %d %s", peer, rec.Code, rec.Body)
+		}
+		return rec.Body.String()
+	}
+	const path = "://orcheo.example/api/workflows/greet/triggers/webhook"
+	if body := page(proxy); !strings.Contains(body, "https"+path) {
+		t.Errorf("through a trusted https proxy the page lacks https%s", path)
+	}
+	if body := page(untrusted); !strings.Contains(body, "http"+path) || strings.Contains(body, "https"+path) {
+		t.Errorf("from an untrusted peer saying https the page should show http%s", path)
+	}
+}

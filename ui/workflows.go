@@ -218,7 +218,7 @@ func (h *Handler) workflowView(r *http.Request, ref, runID string, s *session) (
 // values act as shared secrets too.
 func (h *Handler) webhookPart(ctx context.Context, r *http.Request, v *workflowView) {
 	scheme := "http"
-	if r.TLS != nil {
+	if servedOverHTTPS(r) {
 		scheme = "https"
 	}
 	v.WebhookURL = scheme + "://" + r.Host + "/api/workflows/" + v.Workflow.Handle + "/triggers/webhook"
