@@ -215,7 +215,8 @@ func NewServer() *Server {
 	// Outermost first: a panic anywhere is recovered inside the request log,
 	// so the log line shows the 500. The cap on unauthenticated requests
 	// comes after authentication, which tells them apart. The web UI
-	// checks its own sessions (routeUI).
+	// checks its own sessions (routeUI), and sends a request without one
+	// through the same cap.
 	s.handler = s.resolveClient(s.logRequests(s.recoverPanics(s.limitBody(s.routeUI(s.authenticate(s.limitUnauthenticated(s.router)))))))
 	return s
 }
