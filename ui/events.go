@@ -14,18 +14,25 @@ import (
 	"github.com/orcheo/orcheo"
 )
 
-// streams counts the live streams of this process and keeps one per
-// session: a second stream of the same session (another tab, a reload)
-// replaces the first, which is told so and not reconnected by its page.
-// Safe for concurrent use.
+// streamsPerSession is how many live streams one session keeps: a few
+// tabs (the runs page and the runs an operator opened from it) all stay
+// live; a newer stream past it replaces the session's oldest, so a page
+// that reconnects in a loop cannot hold more.
+const streamsPerSession = 4
+
+// streams counts the live streams of this process, at most max, and at most
+// streamsPerSession per session: one more of the same session replaces its
+// oldest, which is told so and not reconnected by its page. Safe for
+// concurrent use.
 type streams struct {
 	mu        sync.Mutex
 	max       int
-	bySession map[string]chan struct{}
+	live      int
+	bySession map[string][]chan struct{} // oldest first
 }
 
 func newStreams(max int) *streams {
-	return &streams{max: max, bySession: map[string]chan struct{}{}}
+	return &streams{max: max, bySession: map[string][]chan struct{}{}}
 }
 
 // open registers a stream of session key; replaced is closed when a newer
@@ -34,13 +41,17 @@ func newStreams(max int) *streams {
 func (s *streams) open(key string) (replaced chan struct{}, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, found := s.bySession[key]; found {
-		close(old)
-	} else if len(s.bySession) >= s.max {
+	mine := s.bySession[key]
+	if len(mine) >= streamsPerSession {
+		close(mine[0])
+		mine = mine[1:]
+		s.live--
+	} else if s.live >= s.max {
 		return nil, false
 	}
 	replaced = make(chan struct{})
-	s.bySession[key] = replaced
+	s.bySession[key] = append(mine, replaced)
+	s.live++
 	return replaced, true
 }
 
@@ -48,16 +59,19 @@ func (s *streams) open(key string) (replaced chan struct{}, ok bool) {
 func (s *streams) close(key string, ch chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.bySession[key] == ch {
-		delete(s.bySession, key)
+	mine := s.bySession[key]
+	for i, c := range mine {
+		if c == ch {
+			mine = append(mine[:i:i], mine[i+1:]...)
+			s.live--
+			break
+		}
 	}
-}
-
-// count is the number of open streams.
-func (s *streams) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.bySession)
+	if len(mine) == 0 {
+		delete(s.bySession, key)
+	} else {
+		s.bySession[key] = mine
+	}
 }
 
 // Authenticated reports whether r carries a session that verifies now

@@ -563,10 +563,22 @@ func TestEvents_RowsFollowTheRuns(t *testing.T) {
 	for !strings.Contains(data, added.ID) {
 		data, _ = s.next(t, "rows")
 	}
-	// The run page's stream shows its steps as they are saved.
+	// The run page's stream shows its steps as they are saved; the runs
+	// page's stays live beside it (another tab), until the session opens
+	// more than streamsPerSession: then its oldest is replaced.
 	rs := b.stream("/ui/runs/events?run=" + run.ID)
+	third := e.newRun(t, `{}`)
+	for data = ""; !strings.Contains(data, third.ID); {
+		var ok bool
+		if data, ok = s.next(t, "rows"); !ok {
+			t.Fatal("a second stream of the session ended the first")
+		}
+	}
+	for range 3 {
+		b.stream("/ui/runs/events?run=" + run.ID)
+	}
 	if _, ok := s.next(t, "replaced"); !ok {
-		t.Fatal("a second stream of the session did not replace the first")
+		t.Fatal("a fifth stream of the session did not replace the oldest")
 	}
 	now := time.Now()
 	if err := e.store.Runs.SaveRunStep(context.Background(), &orcheo.RunStep{RunID: run.ID, Attempt: 1, Seq: 1, Node: "greet",

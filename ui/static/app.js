@@ -48,7 +48,7 @@
     src.addEventListener("replaced", function () {
       src.close();
       document.body.setAttribute("data-live", "off");
-      say("Live updates paused: this session is live in another tab. Reload to resume.");
+      say("Live updates paused: this session is live in too many other tabs. Reload to resume.");
     });
     src.addEventListener("signedout", function () {
       src.close();
