@@ -129,6 +129,21 @@ type TriggerService interface {
 	// ENOTFOUND if the workflow does not exist.
 	SetWebhookConfig(ctx context.Context, workflowID string, cfg *WebhookConfig) error
 
+	// UpdateWebhookConfig changes the workflow's webhook config by fn, which
+	// gets the stored config (secrets sealed; the disabled zero config when
+	// none is stored, as FindWebhookConfig returns it) and returns the one
+	// to store in its place, checked as SetWebhookConfig checks it. The read
+	// and the write are atomic with respect to every other update of the
+	// same workflow's config: concurrent updates run one after the other,
+	// each fn seeing the result of the one before, so none is lost. It
+	// returns the stored config. An error of fn is returned as fn returned
+	// it and nothing is written. fn may run more than once (the store runs
+	// the transaction again after a connection cut that left nothing
+	// committed), so it must only compute its result from stored and what
+	// it captured, and must not change what it captured. Returns ENOTFOUND,
+	// without calling fn, if the workflow does not exist.
+	UpdateWebhookConfig(ctx context.Context, workflowID string, fn func(stored *WebhookConfig) (*WebhookConfig, error)) (*WebhookConfig, error)
+
 	// FindWebhookTriggers returns every stored webhook config, enabled or
 	// not, with its workflow, ordered by workflow id. Configs are as
 	// stored: secrets sealed. It serves the start-up checks (sealed

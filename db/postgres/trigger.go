@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/db/internal/rules"
 )
 
 // TriggerService implements orcheo.TriggerService on PostgreSQL.
@@ -42,22 +43,12 @@ func (s *TriggerService) FindWebhookConfig(ctx context.Context, workflowID strin
 // upsert that inserts nothing when the workflow does not exist. A config
 // holding a plaintext secret is EINVALID: only sealed ones are stored.
 func (s *TriggerService) SetWebhookConfig(ctx context.Context, workflowID string, cfg *orcheo.WebhookConfig) error {
-	if cfg == nil {
-		return orcheo.Errorf(orcheo.EINVALID, "webhook config is missing")
-	}
-	if err := cfg.Validate(); err != nil {
+	raw, err := encodeWebhookConfig(cfg)
+	if err != nil {
 		return err
 	}
-	if v := cfg.Verify; v != nil && (v.Secret != "" || v.PreviousSecret != "") {
-		// The server seals them (SecretBox); plaintext is never stored.
-		return orcheo.Errorf(orcheo.EINVALID, "webhook config: verify secrets must be sealed before they are stored")
-	}
 	if !orcheo.IsID(workflowID) {
-		return orcheo.Errorf(orcheo.ENOTFOUND, "workflow %q not found", workflowID)
-	}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		return fmt.Errorf("encode webhook config: %w", err)
+		return rules.WorkflowNotFound(workflowID)
 	}
 	// An upsert of the same values: running it again is harmless.
 	tag, err := s.db.retryExec(ctx, retryIdempotent, `INSERT INTO webhook_triggers (workflow_id, config, updated_at)
@@ -68,9 +59,88 @@ func (s *TriggerService) SetWebhookConfig(ctx context.Context, workflowID string
 		return fmt.Errorf("set webhook config of workflow %s: %w", workflowID, FormatError(err))
 	}
 	if tag.RowsAffected() == 0 {
-		return orcheo.Errorf(orcheo.ENOTFOUND, "workflow %q not found", workflowID)
+		return rules.WorkflowNotFound(workflowID)
 	}
 	return nil
+}
+
+// UpdateWebhookConfig runs fn on the workflow's config and stores its
+// result in one transaction that holds the config's row lock from the read
+// to the commit, so concurrent updates of one workflow queue on it. A
+// workflow without a config first gets the zero config inserted (rolled
+// back with the rest if fn fails): concurrent first updates then queue on
+// that row too, the later ones waiting for the first insert's commit and
+// inserting nothing. A connection lost before COMMIT left nothing, and the
+// transaction runs again with fn; after a lost COMMIT it does not, as fn's
+// change may have committed and would be applied twice.
+func (s *TriggerService) UpdateWebhookConfig(ctx context.Context, workflowID string,
+	fn func(stored *orcheo.WebhookConfig) (*orcheo.WebhookConfig, error)) (*orcheo.WebhookConfig, error) {
+	if !orcheo.IsID(workflowID) {
+		return nil, rules.WorkflowNotFound(workflowID)
+	}
+	var out *orcheo.WebhookConfig
+	var fnErr error
+	err := s.db.retryTx(ctx, retryUnsent, func(tx pgx.Tx) error {
+		out, fnErr = nil, nil
+		now := s.db.now()
+		// Inserts nothing when the config exists or the workflow does not.
+		if _, err := tx.Exec(ctx, `INSERT INTO webhook_triggers (workflow_id, config, updated_at)
+			SELECT id, '{}', $2 FROM workflows WHERE id = $1
+			ON CONFLICT (workflow_id) DO NOTHING`, workflowID, now); err != nil {
+			return err
+		}
+		var raw []byte
+		err := tx.QueryRow(ctx, `SELECT config FROM webhook_triggers WHERE workflow_id = $1 FOR UPDATE`, workflowID).Scan(&raw)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return rules.WorkflowNotFound(workflowID)
+		} else if err != nil {
+			return err
+		}
+		stored := &orcheo.WebhookConfig{}
+		if err := json.Unmarshal(raw, stored); err != nil {
+			return fmt.Errorf("decode webhook config of workflow %s: %w", workflowID, err)
+		}
+		cfg, err := fn(stored)
+		if err != nil {
+			fnErr = err
+			return err
+		}
+		if raw, err = encodeWebhookConfig(cfg); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE webhook_triggers SET config = $2, updated_at = $3 WHERE workflow_id = $1`,
+			workflowID, raw, now); err != nil {
+			return err
+		}
+		out = cfg
+		return nil
+	})
+	if fnErr != nil && errors.Is(err, fnErr) {
+		return nil, fnErr
+	} else if err != nil {
+		return nil, fmt.Errorf("update webhook config of workflow %s: %w", workflowID, FormatError(err))
+	}
+	return out, nil
+}
+
+// encodeWebhookConfig validates cfg and encodes it as stored. A config
+// holding a plaintext secret is EINVALID.
+func encodeWebhookConfig(cfg *orcheo.WebhookConfig) ([]byte, error) {
+	if cfg == nil {
+		return nil, orcheo.Errorf(orcheo.EINVALID, "webhook config is missing")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if v := cfg.Verify; v != nil && (v.Secret != "" || v.PreviousSecret != "") {
+		// The server seals them (SecretBox); plaintext is never stored.
+		return nil, orcheo.Errorf(orcheo.EINVALID, "webhook config: verify secrets must be sealed before they are stored")
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encode webhook config: %w", err)
+	}
+	return raw, nil
 }
 
 // FindWebhookTriggers returns every stored webhook config with its

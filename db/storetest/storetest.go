@@ -40,6 +40,7 @@ func Exercise(t *testing.T, backend Backend) {
 	t.Run("Suspend", func(t *testing.T) { exerciseSuspend(t, backend) })
 	t.Run("Retry", func(t *testing.T) { exerciseRetry(t, backend) })
 	t.Run("Triggers", func(t *testing.T) { exerciseTriggers(t, backend) })
+	t.Run("WebhookUpdate", func(t *testing.T) { exerciseWebhookUpdate(t, backend) })
 	t.Run("Cron", func(t *testing.T) { exerciseCron(t, backend) })
 	t.Run("Migrate", func(t *testing.T) { exerciseMigrate(t, backend) })
 	t.Run("Stats", func(t *testing.T) { exerciseStats(t, backend) })
