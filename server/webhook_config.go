@@ -103,16 +103,42 @@ func (s *Server) handleWebhookConfigUpdate(w http.ResponseWriter, r *http.Reques
 		Error(w, r, err)
 		return
 	}
-	wf, stored, err := s.findWebhookConfig(r)
+	// The merge with the stored secrets runs in the store's update, so a
+	// concurrent rotation is not undone by this PUT (nor this PUT by it).
+	s.updateWebhookConfig(w, r, func(stored *orcheo.WebhookConfig) (*orcheo.WebhookConfig, error) {
+		next := *cfg // fn may run again: cfg stays as the request gave it
+		if cfg.Verify != nil {
+			v := *cfg.Verify
+			next.Verify = &v
+		}
+		if err := s.sealWebhookSecrets(next.Verify, stored.Verify); err != nil {
+			return nil, err
+		}
+		return &next, nil
+	})
+}
+
+// updateWebhookConfig stores what change makes of the stored config of the
+// workflow the request names (UpdateWebhookConfig: concurrent changes run
+// one after the other, none lost) and answers the stored config's view.
+// change must not alter what it captured: the store may call it again.
+func (s *Server) updateWebhookConfig(w http.ResponseWriter, r *http.Request,
+	change func(stored *orcheo.WebhookConfig) (*orcheo.WebhookConfig, error)) {
+	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
 	if err != nil {
 		Error(w, r, err)
 		return
 	}
-	if err := s.sealWebhookSecrets(cfg.Verify, stored.Verify); err != nil {
-		Error(w, r, err)
+	var refused error
+	cfg, err := s.Triggers.UpdateWebhookConfig(r.Context(), wf.ID, func(stored *orcheo.WebhookConfig) (*orcheo.WebhookConfig, error) {
+		next, err := change(stored)
+		refused = err
+		return next, err
+	})
+	if refused != nil && errors.Is(err, refused) {
+		Error(w, r, err) // change refused the request: nothing was written
 		return
 	}
-	err = s.Triggers.SetWebhookConfig(r.Context(), wf.ID, cfg)
 	// Told on an error too: a write whose answer was lost may have
 	// committed.
 	s.changed(r, wf.ID)
@@ -192,24 +218,15 @@ func (s *Server) handleWebhookSecretRotate(w http.ResponseWriter, r *http.Reques
 		Error(w, r, orcheo.Errorf(orcheo.EINVALID, "give secret (the new one), drop_previous: true, or both"))
 		return
 	}
-	wf, cfg, err := s.findWebhookConfig(r)
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	if err := s.rotateWebhookSecret(cfg, req); err != nil {
-		Error(w, r, err)
-		return
-	}
-	err = s.Triggers.SetWebhookConfig(r.Context(), wf.ID, cfg)
-	// Told on an error too: a write whose answer was lost may have
-	// committed.
-	s.changed(r, wf.ID)
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	encodeJSON(w, r, http.StatusOK, cfg.View())
+	// Rotated in the store's update: two rotations at once chain (the
+	// second keeps the first's secret as previous) instead of one losing
+	// the other's.
+	s.updateWebhookConfig(w, r, func(stored *orcheo.WebhookConfig) (*orcheo.WebhookConfig, error) {
+		if err := s.rotateWebhookSecret(stored, req); err != nil {
+			return nil, err
+		}
+		return stored, nil
+	})
 }
 
 // rotateWebhookSecret applies req to cfg's sealed secrets.
