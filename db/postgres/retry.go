@@ -60,8 +60,9 @@ import (
 //   - retryTx runs a transaction again under either policy when the
 //     failure came before COMMIT was sent (PostgreSQL rolls back the open
 //     transaction of a connection that ends), and after that only as the
-//     policy allows: CreateWorkflowVersion, and CompleteRuns' transaction
-//     of several rounds, are retryTx(ctx, retryUnsent, …).
+//     policy allows: CreateWorkflowVersion, UpdateWebhookConfig (whose
+//     function would apply twice after a lost COMMIT), and CompleteRuns'
+//     transaction of several rounds, are retryTx(ctx, retryUnsent, …).
 type retryPolicy int
 
 const (
