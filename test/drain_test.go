@@ -8,7 +8,6 @@ import (
 
 	"github.com/orcheo/orcheo"
 	"github.com/orcheo/orcheo/client"
-	"github.com/orcheo/orcheo/internal/testenv"
 )
 
 // heldWorkflow holds its worker slot for 4 s (below
@@ -38,22 +37,7 @@ nodes:
 // random between the stop and a free slot, so each took one about half the
 // time (tasks/drain_test.go covers that deterministically).
 func TestControlShutdownTakesNoNewWork(t *testing.T) {
-	dbURL := testenv.PostgresURL(t, "e2e_drain")
-	port := testenv.FreePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	token := "e2e-" + randomSuffix()
-	env := []string{
-		"ORCHEO_DATABASE_URL=" + dbURL,
-		"REDIS_URL=" + testenv.RedisURL(t),
-		"ORCHEO_REDIS_PREFIX=orcheo-e2e-drain-" + randomSuffix(),
-		"ORCHEO_API_TOKEN=" + token,
-		fmt.Sprintf("ORCHEO_HTTP_ADDR=127.0.0.1:%d", port),
-		"ORCHEO_URL=" + url,
-		"ORCHEO_TOKEN=" + token,
-		"ORCHEO_HEARTBEAT_INTERVAL=200ms",
-		"ORCHEO_LEASE_DURATION=10s",
-		"ORCHEO_CONSUMER_TTL=3s",
-	}
+	env, url, token := workerRegistryEnv(t, "drain")
 	if out, code := cli(t, env, "migrate"); code != 0 {
 		t.Fatalf("orcheo migrate: exit %d: %s", code, out)
 	}

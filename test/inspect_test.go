@@ -52,6 +52,30 @@ nodes:
     url: '%s'
 `
 
+// workerRegistryEnv is the environment of an api and workers of their own
+// (database e2e_NAME, a Redis prefix of their own) whose registry, leases
+// and consumers notice changes within a second, for the inspect and control
+// tests; extra comes last, so it wins. It returns the API's URL and token.
+func workerRegistryEnv(t *testing.T, name string, extra ...string) (env []string, url, token string) {
+	t.Helper()
+	port := testenv.FreePort(t)
+	url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	token = "e2e-" + randomSuffix()
+	env = []string{
+		"ORCHEO_DATABASE_URL=" + testenv.PostgresURL(t, "e2e_"+name),
+		"REDIS_URL=" + testenv.RedisURL(t),
+		"ORCHEO_REDIS_PREFIX=orcheo-e2e-" + name + "-" + randomSuffix(),
+		"ORCHEO_API_TOKEN=" + token,
+		fmt.Sprintf("ORCHEO_HTTP_ADDR=127.0.0.1:%d", port),
+		"ORCHEO_URL=" + url,
+		"ORCHEO_TOKEN=" + token,
+		"ORCHEO_HEARTBEAT_INTERVAL=200ms",
+		"ORCHEO_LEASE_DURATION=10s",
+		"ORCHEO_CONSUMER_TTL=3s",
+	}
+	return append(env, extra...), url, token
+}
+
 // TestInspectAndControl starts an api and two real worker processes with a
 // known state (alpha holds a run in flight on queue "slow"; beta, on
 // "default", has failed an attempt now delayed for a retry, and suspended
@@ -60,24 +84,10 @@ nodes:
 // drains it: its run completes, it leaves the registry and exits 0, and
 // beta keeps executing.
 func TestInspectAndControl(t *testing.T) {
-	dbURL := testenv.PostgresURL(t, "e2e_inspect")
-	port := testenv.FreePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	token := "e2e-" + randomSuffix()
-	env := []string{
-		"ORCHEO_DATABASE_URL=" + dbURL,
-		"REDIS_URL=" + testenv.RedisURL(t),
-		"ORCHEO_REDIS_PREFIX=orcheo-e2e-inspect-" + randomSuffix(),
-		"ORCHEO_API_TOKEN=" + token,
-		fmt.Sprintf("ORCHEO_HTTP_ADDR=127.0.0.1:%d", port),
-		"ORCHEO_URL=" + url,
-		"ORCHEO_TOKEN=" + token,
-		"ORCHEO_HEARTBEAT_INTERVAL=200ms",
-		"ORCHEO_LEASE_DURATION=10s",
-		"ORCHEO_CONSUMER_TTL=3s",
+	env, url, token := workerRegistryEnv(t, "inspect",
 		"ORCHEO_DELAY_SUSPEND_AFTER=1m",  // after baseEnv's 10m, so it wins
 		"ORCHEO_HTTP_ALLOW_PRIVATE=true", // the 503 below is on loopback
-	}
+	)
 	unavailable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "try later", http.StatusServiceUnavailable)
 	}))
