@@ -32,8 +32,8 @@ func (u *addrRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (u *addrRecorder) Shutdown() {}
 
-// Authenticated counts every UI request as signed in, should the server ask.
-func (u *addrRecorder) Authenticated(*http.Request) bool { return true }
+// SessionToken counts every UI request as signed in, should the server ask.
+func (u *addrRecorder) SessionToken(*http.Request) (string, bool) { return "recorder", true }
 
 func mustTrustedProxies(t *testing.T, list string) []netip.Prefix {
 	t.Helper()

@@ -11,10 +11,11 @@ import (
 // wired by cmd/orcheo; the server never imports it).
 type UIHandler interface {
 	http.Handler
-	// Authenticated reports whether r carries a session that verifies now
-	// (signature, expiry, token still present), never merely a cookie:
-	// only such a request skips the cap on unauthenticated requests.
-	Authenticated(r *http.Request) bool
+	// SessionToken returns the name of the token whose session r carries,
+	// and whether that session verifies now (signature, expiry, token
+	// still present), never merely a cookie: only such a request skips the
+	// cap on unauthenticated requests, and its log line names the token.
+	SessionToken(r *http.Request) (name string, ok bool)
 	// Shutdown ends the UI's long-lived answers (its live streams), so
 	// that Close does not wait ShutdownTimeout for them.
 	Shutdown()
@@ -35,9 +36,14 @@ func (s *Server) routeUI(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if s.UI != nil && path != "/ui" && s.UI.Authenticated(r) {
-			s.UI.ServeHTTP(w, r)
-			return
+		if s.UI != nil && path != "/ui" {
+			if name, ok := s.UI.SessionToken(r); ok {
+				if note, found := r.Context().Value(noteKey).(*requestNote); found {
+					note.token = name
+				}
+				s.UI.ServeHTTP(w, r)
+				return
+			}
 		}
 		s.limitUnauthenticated(http.HandlerFunc(s.serveUI)).ServeHTTP(w, r)
 	})

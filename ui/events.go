@@ -74,14 +74,18 @@ func (s *streams) close(key string, ch chan struct{}) {
 	}
 }
 
-// Authenticated reports whether r carries a session that verifies now
-// (readSession: signature, expiry, token still present), never merely a
-// cookie. The server counts every other /ui/ request under its cap on
-// unauthenticated requests; a signed-in request, a live stream above all,
-// holds no slot however long it stays open.
-func (h *Handler) Authenticated(r *http.Request) bool {
-	_, ok := h.readSession(r)
-	return ok
+// SessionToken returns the token name of the session r carries, if it
+// verifies now (readSession: signature, expiry, token still present), never
+// merely a cookie. The server counts every other /ui/ request under its cap
+// on unauthenticated requests; a signed-in request, a live stream above
+// all, holds no slot however long it stays open, and its request log line
+// names the token as an API call's does.
+func (h *Handler) SessionToken(r *http.Request) (string, bool) {
+	s, ok := h.readSession(r)
+	if !ok {
+		return "", false
+	}
+	return s.name, true
 }
 
 // streamRetryMillis is how long a page's EventSource waits before it
