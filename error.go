@@ -21,6 +21,10 @@ const (
 	// ERATELIMITED: a webhook's rate limit refused the request; the answer
 	// carries Retry-After.
 	ERATELIMITED = "rate_limited"
+	// EPRECONDITION: a conditional request's precondition (If-Match) does
+	// not hold: what it would change changed since the caller read it, and
+	// nothing was written.
+	EPRECONDITION = "precondition_failed"
 )
 
 // Error is an application error: its Message is safe to show to the user.

@@ -18,6 +18,7 @@ var codes = map[string]int{
 	orcheo.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	orcheo.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	orcheo.ERATELIMITED:  http.StatusTooManyRequests,
+	orcheo.EPRECONDITION: http.StatusPreconditionFailed,
 	orcheo.EINTERNAL:     http.StatusInternalServerError,
 }
 

@@ -1,9 +1,13 @@
 package server
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -83,6 +87,17 @@ func (s *Server) handleWebhookConfigView(w http.ResponseWriter, r *http.Request)
 		Error(w, r, err)
 		return
 	}
+	answerWebhookConfig(w, r, cfg)
+}
+
+// answerWebhookConfig answers cfg (as stored) as its view, with its ETag.
+func answerWebhookConfig(w http.ResponseWriter, r *http.Request, cfg *orcheo.WebhookConfig) {
+	tag, err := webhookConfigETag(cfg)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", tag)
 	encodeJSON(w, r, http.StatusOK, cfg.View())
 }
 
@@ -120,18 +135,39 @@ func (s *Server) handleWebhookConfigUpdate(w http.ResponseWriter, r *http.Reques
 
 // updateWebhookConfig stores what change makes of the stored config of the
 // workflow the request names (UpdateWebhookConfig: concurrent changes run
-// one after the other, none lost) and answers the stored config's view.
+// one after the other, none lost) and answers the stored config's view
+// with its ETag. A request with If-Match is refused (412, nothing written)
+// unless the stored config's ETag matches: checked in the store's update,
+// under its row lock, so no change can come between check and write.
 // change must not alter what it captured: the store may call it again.
 func (s *Server) updateWebhookConfig(w http.ResponseWriter, r *http.Request,
 	change func(stored *orcheo.WebhookConfig) (*orcheo.WebhookConfig, error)) {
+	cond, err := parseIfMatch(r.Header)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
 	wf, err := s.Workflows.FindWorkflowByRef(r.Context(), pathVar(r, "ref"))
 	if err != nil {
 		Error(w, r, err)
 		return
 	}
+	checkedChange := func(stored *orcheo.WebhookConfig) (*orcheo.WebhookConfig, error) {
+		if cond.given {
+			// Before change, which may alter stored (rotate does).
+			tag, err := webhookConfigETag(stored)
+			if err != nil {
+				return nil, err
+			}
+			if !cond.matches(tag) {
+				return nil, errWebhookConfigChanged()
+			}
+		}
+		return change(stored)
+	}
 	var refused error
 	cfg, err := s.Triggers.UpdateWebhookConfig(r.Context(), wf.ID, func(stored *orcheo.WebhookConfig) (*orcheo.WebhookConfig, error) {
-		next, err := change(stored)
+		next, err := checkedChange(stored)
 		refused = err
 		return next, err
 	})
@@ -146,7 +182,98 @@ func (s *Server) updateWebhookConfig(w http.ResponseWriter, r *http.Request,
 		Error(w, r, err)
 		return
 	}
-	encodeJSON(w, r, http.StatusOK, cfg.View())
+	answerWebhookConfig(w, r, cfg)
+}
+
+// errWebhookConfigChanged is the answer to a change whose If-Match names
+// a config that is no longer the stored one.
+func errWebhookConfigChanged() error {
+	return orcheo.Errorf(orcheo.EPRECONDITION, "the webhook config changed since it was read (If-Match does not match its ETag); "+
+		"nothing was changed: GET …/triggers/webhook/config again and reapply the change to what it answers")
+}
+
+// webhookConfigETag is the strong entity tag (RFC 9110, quoted) of a
+// config as stored: a SHA-256 of its JSON, sealed secrets and the times
+// they were set included, so every change, a rotation too, changes it.
+// Sealed secrets are ciphertexts: the tag tells nothing of a secret. A
+// plaintext one, which only a config that did not come from the store
+// holds, is left out, so the tag cannot be used to guess it.
+func webhookConfigETag(cfg *orcheo.WebhookConfig) (string, error) {
+	c := *cfg
+	if cfg.Verify != nil {
+		v := *cfg.Verify
+		v.Secret, v.PreviousSecret = "", ""
+		c.Verify = &v
+	}
+	raw, err := json.Marshal(&c)
+	if err != nil {
+		return "", fmt.Errorf("webhook config ETag: %w", err)
+	}
+	sum := sha256.Sum256(raw)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:]) + `"`, nil
+}
+
+// ifMatch is a request's If-Match header (RFC 9110, section 13.1.1).
+type ifMatch struct {
+	given bool     // the header is present
+	any   bool     // "*": any stored config matches
+	tags  []string // the strong entity tags listed, quotes included
+}
+
+// matches tells whether a config whose ETag is tag meets the
+// precondition. The comparison is strong: a weak tag matches nothing.
+func (m ifMatch) matches(tag string) bool {
+	if !m.given || m.any {
+		return true
+	}
+	for _, t := range m.tags {
+		if t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// parseIfMatch parses the If-Match header of h: "*" or a comma-separated
+// list of entity tags ("…" or W/"…"). A header given empty lists no tag,
+// so nothing matches it. Anything else is EINVALID.
+func parseIfMatch(h http.Header) (ifMatch, error) {
+	values, ok := h[http.CanonicalHeaderKey("If-Match")]
+	if !ok {
+		return ifMatch{}, nil
+	}
+	m := ifMatch{given: true}
+	list := strings.TrimSpace(strings.Join(values, ","))
+	if list == "*" {
+		m.any = true
+		return m, nil
+	}
+	invalid := orcheo.Errorf(orcheo.EINVALID, `If-Match: give "*" or the ETag (quotes included) of the config as read`)
+	for rest := list; ; {
+		rest = strings.TrimLeft(rest, " \t,")
+		if rest == "" {
+			return m, nil
+		}
+		weak := strings.HasPrefix(rest, "W/")
+		if weak {
+			rest = rest[2:]
+		}
+		if !strings.HasPrefix(rest, `"`) {
+			return ifMatch{}, invalid
+		}
+		end := strings.IndexByte(rest[1:], '"')
+		if end < 0 {
+			return ifMatch{}, invalid
+		}
+		tag := rest[:end+2]
+		rest = strings.TrimLeft(rest[end+2:], " \t")
+		if rest != "" && rest[0] != ',' {
+			return ifMatch{}, invalid
+		}
+		if !weak {
+			m.tags = append(m.tags, tag)
+		}
+	}
 }
 
 // sealWebhookSecrets replaces the plaintext secrets of v (validated) by
