@@ -87,13 +87,23 @@ func (c *Client) ArchiveWorkflow(ctx context.Context, ref string) (*orcheo.Workf
 // FindWebhookConfig returns the workflow's webhook trigger config as the
 // server shows it: secrets are write-only, so the view says only whether
 // each is set and since when, and whether the webhook is unauthenticated.
-// To change a config, edit view.Config() and pass it to SetWebhookConfig.
+// To change a config, edit view.Config() and pass it to SetWebhookConfig,
+// or, so as not to undo a change made meanwhile, to UpdateWebhookConfig
+// with the ETag FindWebhookConfigETag returns.
 func (c *Client) FindWebhookConfig(ctx context.Context, ref string) (*orcheo.WebhookConfigView, error) {
+	v, _, err := c.FindWebhookConfigETag(ctx, ref)
+	return v, err
+}
+
+// FindWebhookConfigETag is FindWebhookConfig, also returning the config's
+// ETag ("" from a server that sends none).
+func (c *Client) FindWebhookConfigETag(ctx context.Context, ref string) (*orcheo.WebhookConfigView, string, error) {
 	var v orcheo.WebhookConfigView
-	if _, err := c.do(ctx, request{method: http.MethodGet, path: webhookPath(ref) + "/config"}, &v); err != nil {
-		return nil, err
+	h, err := c.doHeader(ctx, request{method: http.MethodGet, path: webhookPath(ref) + "/config"}, &v)
+	if err != nil {
+		return nil, "", err
 	}
-	return &v, nil
+	return &v, h.Get("ETag"), nil
 }
 
 // SetWebhookConfig replaces the workflow's webhook trigger config and
@@ -102,11 +112,27 @@ func (c *Client) FindWebhookConfig(ctx context.Context, ref string) (*orcheo.Web
 // server; a Verify of the stored type without secrets keeps the stored
 // ones, so SetWebhookConfig(view.Config()) changes nothing else.
 func (c *Client) SetWebhookConfig(ctx context.Context, ref string, cfg *orcheo.WebhookConfig) (*orcheo.WebhookConfigView, error) {
-	var v orcheo.WebhookConfigView
-	if _, err := c.do(ctx, request{method: http.MethodPut, path: webhookPath(ref) + "/config", body: webhookConfigBody(cfg)}, &v); err != nil {
-		return nil, err
+	v, _, err := c.UpdateWebhookConfig(ctx, ref, cfg, "")
+	return v, err
+}
+
+// UpdateWebhookConfig is SetWebhookConfig on a condition: with ifMatch
+// (an ETag from FindWebhookConfigETag, or "*"), the server stores cfg only
+// if the stored config is still the one that ETag names, and answers
+// EPRECONDITION otherwise, having changed nothing; read it again and
+// reapply the change. "" stores unconditionally. It also returns the new
+// config's ETag.
+func (c *Client) UpdateWebhookConfig(ctx context.Context, ref string, cfg *orcheo.WebhookConfig, ifMatch string) (*orcheo.WebhookConfigView, string, error) {
+	req := request{method: http.MethodPut, path: webhookPath(ref) + "/config", body: webhookConfigBody(cfg)}
+	if ifMatch != "" {
+		req.header = http.Header{"If-Match": {ifMatch}}
 	}
-	return &v, nil
+	var v orcheo.WebhookConfigView
+	h, err := c.doHeader(ctx, req, &v)
+	if err != nil {
+		return nil, "", err
+	}
+	return &v, h.Get("ETag"), nil
 }
 
 // RotateWebhookSecret rotates the secret of the workflow's webhook: with a
@@ -140,3 +166,43 @@ func webhookConfigBody(cfg *orcheo.WebhookConfig) *orcheo.WebhookConfig {
 
 // webhookPath is the path third parties call to trigger ref.
 func webhookPath(ref string) string { return "/api/workflows/" + esc(ref) + "/triggers/webhook" }
+
+// doHeader is do, also returning the header of a 2xx answer. do keeps
+// headers to itself, so this one call's answer is caught on its way
+// through a copy of the client whose transport records it.
+func (c *Client) doHeader(ctx context.Context, req request, out interface{}) (http.Header, error) {
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	rec := &headerRecorder{next: hc.Transport}
+	if rec.next == nil {
+		rec.next = http.DefaultTransport
+	}
+	withRec := *hc
+	withRec.Transport = rec
+	cc := *c
+	cc.HTTPClient = &withRec
+	if _, err := cc.do(ctx, req, out); err != nil {
+		return nil, err
+	}
+	if rec.header == nil {
+		return http.Header{}, nil
+	}
+	return rec.header, nil
+}
+
+// headerRecorder is a RoundTripper that keeps the header of the last
+// answer it passed on (the final one after redirects).
+type headerRecorder struct {
+	next   http.RoundTripper
+	header http.Header
+}
+
+func (r *headerRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.next.RoundTrip(req)
+	if resp != nil {
+		r.header = resp.Header
+	}
+	return resp, err
+}

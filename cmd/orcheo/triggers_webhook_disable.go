@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+
+	"github.com/orcheo/orcheo"
 )
 
 // webhookDisable disables a workflow's webhook trigger and keeps the rest
@@ -22,16 +24,14 @@ func (c *webhookDisable) Run(ctx context.Context, args []string) error {
 	if err := wantArgs("triggers webhook disable REF", pos, "REF"); err != nil {
 		return err
 	}
-	cl := c.cfg.newClient()
-	view, err := cl.FindWebhookConfig(ctx, pos[0])
+	_, err = changeWebhookConfig(ctx, c.cfg.newClient(), pos[0], func(view *orcheo.WebhookConfigView) (*orcheo.WebhookConfig, error) {
+		// The view holds no secrets; a config of the same verify type
+		// without them keeps the stored ones.
+		cfg := view.Config()
+		cfg.Enabled = false
+		return cfg, nil
+	})
 	if err != nil {
-		return err
-	}
-	// The view holds no secrets; a config of the same verify type without
-	// them keeps the stored ones.
-	cfg := view.Config()
-	cfg.Enabled = false
-	if _, err := cl.SetWebhookConfig(ctx, pos[0], cfg); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "webhook of %s disabled\n", pos[0])

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/orcheo/orcheo"
+	"github.com/orcheo/orcheo/client"
 )
 
 // webhookEnable enables a workflow's webhook trigger. It reads the stored
@@ -180,21 +181,17 @@ func (c *webhookEnable) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl := c.cfg.newClient()
-	view, err := cl.FindWebhookConfig(ctx, pos[0])
+	var replaced bool
+	view, err := changeWebhookConfig(ctx, c.cfg.newClient(), pos[0], func(view *orcheo.WebhookConfigView) (*orcheo.WebhookConfig, error) {
+		cfg := view.Config()
+		stored := view.Verify != nil && view.Verify.SecretSet
+		if err := ed.apply(cfg, secret, stored); err != nil {
+			return nil, err
+		}
+		replaced = stored && secret != "" && cfg.Verify != nil && cfg.Verify.Type == view.Verify.Type
+		return cfg, cfg.Validate()
+	})
 	if err != nil {
-		return err
-	}
-	cfg := view.Config()
-	stored := view.Verify != nil && view.Verify.SecretSet
-	if err := ed.apply(cfg, secret, stored); err != nil {
-		return err
-	}
-	replaced := stored && secret != "" && cfg.Verify != nil && cfg.Verify.Type == view.Verify.Type
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	if view, err = cl.SetWebhookConfig(ctx, pos[0], cfg); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "webhook of %s enabled: %s %s\n", pos[0], strings.Join(webhookMethods(view.Methods), "|"), c.cfg.webhookURL(pos[0]))
@@ -209,4 +206,36 @@ func (c *webhookEnable) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stderr, "warning: the webhook of %s has no verification: anyone who knows its URL can start runs (add one with --verify TYPE --secret-file PATH)\n", pos[0])
 	}
 	return nil
+}
+
+// webhookChangeAttempts bounds how many times changeWebhookConfig reads
+// and changes a config that keeps changing under it.
+const webhookChangeAttempts = 5
+
+// changeWebhookConfig stores what edit makes of ref's config as read, on
+// the condition (If-Match) that nobody changed it in between, so a change
+// made meanwhile (another operator's rate limit, a rotation) is kept: when
+// the server answers that it changed, the config is read and edited again,
+// at most webhookChangeAttempts times. It returns the stored view.
+func changeWebhookConfig(ctx context.Context, cl *client.Client, ref string,
+	edit func(*orcheo.WebhookConfigView) (*orcheo.WebhookConfig, error)) (*orcheo.WebhookConfigView, error) {
+	for attempt := 1; ; attempt++ {
+		view, etag, err := cl.FindWebhookConfigETag(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := edit(view)
+		if err != nil {
+			return nil, err
+		}
+		// A server that sends no ETag stores unconditionally, as before.
+		stored, _, err := cl.UpdateWebhookConfig(ctx, ref, cfg, etag)
+		if orcheo.ErrorCode(err) != orcheo.EPRECONDITION {
+			return stored, err
+		}
+		if attempt == webhookChangeAttempts {
+			return nil, orcheo.Errorf(orcheo.EPRECONDITION,
+				"the webhook config of %s changed each of the %d times this command read it; nothing was changed: run it again", ref, attempt)
+		}
+	}
 }
