@@ -46,6 +46,9 @@ type request struct {
 	query  url.Values
 	header http.Header
 	body   interface{} // marshalled as JSON unless nil
+	// answerHeader, if set, receives the header of a 2xx answer (the
+	// webhook config's ETag).
+	answerHeader *http.Header
 }
 
 // do sends req and decodes a 2xx answer into out (if not nil). It returns
@@ -90,6 +93,9 @@ func (c *Client) do(ctx context.Context, req request, out interface{}) (int, err
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return resp.StatusCode, decodeError(resp)
 	}
+	if req.answerHeader != nil {
+		*req.answerHeader = resp.Header
+	}
 	if out != nil {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 			return resp.StatusCode, fmt.Errorf("decode %s %s answer: %w", req.method, u, err)
@@ -130,6 +136,7 @@ var statusCodes = map[int]string{
 	http.StatusNotFound:              orcheo.ENOTFOUND,
 	http.StatusMethodNotAllowed:      orcheo.EMETHOD,
 	http.StatusConflict:              orcheo.ECONFLICT,
+	http.StatusPreconditionFailed:    orcheo.EPRECONDITION,
 	http.StatusRequestEntityTooLarge: orcheo.ETOOLARGE,
 	http.StatusServiceUnavailable:    orcheo.EUNAVAILABLE,
 	http.StatusTooManyRequests:       orcheo.ERATELIMITED,

@@ -167,42 +167,11 @@ func webhookConfigBody(cfg *orcheo.WebhookConfig) *orcheo.WebhookConfig {
 // webhookPath is the path third parties call to trigger ref.
 func webhookPath(ref string) string { return "/api/workflows/" + esc(ref) + "/triggers/webhook" }
 
-// doHeader is do, also returning the header of a 2xx answer. do keeps
-// headers to itself, so this one call's answer is caught on its way
-// through a copy of the client whose transport records it.
 func (c *Client) doHeader(ctx context.Context, req request, out interface{}) (http.Header, error) {
-	hc := c.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	rec := &headerRecorder{next: hc.Transport}
-	if rec.next == nil {
-		rec.next = http.DefaultTransport
-	}
-	withRec := *hc
-	withRec.Transport = rec
-	cc := *c
-	cc.HTTPClient = &withRec
-	if _, err := cc.do(ctx, req, out); err != nil {
+	var h http.Header
+	req.answerHeader = &h
+	if _, err := c.do(ctx, req, out); err != nil {
 		return nil, err
 	}
-	if rec.header == nil {
-		return http.Header{}, nil
-	}
-	return rec.header, nil
-}
-
-// headerRecorder is a RoundTripper that keeps the header of the last
-// answer it passed on (the final one after redirects).
-type headerRecorder struct {
-	next   http.RoundTripper
-	header http.Header
-}
-
-func (r *headerRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := r.next.RoundTrip(req)
-	if resp != nil {
-		r.header = resp.Header
-	}
-	return resp, err
+	return h, nil
 }

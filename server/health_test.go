@@ -203,7 +203,7 @@ func TestErrorMapping(t *testing.T) {
 	t.Parallel()
 	for code, status := range map[string]int{
 		orcheo.EINVALID: 400, orcheo.EUNAUTHORIZED: 401, orcheo.ENOTFOUND: 404, orcheo.EMETHOD: 405,
-		orcheo.ECONFLICT: 409, orcheo.ETOOLARGE: 413, orcheo.EUNAVAILABLE: 503, orcheo.EINTERNAL: 500,
+		orcheo.ECONFLICT: 409, orcheo.EPRECONDITION: 412, orcheo.ETOOLARGE: 413, orcheo.EUNAVAILABLE: 503, orcheo.EINTERNAL: 500,
 	} {
 		t.Run(code, func(t *testing.T) {
 			t.Parallel()
