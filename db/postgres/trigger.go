@@ -43,7 +43,7 @@ func (s *TriggerService) FindWebhookConfig(ctx context.Context, workflowID strin
 // upsert that inserts nothing when the workflow does not exist. A config
 // holding a plaintext secret is EINVALID: only sealed ones are stored.
 func (s *TriggerService) SetWebhookConfig(ctx context.Context, workflowID string, cfg *orcheo.WebhookConfig) error {
-	raw, err := encodeWebhookConfig(cfg)
+	raw, err := rules.EncodeWebhookConfig(cfg)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func (s *TriggerService) UpdateWebhookConfig(ctx context.Context, workflowID str
 			fnErr = err
 			return err
 		}
-		if raw, err = encodeWebhookConfig(cfg); err != nil {
+		if raw, err = rules.EncodeWebhookConfig(cfg); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE webhook_triggers SET config = $2, updated_at = $3 WHERE workflow_id = $1`,
@@ -121,26 +121,6 @@ func (s *TriggerService) UpdateWebhookConfig(ctx context.Context, workflowID str
 		return nil, fmt.Errorf("update webhook config of workflow %s: %w", workflowID, FormatError(err))
 	}
 	return out, nil
-}
-
-// encodeWebhookConfig validates cfg and encodes it as stored. A config
-// holding a plaintext secret is EINVALID.
-func encodeWebhookConfig(cfg *orcheo.WebhookConfig) ([]byte, error) {
-	if cfg == nil {
-		return nil, orcheo.Errorf(orcheo.EINVALID, "webhook config is missing")
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if v := cfg.Verify; v != nil && (v.Secret != "" || v.PreviousSecret != "") {
-		// The server seals them (SecretBox); plaintext is never stored.
-		return nil, orcheo.Errorf(orcheo.EINVALID, "webhook config: verify secrets must be sealed before they are stored")
-	}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("encode webhook config: %w", err)
-	}
-	return raw, nil
 }
 
 // FindWebhookTriggers returns every stored webhook config with its
