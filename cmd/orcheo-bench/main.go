@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fs.IntVar(&o.Concurrency, "concurrency", 32, "concurrent senders (and ceiling connections)")
 	fs.IntVar(&o.Rate, "rate", 200, "offered webhooks per second in the fixed-rate phase (below saturation)")
 	fs.DurationVar(&o.RateDuration, "rate-duration", 10*time.Second, "length of the fixed-rate phase")
-	fs.IntVar(&o.WorkerConcurrency, "worker-concurrency", 10, "orcheo worker --concurrency (the product's default is 10)")
+	fs.IntVar(&o.WorkerConcurrency, "worker-concurrency", 20, "orcheo worker --concurrency (the product's default is 20)")
 	backends := fs.String("result-backend", "redis", "ORCHEO_RESULT_BACKEND values to measure, comma-separated: redis (as shipped), none, or redis,none")
 	fs.StringVar(&o.JSONPath, "json", "bin/bench-results.json", "write the results as JSON to this file")
 	fs.StringVar(&o.ProfileDir, "profile", "", "take CPU profiles of api and worker under live load into this directory")

@@ -102,7 +102,7 @@ func DefaultConfig() Config {
 		RedisPrefix:   "orcheo",
 		HTTPAddr:      "127.0.0.1:8080",
 		MaxBodyBytes:  1 << 20,
-		Concurrency:   10,
+		Concurrency:   tasks.ConcurrencyDefault,
 		Queues:        []string{orcheo.DefaultQueue},
 		ResultBackend: "redis",
 		LeaseDuration: 30 * time.Second,
