@@ -152,9 +152,12 @@ func (s *Server) updateWebhookConfig(w http.ResponseWriter, r *http.Request,
 		Error(w, r, err)
 		return
 	}
-	checkedChange := func(stored *orcheo.WebhookConfig) (*orcheo.WebhookConfig, error) {
-		if cond.given {
-			// Before change, which may alter stored (rotate does).
+	// refused is the error of the last call of the function below: the
+	// store returns it as is, having written nothing.
+	var refused error
+	cfg, err := s.Triggers.UpdateWebhookConfig(r.Context(), wf.ID, func(stored *orcheo.WebhookConfig) (next *orcheo.WebhookConfig, err error) {
+		defer func() { refused = err }()
+		if cond.given { // before change, which may alter stored (rotate does)
 			tag, err := webhookConfigETag(stored)
 			if err != nil {
 				return nil, err
@@ -164,12 +167,6 @@ func (s *Server) updateWebhookConfig(w http.ResponseWriter, r *http.Request,
 			}
 		}
 		return change(stored)
-	}
-	var refused error
-	cfg, err := s.Triggers.UpdateWebhookConfig(r.Context(), wf.ID, func(stored *orcheo.WebhookConfig) (*orcheo.WebhookConfig, error) {
-		next, err := checkedChange(stored)
-		refused = err
-		return next, err
 	})
 	if refused != nil && errors.Is(err, refused) {
 		Error(w, r, err) // change refused the request: nothing was written
