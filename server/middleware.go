@@ -3,9 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -155,7 +153,7 @@ func (s *Server) limitUnauthenticated(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		client := clientKey(r.RemoteAddr)
+		client := orcheo.ClientKey(r.RemoteAddr)
 		switch s.public.acquire(client, s.MaxUnauthenticated, s.MaxUnauthenticatedPerIP) {
 		case capGlobal:
 			s.refuse(w, r, "too many unauthenticated requests in progress; retry in a few seconds")
@@ -179,26 +177,6 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, message string) 
 	w.Header().Set("Connection", "close")
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	Error(w, r, orcheo.Errorf(orcheo.EUNAVAILABLE, "%s", message))
-}
-
-// clientKey is the address a per-client cap counts under: the peer's IP,
-// or its /64 for IPv6, where one client easily holds a whole /64.
-func clientKey(remoteAddr string) string {
-	host := remoteAddr
-	if h, _, err := net.SplitHostPort(remoteAddr); err == nil {
-		host = h
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	ip = ip.Unmap()
-	if ip.Is6() {
-		if p, err := ip.WithZone("").Prefix(64); err == nil {
-			return p.String()
-		}
-	}
-	return ip.String()
 }
 
 // capResult is what inFlight.acquire decided.

@@ -57,7 +57,7 @@ func (s *Server) checkWebhook(r *http.Request, wf *orcheo.Workflow, cfg *orcheo.
 	}
 	rl := cfg.RateLimit
 	if rl != nil && rl.PerIP > 0 {
-		if err := s.rateLimit(r, wf, "ip:"+wf.ID+":"+clientKey(r.RemoteAddr), rl.PerIP, rl.Window(), "rate_limit_ip"); err != nil {
+		if err := s.rateLimit(r, wf, "ip:"+wf.ID+":"+orcheo.ClientKey(r.RemoteAddr), rl.PerIP, rl.Window(), "rate_limit_ip"); err != nil {
 			return nil, err
 		}
 	}

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -53,7 +52,7 @@ func (h *Handler) handleLogin(w http.ResponseWriter, r *http.Request) {
 		h.renderError(w, r, nil, orcheo.Errorf(orcheo.EFORBIDDEN, "This sign-in did not come from the orcheo sign-in page."))
 		return
 	}
-	client := clientKey(r.RemoteAddr)
+	client := orcheo.ClientKey(r.RemoteAddr)
 	if wait, ok := h.logins.allowed(client, h.now()); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		h.render(w, r, http.StatusTooManyRequests, "login", nil, "Sign in",
@@ -217,20 +216,4 @@ func (l *loginLimiter) compact() {
 		}
 	}
 	l.order = kept
-}
-
-// clientKey is the address failures count under: the peer's IP, or its
-// /64 for IPv6 (as the API's cap on unauthenticated requests counts).
-func clientKey(remoteAddr string) string {
-	ap, err := netip.ParseAddrPort(remoteAddr)
-	if err != nil {
-		return remoteAddr
-	}
-	ip := ap.Addr().Unmap()
-	if ip.Is6() {
-		if p, err := ip.WithZone("").Prefix(64); err == nil {
-			return p.String()
-		}
-	}
-	return ip.String()
 }
