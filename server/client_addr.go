@@ -69,18 +69,27 @@ func isTrustedProxy(trusted []netip.Prefix, ip netip.Addr) bool {
 // if every hop is trusted, the leftmost. An entry the walk cannot read
 // stops it with ok false: the caller keeps the peer, never trusting
 // garbage.
+//
+// It walks from the right without splitting the chain up front, so a long
+// header costs only the hops read up to the client.
 func forwardedClient(trusted []netip.Prefix, forwardedFor []string) (client netip.Addr, ok bool) {
-	var hops []string
-	for _, h := range forwardedFor {
-		hops = append(hops, strings.Split(h, ",")...)
-	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		ip, ok := parseForwardedHop(hops[i])
-		if !ok {
-			return netip.Addr{}, false
-		}
-		if !isTrustedProxy(trusted, ip) || i == 0 {
-			return ip, true
+	for h := len(forwardedFor) - 1; h >= 0; h-- {
+		rest := forwardedFor[h]
+		for {
+			hop, first := rest, true
+			if i := strings.LastIndexByte(rest, ','); i >= 0 {
+				hop, rest, first = rest[i+1:], rest[:i], false
+			}
+			ip, ok := parseForwardedHop(hop)
+			if !ok {
+				return netip.Addr{}, false
+			}
+			if !isTrustedProxy(trusted, ip) || (first && h == 0) {
+				return ip, true
+			}
+			if first {
+				break
+			}
 		}
 	}
 	return netip.Addr{}, false // no hops
